@@ -1,0 +1,242 @@
+//! Serde types that both halves of Vigil speak: the browser runtime (`vigil`) and the server
+//! (`vigil-server`).
+//!
+//! Field names follow the wire contracts in `shared/specs`: the WebSocket envelope
+//! (`{ type, payload, timestamp }`), the voice session answer (OpenAI Realtime's shape, snake_case),
+//! and the read API the dashboard uses (camelCase).
+//!
+//! This crate has no I/O and no dependencies beyond `serde`, so the wasm bundle can use it without
+//! pulling in `serde_json`.
+
+use serde::{Deserialize, Serialize};
+
+/// One WebSocket frame, in either direction: a JSON text frame
+/// `{ "type": string, "payload": any, "timestamp": number }`.
+///
+/// `P` is the payload type; servers that route on `type` first use a raw value.
+///
+/// ```
+/// use vigil_protocol::Envelope;
+/// let frame: Envelope<u32> = Envelope::new("ping", 7, 1_700_000_000_000);
+/// assert_eq!(frame.kind, "ping");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<P> {
+    /// What the message is: `welcome`, `ping`, `order:created`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message body; `null` when a message has none.
+    pub payload: P,
+    /// Milliseconds since the Unix epoch, set by the sender.
+    pub timestamp: u64,
+}
+
+impl<P> Envelope<P> {
+    /// Builds an envelope of `kind` carrying `payload`, stamped `timestamp` (ms since the epoch).
+    pub fn new(kind: impl Into<String>, payload: P, timestamp: u64) -> Self {
+        Self {
+            kind: kind.into(),
+            payload,
+            timestamp,
+        }
+    }
+}
+
+/// Message types of the `/ws` hub, so that neither side spells them by hand.
+pub mod ws {
+    use serde::{Deserialize, Serialize};
+
+    /// Sent by the server first on every connection.
+    pub const WELCOME: &str = "welcome";
+    /// Application-level heartbeat; answered by [`PONG`] with the same timestamp.
+    pub const PING: &str = "ping";
+    /// Answer to [`PING`].
+    pub const PONG: &str = "pong";
+    /// Client joins topics ([`Topics`]).
+    pub const SUBSCRIBE: &str = "subscribe";
+    /// Client leaves topics ([`Topics`]).
+    pub const UNSUBSCRIBE: &str = "unsubscribe";
+    /// Server reports a malformed frame ([`ErrorPayload`]); the connection stays.
+    pub const ERROR: &str = "error";
+
+    /// Payload of [`WELCOME`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Welcome {
+        /// The server's id for this connection.
+        pub session_id: String,
+        /// How often the server pings; a client may use it to size its own heartbeat.
+        pub heartbeat_ms: u64,
+    }
+
+    /// Payload of [`PING`] and [`PONG`].
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct Heartbeat {
+        /// The sender's clock when the ping left, echoed back unchanged.
+        pub timestamp: f64,
+    }
+
+    /// Payload of [`SUBSCRIBE`] and [`UNSUBSCRIBE`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Topics {
+        /// Topic names, e.g. `["orders"]`.
+        pub topics: Vec<String>,
+    }
+
+    /// Payload of [`ERROR`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ErrorPayload {
+        /// A stable machine-readable code, e.g. `bad_json`.
+        pub code: String,
+        /// What was wrong, for a person.
+        pub message: String,
+    }
+}
+
+/// The answer of `POST /voice/session`, in the OpenAI Realtime shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceSession {
+    /// The single-use ephemeral key.
+    pub client_secret: ClientSecret,
+    /// Where the page posts its SDP offer, e.g. `/voice/realtime`.
+    pub realtime_url: String,
+}
+
+/// An ephemeral key (`ek_…`) and when it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSecret {
+    /// The key, sent back as `Authorization: Bearer …`.
+    pub value: String,
+    /// Unix seconds after which the key is refused.
+    pub expires_at: u64,
+}
+
+/// One row of `GET /api/{project}/issues`: errors grouped by fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueSummary {
+    /// The grouping key.
+    pub fingerprint: String,
+    /// Exception type and value, or the message.
+    pub title: String,
+    /// Level of the latest event.
+    pub level: String,
+    /// Events in the group.
+    pub count: u64,
+    /// RFC 3339 time of the first event.
+    pub first_seen: String,
+    /// RFC 3339 time of the latest event.
+    pub last_seen: String,
+    /// Id of the latest event, for `GET /api/{project}/events/{eventId}`.
+    pub last_event_id: String,
+}
+
+/// One web vital in `GET /api/{project}/vitals`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VitalSummary {
+    /// 75th percentile of the window, `null` when no point arrived.
+    pub p75: Option<f64>,
+    /// Points in the window.
+    pub count: u64,
+    /// Points rated good.
+    pub good: u64,
+    /// Points rated needs-improvement.
+    pub needs_improvement: u64,
+    /// Points rated poor.
+    pub poor: u64,
+}
+
+/// One point in `GET /api/{project}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// RFC 3339 time of the point.
+    pub time: String,
+    /// The value.
+    pub value: f64,
+    /// The point's attributes, as a JSON object of strings.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// The JSON body of every 4xx/5xx answer of the server: `{ "error": "…" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, for a person.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_uses_the_wire_names() {
+        let e = Envelope::new(
+            ws::WELCOME,
+            ws::Welcome {
+                session_id: "s1".into(),
+                heartbeat_ms: 30_000,
+            },
+            5,
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"welcome","payload":{"sessionId":"s1","heartbeatMs":30000},"timestamp":5})
+        );
+        let back: Envelope<ws::Welcome> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn envelope_with_raw_payload_parses_any_body() {
+        let e: Envelope<serde_json::Value> =
+            serde_json::from_str(r#"{"type":"orders:sync","payload":{"full":true},"timestamp":1}"#)
+                .unwrap();
+        assert_eq!(e.kind, "orders:sync");
+        assert_eq!(e.payload["full"], true);
+    }
+
+    #[test]
+    fn voice_session_is_the_realtime_shape() {
+        let s = VoiceSession {
+            client_secret: ClientSecret {
+                value: "ek_abc".into(),
+                expires_at: 60,
+            },
+            realtime_url: "/voice/realtime".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            json!({"client_secret":{"value":"ek_abc","expires_at":60},"realtime_url":"/voice/realtime"})
+        );
+    }
+
+    #[test]
+    fn dashboard_rows_are_camel_case() {
+        let v = serde_json::to_value(VitalSummary {
+            p75: Some(1.5),
+            count: 3,
+            good: 1,
+            needs_improvement: 1,
+            poor: 1,
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"p75":1.5,"count":3,"good":1,"needsImprovement":1,"poor":1})
+        );
+        let i = serde_json::to_value(IssueSummary {
+            fingerprint: "f".into(),
+            title: "TypeError: x".into(),
+            level: "error".into(),
+            count: 2,
+            first_seen: "a".into(),
+            last_seen: "b".into(),
+            last_event_id: "e".into(),
+        })
+        .unwrap();
+        assert!(i.get("firstSeen").is_some() && i.get("lastEventId").is_some());
+    }
+}

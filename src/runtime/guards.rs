@@ -1,0 +1,482 @@
+//! One RAII guard per kind of browser resource. Dropping a guard releases its resource; each guard
+//! holds a ledger [`Ticket`], so [`super::ledger::counts`] is exactly what is live.
+//!
+//! **This file is the only place** allowed to touch the raw browser calls that can leak
+//! (`addEventListener`, timers, `Closure`, patching `console`). Everything else in the crate holds
+//! these guards, and the guards offer no `forget()`: a leak cannot be written with them.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use gloo_events::{EventListener, EventListenerOptions};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Event, EventTarget};
+
+use super::ledger::{ResourceKind, Ticket};
+
+/// An event listener, removed when the guard is dropped.
+///
+/// ```no_run
+/// use vigil::runtime::guards::Listener;
+/// let window = web_sys::window().unwrap();
+/// let online = Listener::new(&window, "online", |_event| { /* reconnect */ });
+/// drop(online); // removeEventListener: the callback never runs again
+/// ```
+#[derive(Debug)]
+#[must_use = "the listener is removed as soon as this guard is dropped: keep it for as long as you want events"]
+pub struct Listener {
+    _inner: EventListener,
+    _ticket: Ticket,
+}
+
+impl Listener {
+    /// Listens for `event_type` on `target` (passive, bubbling phase).
+    pub fn new<F>(target: &EventTarget, event_type: impl Into<Cow<'static, str>>, callback: F) -> Self
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        Self::new_with_options(target, event_type, EventListenerOptions::default(), callback)
+    }
+
+    /// Listens with explicit options (capture phase, or able to call `preventDefault`).
+    pub fn new_with_options<F>(
+        target: &EventTarget,
+        event_type: impl Into<Cow<'static, str>>,
+        options: EventListenerOptions,
+        callback: F,
+    ) -> Self
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        Self {
+            _inner: EventListener::new_with_options(target, event_type, options, callback),
+            _ticket: Ticket::new(ResourceKind::Listener),
+        }
+    }
+}
+
+/// A repeating timer (`setInterval`), cleared when the guard is dropped.
+///
+/// ```no_run
+/// use vigil::runtime::guards::Interval;
+/// let tick = Interval::new(1_000, || { /* export metrics */ });
+/// drop(tick); // clearInterval
+/// ```
+#[derive(Debug)]
+#[must_use = "the interval is cleared as soon as this guard is dropped: keep it for as long as it should tick"]
+pub struct Interval {
+    _inner: gloo_timers::callback::Interval,
+    _ticket: Ticket,
+}
+
+impl Interval {
+    /// Calls `callback` every `millis` milliseconds.
+    pub fn new<F>(millis: u32, callback: F) -> Self
+    where
+        F: FnMut() + 'static,
+    {
+        Self {
+            _inner: gloo_timers::callback::Interval::new(millis, callback),
+            _ticket: Ticket::new(ResourceKind::Interval),
+        }
+    }
+}
+
+/// A one-shot timer (`setTimeout`), cleared when the guard is dropped before it fires.
+///
+/// The ledger counts it until it fires or is dropped, whichever comes first.
+///
+/// ```no_run
+/// use vigil::runtime::guards::Timeout;
+/// let give_up = Timeout::new(10_000, || { /* connect timed out */ });
+/// drop(give_up); // clearTimeout: it will not fire
+/// ```
+#[must_use = "the timeout is cleared as soon as this guard is dropped: keep it until it fires"]
+pub struct Timeout {
+    _inner: gloo_timers::callback::Timeout,
+    ticket: Rc<Cell<Option<Ticket>>>,
+}
+
+impl std::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout")
+            .field("pending", &self.is_pending())
+            .finish()
+    }
+}
+
+impl Timeout {
+    /// Calls `callback` once after `millis` milliseconds.
+    pub fn new<F>(millis: u32, callback: F) -> Self
+    where
+        F: FnOnce() + 'static,
+    {
+        let ticket = Rc::new(Cell::new(Some(Ticket::new(ResourceKind::Timeout))));
+        let fired = Rc::clone(&ticket);
+        let inner = gloo_timers::callback::Timeout::new(millis, move || {
+            // Count it out before the callback runs: the timer is no longer pending.
+            drop(fired.take());
+            callback();
+        });
+        Self {
+            _inner: inner,
+            ticket,
+        }
+    }
+
+    /// True until the timer fires.
+    pub fn is_pending(&self) -> bool {
+        let t = self.ticket.take();
+        let pending = t.is_some();
+        self.ticket.set(t);
+        pending
+    }
+}
+
+/// Event handlers attached to one target, all removed when dropped. Used inside the guards for
+/// objects that emit events (sockets, peer connections, data channels); the owning guard counts
+/// the object, not each handler.
+#[derive(Debug, Default)]
+struct Handlers(Vec<EventListener>);
+
+impl Handlers {
+    fn add<F>(&mut self, target: &EventTarget, event_type: &'static str, callback: F)
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        self.0.push(EventListener::new(target, event_type, callback));
+    }
+}
+
+/// A `PerformanceObserver` that observes until the guard is dropped (then `disconnect()`).
+#[derive(Debug)]
+#[must_use = "the observer disconnects as soon as this guard is dropped"]
+pub struct Observer {
+    observer: web_sys::PerformanceObserver,
+    _callback: Closure<dyn FnMut(JsValue, JsValue)>,
+    _ticket: Ticket,
+}
+
+impl Observer {
+    /// Creates an observer whose callback gets `(entryList, observer)`; call
+    /// [`Observer::observe`] to start it.
+    pub fn new<F>(callback: F) -> Result<Self, JsValue>
+    where
+        F: FnMut(JsValue, JsValue) + 'static,
+    {
+        let callback = Closure::<dyn FnMut(JsValue, JsValue)>::new(callback);
+        let observer = web_sys::PerformanceObserver::new(callback.as_ref().unchecked_ref())?;
+        Ok(Self {
+            observer,
+            _callback: callback,
+            _ticket: Ticket::new(ResourceKind::Observer),
+        })
+    }
+
+    /// `observer.observe(options)`, e.g. `{ type: "layout-shift", buffered: true }`.
+    pub fn observe(&self, options: &JsValue) -> Result<(), JsValue> {
+        let observe: js_sys::Function =
+            js_sys::Reflect::get(&self.observer, &"observe".into())?.dyn_into()?;
+        observe.call1(&self.observer, options).map(drop)
+    }
+
+    /// The observer, for `takeRecords()`.
+    pub fn raw(&self) -> &web_sys::PerformanceObserver {
+        &self.observer
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.observer.disconnect();
+    }
+}
+
+/// A `WebSocket` and its handlers: dropping the guard detaches every handler, then closes the
+/// socket (code 1000 unless [`Socket::set_close`] said otherwise).
+#[derive(Debug)]
+#[must_use = "the socket closes as soon as this guard is dropped"]
+pub struct Socket {
+    socket: web_sys::WebSocket,
+    handlers: Handlers,
+    close: (u16, String),
+    _ticket: Ticket,
+}
+
+impl Socket {
+    /// Opens a socket to `url` with optional sub-protocols.
+    pub fn open(url: &str, protocols: &[String]) -> Result<Self, JsValue> {
+        let socket = if protocols.is_empty() {
+            web_sys::WebSocket::new(url)?
+        } else {
+            let list: js_sys::Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
+            web_sys::WebSocket::new_with_str_sequence(url, &list)?
+        };
+        Ok(Self {
+            socket,
+            handlers: Handlers::default(),
+            close: (1000, String::new()),
+            _ticket: Ticket::new(ResourceKind::Socket),
+        })
+    }
+
+    /// Handles `open`, `message`, `error` or `close` until the guard drops.
+    pub fn on<F>(&mut self, event_type: &'static str, callback: F)
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        self.handlers.add(&self.socket, event_type, callback);
+    }
+
+    /// The close code and reason used when the guard drops (1001 "going away" for the bfcache).
+    pub fn set_close(&mut self, code: u16, reason: impl Into<String>) {
+        self.close = (code, reason.into());
+    }
+
+    /// The socket, for `send` and `readyState`.
+    pub fn raw(&self) -> &web_sys::WebSocket {
+        &self.socket
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.handlers.0.clear();
+        let state = self.socket.ready_state();
+        if state == web_sys::WebSocket::CONNECTING || state == web_sys::WebSocket::OPEN {
+            let (code, reason) = &self.close;
+            let _ = self.socket.close_with_code_and_reason(*code, reason);
+        }
+    }
+}
+
+/// An `RTCPeerConnection` and its handlers: dropping detaches every handler and closes it.
+#[derive(Debug)]
+#[must_use = "the peer connection closes as soon as this guard is dropped"]
+pub struct PeerConnection {
+    pc: web_sys::RtcPeerConnection,
+    handlers: Handlers,
+    _ticket: Ticket,
+}
+
+impl PeerConnection {
+    /// Takes ownership of a fresh peer connection.
+    pub fn new(pc: web_sys::RtcPeerConnection) -> Self {
+        Self {
+            pc,
+            handlers: Handlers::default(),
+            _ticket: Ticket::new(ResourceKind::PeerConnection),
+        }
+    }
+
+    /// Handles `track`, `iceconnectionstatechange`, `connectionstatechange`, … until the guard drops.
+    pub fn on<F>(&mut self, event_type: &'static str, callback: F)
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        self.handlers.add(&self.pc, event_type, callback);
+    }
+
+    /// The peer connection.
+    pub fn raw(&self) -> &web_sys::RtcPeerConnection {
+        &self.pc
+    }
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        self.handlers.0.clear();
+        self.pc.close();
+    }
+}
+
+/// An `RTCDataChannel` and its handlers: dropping detaches every handler and closes it.
+#[derive(Debug)]
+#[must_use = "the data channel closes as soon as this guard is dropped"]
+pub struct DataChannel {
+    channel: web_sys::RtcDataChannel,
+    handlers: Handlers,
+    _ticket: Ticket,
+}
+
+impl DataChannel {
+    /// Takes ownership of a data channel.
+    pub fn new(channel: web_sys::RtcDataChannel) -> Self {
+        Self {
+            channel,
+            handlers: Handlers::default(),
+            _ticket: Ticket::new(ResourceKind::DataChannel),
+        }
+    }
+
+    /// Handles `open`, `message`, `close`, `error` until the guard drops.
+    pub fn on<F>(&mut self, event_type: &'static str, callback: F)
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        self.handlers.add(&self.channel, event_type, callback);
+    }
+
+    /// The channel, for `send`.
+    pub fn raw(&self) -> &web_sys::RtcDataChannel {
+        &self.channel
+    }
+}
+
+impl Drop for DataChannel {
+    fn drop(&mut self) {
+        self.handlers.0.clear();
+        self.channel.close();
+    }
+}
+
+/// A `MediaStreamTrack` (a microphone), stopped when the guard is dropped.
+#[derive(Debug)]
+#[must_use = "the track stops as soon as this guard is dropped"]
+pub struct MediaTrack {
+    track: web_sys::MediaStreamTrack,
+    _ticket: Ticket,
+}
+
+impl MediaTrack {
+    /// Takes ownership of a live track.
+    pub fn new(track: web_sys::MediaStreamTrack) -> Self {
+        Self {
+            track,
+            _ticket: Ticket::new(ResourceKind::MediaTrack),
+        }
+    }
+
+    /// The track, for `enabled` (mute).
+    pub fn raw(&self) -> &web_sys::MediaStreamTrack {
+        &self.track
+    }
+}
+
+impl Drop for MediaTrack {
+    fn drop(&mut self) {
+        self.track.stop();
+    }
+}
+
+/// A DOM element the runtime created; removed from the document when the guard is dropped.
+#[derive(Debug)]
+#[must_use = "the element is removed from the page as soon as this guard is dropped"]
+pub struct OwnedElement {
+    element: web_sys::Element,
+    _ticket: Ticket,
+}
+
+impl OwnedElement {
+    /// Takes ownership of an element we created (inserted or not).
+    pub fn new(element: web_sys::Element) -> Self {
+        Self {
+            element,
+            _ticket: Ticket::new(ResourceKind::Element),
+        }
+    }
+
+    /// The element.
+    pub fn raw(&self) -> &web_sys::Element {
+        &self.element
+    }
+}
+
+impl Drop for OwnedElement {
+    fn drop(&mut self) {
+        self.element.remove();
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function vigilPatchConsole(method, hook) {
+  const original = console[method];
+  const patched = function (...args) {
+    hook(args);
+    return original.apply(this, args);
+  };
+  console[method] = patched;
+  return [original, patched];
+}
+export function vigilRestoreConsole(method, original, patched) {
+  // Restore only if nobody patched over us since; otherwise leave their wrapper in place.
+  if (console[method] === patched) console[method] = original;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilPatchConsole)]
+    fn patch_console(method: &str, hook: &Closure<dyn FnMut(js_sys::Array)>) -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilRestoreConsole)]
+    fn restore_console(method: &str, original: &JsValue, patched: &JsValue);
+}
+
+/// Why a console patch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsolePatchError {
+    /// The method is patched by this runtime already; patching twice would double every call.
+    #[error("console.{0} is patched by vigil already")]
+    AlreadyPatched(String),
+}
+
+thread_local! {
+    static PATCHED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `console[method]` wrapped so `hook` sees every call's arguments before the original runs;
+/// the original is put back when the guard is dropped. A method is patched at most once at a time,
+/// and a hook that logs through the console itself does not loop (re-entrant calls skip the hook).
+#[derive(Debug)]
+#[must_use = "the console is restored as soon as this guard is dropped"]
+pub struct ConsolePatch {
+    method: String,
+    original: JsValue,
+    patched: JsValue,
+    _hook: Closure<dyn FnMut(js_sys::Array)>,
+    _ticket: Ticket,
+}
+
+impl ConsolePatch {
+    /// Wraps `console[method]` (`"error"`, `"warn"`, …).
+    pub fn install<F>(method: &str, mut hook: F) -> Result<Self, ConsolePatchError>
+    where
+        F: FnMut(js_sys::Array) + 'static,
+    {
+        let taken = PATCHED.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.iter().any(|m| m == method) {
+                true
+            } else {
+                p.push(method.to_owned());
+                false
+            }
+        });
+        if taken {
+            return Err(ConsolePatchError::AlreadyPatched(method.to_owned()));
+        }
+        let busy = Rc::new(Cell::new(false));
+        let hook = Closure::<dyn FnMut(js_sys::Array)>::new(move |args| {
+            if busy.replace(true) {
+                return; // the hook itself logged: do not recurse
+            }
+            hook(args);
+            busy.set(false);
+        });
+        let pair = patch_console(method, &hook);
+        Ok(Self {
+            method: method.to_owned(),
+            original: pair.get(0),
+            patched: pair.get(1),
+            _hook: hook,
+            _ticket: Ticket::new(ResourceKind::ConsolePatch),
+        })
+    }
+}
+
+impl Drop for ConsolePatch {
+    fn drop(&mut self) {
+        restore_console(&self.method, &self.original, &self.patched);
+        let _ = PATCHED.try_with(|p| p.borrow_mut().retain(|m| *m != self.method));
+    }
+}

@@ -1,0 +1,12 @@
+//! The lifecycle core: the resource ledger, one guard per browser resource, the cleanup manager
+//! that owns every service, the panic hook and the report sink.
+//!
+//! Pure parts (no browser): [`ledger`], [`registry`]. Browser shell: [`guards`], [`manager`],
+//! [`panic`], [`report`].
+
+pub mod guards;
+pub mod ledger;
+pub mod manager;
+pub mod panic;
+pub mod registry;
+pub mod report;
