@@ -16,8 +16,8 @@ pub enum VigilError {
         name: &'static str,
         /// What would have been accepted.
         expected: &'static str,
-        /// What was given.
-        got: String,
+        /// What was given, described without formatting floats (that code costs bundle size).
+        got: &'static str,
     },
     /// The cleanup manager is full.
     #[error(transparent)]
@@ -40,10 +40,19 @@ pub fn millis(name: &'static str, value: f64) -> Result<u32, VigilError> {
         // In range and finite, so the cast cannot saturate; sub-millisecond parts are dropped.
         Ok(value as u32)
     } else {
+        let got = if value.is_nan() {
+            "NaN"
+        } else if value.is_infinite() {
+            "an infinite number"
+        } else if value < 0.0 {
+            "a negative number"
+        } else {
+            "a number over 4294967295"
+        };
         Err(VigilError::BadArgument {
             name,
             expected: "a number of milliseconds between 0 and 4294967295",
-            got: value.to_string(),
+            got,
         })
     }
 }
@@ -60,6 +69,7 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY, 5e9] {
             let e = millis("flushIntervalMs", bad).unwrap_err().to_string();
             assert!(e.starts_with("flushIntervalMs: expected"), "{e}");
+            assert!(e.contains(", got "), "{e}");
         }
     }
 }

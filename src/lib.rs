@@ -40,10 +40,12 @@ export interface ResourceCounts {
 }
 "#;
 
-/// Runs once when the module is instantiated: installs the panic hook.
+/// Runs once when the module is instantiated: installs the panic hook and the
+/// `Subscription[Symbol.dispose]` fix.
 #[wasm_bindgen(start)]
 pub fn start() {
     runtime::panic::install();
+    Subscription::fix_symbol_dispose();
 }
 
 /// The crate version, e.g. `"0.1.0"`.
@@ -74,7 +76,10 @@ pub fn dispose_all() {
 /// Runs `callback` when the page's services are disposed; higher `priority` first. A callback
 /// that throws is reported, and the others still run.
 #[wasm_bindgen(js_name = onDispose)]
-pub fn on_dispose(callback: js_sys::Function, priority: Option<i32>) -> Result<Subscription, JsValue> {
+pub fn on_dispose(
+    callback: js_sys::Function,
+    priority: Option<i32>,
+) -> Result<Subscription, JsValue> {
     let registration = manager::on_dispose(priority.unwrap_or(0), move || {
         if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
             report::report("an onDispose callback threw", &e);
@@ -157,9 +162,31 @@ pub struct Subscription {
 
 impl Subscription {
     fn owned_by_manager(registration: manager::Registration) -> Self {
+        Self::fix_symbol_dispose();
         Self {
             id: registration.hand_over(),
         }
+    }
+
+    /// wasm-bindgen makes `[Symbol.dispose]` an alias of `free()`, which only frees the JS
+    /// wrapper; ownership rule 3 says that must not end anything. For `using sub = …` to end the
+    /// subscription, point it at `unsubscribe()`. Done once, before any subscription reaches JS.
+    fn fix_symbol_dispose() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let probe = JsValue::from(Subscription {
+                id: EntryId::from_raw(0),
+            });
+            let proto = js_sys::Object::get_prototype_of(&probe);
+            let symbol = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
+                .and_then(|symbol| js_sys::Reflect::get(&symbol, &"dispose".into()));
+            let unsubscribe = js_sys::Reflect::get(&proto, &"unsubscribe".into());
+            if let (Ok(symbol), Ok(unsubscribe)) = (symbol, unsubscribe) {
+                if !symbol.is_undefined() {
+                    let _ = js_sys::Reflect::set(&proto, &symbol, &unsubscribe);
+                }
+            }
+        });
     }
 }
 

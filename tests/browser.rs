@@ -1,0 +1,417 @@
+//! Browser tests: run by `wasm-pack test --headless --chrome` (see `./dev.sh test`), with the
+//! Chrome flags in `webdriver.json`. Every test leaves `resources()` at zero, and checks it.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use gloo_timers::future::TimeoutFuture;
+use vigil::runtime::guards::{
+    ConsolePatch, DataChannel, Interval, Listener, MediaTrack, Observer, OwnedElement,
+    PeerConnection, Socket, Timeout,
+};
+use vigil::runtime::ledger::counts;
+use vigil::runtime::manager::{self, Service};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a window")
+}
+
+fn document() -> web_sys::Document {
+    window().document().expect("a document")
+}
+
+fn dispatch(target: &web_sys::EventTarget, name: &str) {
+    let event = web_sys::Event::new(name).unwrap();
+    target.dispatch_event(&event).unwrap();
+}
+
+fn page_transition(name: &str, persisted: bool) {
+    let init = web_sys::PageTransitionEventInit::new();
+    init.set_persisted(persisted);
+    let event = web_sys::PageTransitionEvent::new_with_event_init_dict(name, &init).unwrap();
+    window().dispatch_event(&event).unwrap();
+}
+
+/// `resources()` through the JS surface, as a page sees it.
+fn js_resources() -> js_sys::Object {
+    vigil::resources()
+}
+
+fn js_count(name: &str) -> f64 {
+    js_sys::Reflect::get(&js_resources(), &name.into())
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+fn assert_all_zero() {
+    assert!(counts().is_zero(), "resources left: {:?}", counts());
+    let obj = js_resources();
+    for key in js_sys::Object::keys(&obj).iter() {
+        let v = js_sys::Reflect::get(&obj, &key).unwrap().as_f64().unwrap();
+        assert_eq!(v, 0.0, "resources().{} is {}", key.as_string().unwrap(), v);
+    }
+}
+
+#[wasm_bindgen_test]
+fn dropping_a_listener_removes_it() {
+    let target: web_sys::EventTarget = document().create_element("div").unwrap().into();
+    let hits = Rc::new(Cell::new(0));
+    let h = Rc::clone(&hits);
+    let listener = Listener::new(&target, "ping", move |_| h.set(h.get() + 1));
+    assert_eq!(js_count("listeners"), 1.0);
+    dispatch(&target, "ping");
+    assert_eq!(hits.get(), 1);
+    drop(listener);
+    dispatch(&target, "ping");
+    assert_eq!(
+        hits.get(),
+        1,
+        "the callback ran after the guard was dropped"
+    );
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn intervals_stop_when_dropped() {
+    let ticks = Rc::new(Cell::new(0));
+    let t = Rc::clone(&ticks);
+    let interval = Interval::new(5, move || t.set(t.get() + 1));
+    assert_eq!(js_count("intervals"), 1.0);
+    TimeoutFuture::new(60).await;
+    assert!(
+        ticks.get() >= 2,
+        "the interval ticked {} times",
+        ticks.get()
+    );
+    drop(interval);
+    let after_drop = ticks.get();
+    TimeoutFuture::new(40).await;
+    assert_eq!(
+        ticks.get(),
+        after_drop,
+        "the interval ticked after its guard was dropped"
+    );
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn timeouts_fire_once_and_stop_when_dropped() {
+    let fired = Rc::new(Cell::new(0));
+    let f = Rc::clone(&fired);
+    let kept = Timeout::new(5, move || f.set(f.get() + 1));
+    let f = Rc::clone(&fired);
+    let dropped = Timeout::new(5, move || f.set(f.get() + 100));
+    assert_eq!(js_count("timeouts"), 2.0);
+    drop(dropped);
+    assert_eq!(js_count("timeouts"), 1.0);
+    TimeoutFuture::new(40).await;
+    assert_eq!(fired.get(), 1, "only the kept timeout fires, once");
+    assert!(!kept.is_pending());
+    assert_eq!(
+        js_count("timeouts"),
+        0.0,
+        "a fired timeout is no longer counted"
+    );
+    drop(kept);
+    assert_all_zero();
+}
+
+struct Probe {
+    name: &'static str,
+    log: Rc<RefCell<Vec<String>>>,
+}
+
+impl Service for Probe {
+    fn flush(&self) {
+        self.log.borrow_mut().push(format!("flush {}", self.name));
+    }
+    fn suspend(&self) {
+        self.log.borrow_mut().push(format!("suspend {}", self.name));
+    }
+    fn resume(&self) {
+        self.log.borrow_mut().push(format!("resume {}", self.name));
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.log.borrow_mut().push(format!("drop {}", self.name));
+    }
+}
+
+fn probe(log: &Rc<RefCell<Vec<String>>>, name: &'static str, priority: i32) {
+    manager::register(
+        priority,
+        Rc::new(Probe {
+            name,
+            log: Rc::clone(log),
+        }),
+    )
+    .unwrap()
+    .hand_over();
+}
+
+#[wasm_bindgen_test]
+fn dispose_all_runs_in_priority_order_survives_throws_and_is_idempotent() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    probe(&log, "websocket", 10);
+    probe(&log, "tracker", 0);
+    // A JS callback that throws, registered through the page API, between the two.
+    let thrower = js_sys::Function::new_no_args("throw new Error('a dispose callback failed')");
+    vigil::on_dispose(thrower, Some(5)).unwrap();
+    let l = Rc::clone(&log);
+    let after_throw = Closure::<dyn FnMut()>::new(move || l.borrow_mut().push("js 4".into()));
+    vigil::on_dispose(
+        after_throw
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+        Some(4),
+    )
+    .unwrap();
+    // The manager listens to pagehide/pageshow while it holds anything.
+    assert_eq!(js_count("services"), 4.0);
+    assert_eq!(js_count("listeners"), 2.0);
+    vigil::dispose_all();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "flush websocket",
+            "flush tracker",
+            "drop websocket",
+            "js 4",
+            "drop tracker"
+        ]
+    );
+    assert_all_zero();
+    vigil::dispose_all();
+    assert_eq!(log.borrow().len(), 5, "a second disposeAll does nothing");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn final_pagehide_flushes_and_disposes_everything() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    probe(&log, "a", 1);
+    let sub = vigil::listen(
+        &window(),
+        "resize".into(),
+        js_sys::Function::new_no_args(""),
+    )
+    .unwrap();
+    assert!(sub.active());
+    page_transition("pagehide", false);
+    assert_eq!(*log.borrow(), ["flush a", "drop a"]);
+    assert!(!sub.active());
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn bfcache_pagehide_suspends_and_pageshow_resumes() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    probe(&log, "ws", 0);
+    page_transition("pagehide", true);
+    assert_eq!(*log.borrow(), ["flush ws", "suspend ws"]);
+    assert_eq!(js_count("services"), 1.0, "the rest is kept in the cache");
+    page_transition("pageshow", true);
+    assert_eq!(*log.borrow(), ["flush ws", "suspend ws", "resume ws"]);
+    vigil::dispose_all();
+    assert_eq!(log.borrow().last().unwrap(), "drop ws");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn page_api_subscriptions_are_owned_by_the_manager() {
+    let calls = Rc::new(Cell::new(0));
+    let c = Rc::clone(&calls);
+    let cb = Closure::<dyn FnMut()>::new(move || c.set(c.get() + 1));
+    let f: js_sys::Function = cb.as_ref().unchecked_ref::<js_sys::Function>().clone();
+
+    let every = vigil::every(5.0, f.clone()).unwrap();
+    let after = vigil::after(5.0, f.clone()).unwrap();
+    let target: web_sys::EventTarget = document().create_element("div").unwrap().into();
+    let listen = vigil::listen(&target, "poke".into(), f.clone()).unwrap();
+    assert_eq!(js_count("intervals"), 1.0);
+    assert_eq!(js_count("timeouts"), 1.0);
+    assert_eq!(js_count("listeners"), 3.0); // ours plus pagehide/pageshow
+    assert_eq!(js_count("services"), 3.0);
+
+    // Dropping the JS wrappers (what garbage collection does) ends nothing.
+    let ids = (JsValue::from(every), JsValue::from(listen));
+    TimeoutFuture::new(40).await;
+    assert!(!after.active(), "after() ends itself once it has fired");
+    assert_eq!(js_count("services"), 2.0);
+    dispatch(&target, "poke");
+    let seen = calls.get();
+    assert!(seen >= 3, "callbacks ran {seen} times");
+
+    // Symbol.dispose unsubscribes (wasm-bindgen's default would only free the wrapper).
+    let dispose = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
+        .and_then(|s| js_sys::Reflect::get(&s, &"dispose".into()))
+        .unwrap();
+    let method: js_sys::Function = js_sys::Reflect::get(&ids.1, &dispose)
+        .unwrap()
+        .unchecked_into();
+    method.call0(&ids.1).unwrap();
+    dispatch(&target, "poke");
+    TimeoutFuture::new(1).await;
+    assert_eq!(js_count("listeners"), 2.0);
+
+    let sub: vigil::Subscription = vigil::every(1000.0, f.clone()).unwrap();
+    sub.unsubscribe();
+    sub.unsubscribe();
+    assert!(!sub.active());
+
+    vigil::dispose_all();
+    let frozen = calls.get();
+    TimeoutFuture::new(30).await;
+    assert_eq!(calls.get(), frozen, "nothing runs after disposeAll");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn bad_arguments_throw_a_type_error_naming_them() {
+    let err = vigil::every(-1.0, js_sys::Function::new_no_args("")).unwrap_err();
+    let err: js_sys::Error = err.dyn_into().unwrap();
+    assert_eq!(err.name(), "TypeError");
+    let msg = String::from(err.message());
+    assert!(msg.starts_with("ms: expected"), "{msg}");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn console_is_patched_once_and_restored() {
+    let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).unwrap();
+    let original = js_sys::Reflect::get(&console, &"warn".into()).unwrap();
+    let seen = Rc::new(RefCell::new(Vec::<String>::new()));
+    let s = Rc::clone(&seen);
+    let patch = ConsolePatch::install("warn", move |args| {
+        s.borrow_mut()
+            .push(args.get(0).as_string().unwrap_or_default());
+        // Logging from inside the hook must not loop.
+        web_sys::console::warn_1(&"from the hook".into());
+    })
+    .unwrap();
+    assert!(
+        ConsolePatch::install("warn", |_| {}).is_err(),
+        "a second patch would double"
+    );
+    assert_eq!(js_count("consolePatches"), 1.0);
+    web_sys::console::warn_1(&"hello".into());
+    assert_eq!(*seen.borrow(), ["hello"]);
+    drop(patch);
+    let now = js_sys::Reflect::get(&console, &"warn".into()).unwrap();
+    assert!(
+        js_sys::Object::is(&now, &original),
+        "console.warn was not restored"
+    );
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn owned_elements_are_removed() {
+    let el = document().create_element("audio").unwrap();
+    document().body().unwrap().append_child(&el).unwrap();
+    let guard = OwnedElement::new(el.clone());
+    assert_eq!(js_count("elements"), 1.0);
+    drop(guard);
+    assert!(el.parent_node().is_none());
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn sockets_close_and_detach_when_dropped() {
+    let hits = Rc::new(Cell::new(0));
+    let mut socket = Socket::open("ws://127.0.0.1:9/never", &[]).unwrap();
+    let h = Rc::clone(&hits);
+    socket.on("close", move |_| h.set(h.get() + 1));
+    assert_eq!(js_count("sockets"), 1.0);
+    let raw = socket.raw().clone();
+    drop(socket);
+    assert!(raw.ready_state() >= web_sys::WebSocket::CLOSING);
+    raw.dispatch_event(&web_sys::Event::new("close").unwrap())
+        .unwrap();
+    assert_eq!(hits.get(), 0, "a handler survived the guard");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn peer_connections_channels_and_tracks_are_released() {
+    let pc = web_sys::RtcPeerConnection::new().unwrap();
+    let channel = DataChannel::new(pc.create_data_channel("oai-events"));
+    let raw_channel = channel.raw().clone();
+    let mut peer = PeerConnection::new(pc.clone());
+    let hits = Rc::new(Cell::new(0));
+    let h = Rc::clone(&hits);
+    peer.on("connectionstatechange", move |_| h.set(h.get() + 1));
+
+    // A live track without a permission prompt: a canvas capture stream.
+    let canvas = document().create_element("canvas").unwrap();
+    let capture: js_sys::Function = js_sys::Reflect::get(&canvas, &"captureStream".into())
+        .unwrap()
+        .unchecked_into();
+    let stream = capture.call0(&canvas).unwrap();
+    let get_tracks: js_sys::Function = js_sys::Reflect::get(&stream, &"getTracks".into())
+        .unwrap()
+        .unchecked_into();
+    let tracks: js_sys::Array = get_tracks.call0(&stream).unwrap().unchecked_into();
+    let raw_track: web_sys::MediaStreamTrack = tracks.get(0).unchecked_into();
+    // `Clone::clone`: `MediaStreamTrack::clone` is the JS method that makes a *new* track.
+    let track = MediaTrack::new(Clone::clone(&raw_track));
+
+    assert_eq!(js_count("peerConnections"), 1.0);
+    assert_eq!(js_count("dataChannels"), 1.0);
+    assert_eq!(js_count("mediaTracks"), 1.0);
+    drop((track, channel, peer));
+    assert_eq!(
+        raw_track.ready_state(),
+        web_sys::MediaStreamTrackState::Ended
+    );
+    assert!(matches!(
+        raw_channel.ready_state(),
+        web_sys::RtcDataChannelState::Closing | web_sys::RtcDataChannelState::Closed
+    ));
+    assert_eq!(pc.signaling_state(), web_sys::RtcSignalingState::Closed);
+    pc.dispatch_event(&web_sys::Event::new("connectionstatechange").unwrap())
+        .unwrap();
+    assert_eq!(hits.get(), 0, "a handler survived the guard");
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn observers_disconnect_when_dropped() {
+    let seen = Rc::new(Cell::new(0));
+    let s = Rc::clone(&seen);
+    let observer = Observer::new(move |list, _| {
+        let get: js_sys::Function = js_sys::Reflect::get(&list, &"getEntries".into())
+            .unwrap()
+            .unchecked_into();
+        let entries: js_sys::Array = get.call0(&list).unwrap().unchecked_into();
+        s.set(s.get() + entries.length());
+    })
+    .unwrap();
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"type".into(), &"mark".into()).unwrap();
+    observer.observe(&options).unwrap();
+    assert_eq!(js_count("observers"), 1.0);
+    let performance = window().performance().unwrap();
+    performance.mark("vigil-test-1").unwrap();
+    TimeoutFuture::new(30).await;
+    assert_eq!(seen.get(), 1);
+    drop(observer);
+    performance.mark("vigil-test-2").unwrap();
+    TimeoutFuture::new(30).await;
+    assert_eq!(
+        seen.get(),
+        1,
+        "the observer saw a mark after it was dropped"
+    );
+    assert_all_zero();
+}

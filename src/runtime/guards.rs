@@ -33,11 +33,20 @@ pub struct Listener {
 
 impl Listener {
     /// Listens for `event_type` on `target` (passive, bubbling phase).
-    pub fn new<F>(target: &EventTarget, event_type: impl Into<Cow<'static, str>>, callback: F) -> Self
+    pub fn new<F>(
+        target: &EventTarget,
+        event_type: impl Into<Cow<'static, str>>,
+        callback: F,
+    ) -> Self
     where
         F: FnMut(&Event) + 'static,
     {
-        Self::new_with_options(target, event_type, EventListenerOptions::default(), callback)
+        Self::new_with_options(
+            target,
+            event_type,
+            EventListenerOptions::default(),
+            callback,
+        )
     }
 
     /// Listens with explicit options (capture phase, or able to call `preventDefault`).
@@ -146,7 +155,8 @@ impl Handlers {
     where
         F: FnMut(&Event) + 'static,
     {
-        self.0.push(EventListener::new(target, event_type, callback));
+        self.0
+            .push(EventListener::new(target, event_type, callback));
     }
 }
 
@@ -393,8 +403,15 @@ impl Drop for OwnedElement {
 #[wasm_bindgen(inline_js = r#"
 export function vigilPatchConsole(method, hook) {
   const original = console[method];
+  let busy = false;
   const patched = function (...args) {
-    hook(args);
+    // The re-entrancy guard lives here: a Rust closure cannot be entered while it runs, so a
+    // hook that logs through the console again must be skipped before it is called.
+    if (!busy) {
+      busy = true;
+      try { hook(args); } catch (_) { /* the page's console call must still work */ }
+      finally { busy = false; }
+    }
     return original.apply(this, args);
   };
   console[method] = patched;
@@ -439,7 +456,7 @@ pub struct ConsolePatch {
 
 impl ConsolePatch {
     /// Wraps `console[method]` (`"error"`, `"warn"`, …).
-    pub fn install<F>(method: &str, mut hook: F) -> Result<Self, ConsolePatchError>
+    pub fn install<F>(method: &str, hook: F) -> Result<Self, ConsolePatchError>
     where
         F: FnMut(js_sys::Array) + 'static,
     {
@@ -455,14 +472,7 @@ impl ConsolePatch {
         if taken {
             return Err(ConsolePatchError::AlreadyPatched(method.to_owned()));
         }
-        let busy = Rc::new(Cell::new(false));
-        let hook = Closure::<dyn FnMut(js_sys::Array)>::new(move |args| {
-            if busy.replace(true) {
-                return; // the hook itself logged: do not recurse
-            }
-            hook(args);
-            busy.set(false);
-        });
+        let hook = Closure::<dyn FnMut(js_sys::Array)>::new(hook);
         let pair = patch_console(method, &hook);
         Ok(Self {
             method: method.to_owned(),

@@ -66,13 +66,16 @@ pub struct Registration {
 impl Registration {
     /// The entry's id.
     pub fn id(&self) -> EntryId {
-        self.id.expect("a Registration holds its id until hand_over")
+        self.id
+            .expect("a Registration holds its id until hand_over")
     }
 
     /// Gives up the right to end the entry by dropping; it now ends only on [`remove`] or
     /// [`dispose_all`].
     pub fn hand_over(mut self) -> EntryId {
-        self.id.take().expect("a Registration holds its id until hand_over")
+        self.id
+            .take()
+            .expect("a Registration holds its id until hand_over")
     }
 }
 
@@ -269,7 +272,13 @@ mod tests {
         dispose_all();
         assert_eq!(
             *log.borrow(),
-            ["flush high", "flush low", "drop high", "callback", "drop low"]
+            [
+                "flush high",
+                "flush low",
+                "drop high",
+                "callback",
+                "drop low"
+            ]
         );
         assert!(counts().is_zero());
         dispose_all();

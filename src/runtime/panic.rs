@@ -16,7 +16,10 @@ fn hook(info: &std::panic::PanicHookInfo<'_>) {
     let text = describe(info);
     let error = js_sys::Error::new(&text);
     error.set_name("VigilPanic");
-    super::report::console_error("[vigil] a panic: this is a bug in vigil, please report it.", &error);
+    super::report::console_error(
+        "[vigil] a panic: this is a bug in vigil, please report it.",
+        &error,
+    );
     super::report::forward("panic", &JsValue::from(error));
 }
 

@@ -69,17 +69,23 @@ impl<T> Registry<T> {
         }
         let id = EntryId(self.next_id);
         self.next_id += 1;
-        self.entries.push(Entry {
-            id,
-            priority,
-            value,
-        });
+        // Kept sorted by (priority, id) ascending, so dispose order is simply the reverse: no
+        // sort at dispose time (and no sort code in the wasm bundle).
+        let at = self.entries.partition_point(|e| e.priority <= priority);
+        self.entries.insert(
+            at,
+            Entry {
+                id,
+                priority,
+                value,
+            },
+        );
         Ok(id)
     }
 
     /// Takes one entry out, if it is still there.
     pub fn remove(&mut self, id: EntryId) -> Option<T> {
-        let at = self.entries.iter().position(|e| e.id == id)?;
+        let at = self.entries.iter().position(|e| e.id == id)?; // O(n), n <= limit
         Some(self.entries.remove(at).value)
     }
 
@@ -105,16 +111,16 @@ impl<T> Registry<T> {
 
     /// The entries in dispose order (highest priority first, newest first among equals).
     pub fn iter_in_order(&self) -> impl Iterator<Item = &T> {
-        let mut order: Vec<&Entry<T>> = self.entries.iter().collect();
-        order.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.id.cmp(&a.id)));
-        order.into_iter().map(|e| &e.value)
+        self.entries.iter().rev().map(|e| &e.value)
     }
 
     /// Empties the registry and returns every entry in dispose order.
     pub fn drain_in_order(&mut self) -> Vec<T> {
-        let mut all = std::mem::take(&mut self.entries);
-        all.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.id.cmp(&a.id)));
-        all.into_iter().map(|e| e.value).collect()
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .rev()
+            .map(|e| e.value)
+            .collect()
     }
 }
 
@@ -209,7 +215,10 @@ mod tests {
         assert_eq!(order, ["high-new", "high", "low-new", "low-old", "lowest"]);
         assert_eq!(r.drain_in_order(), order);
         assert!(r.is_empty());
-        assert!(r.drain_in_order().is_empty(), "a second drain finds nothing");
+        assert!(
+            r.drain_in_order().is_empty(),
+            "a second drain finds nothing"
+        );
     }
 
     #[test]

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Vigil's one entry point for people and CI.
+#
+#   ./dev.sh run [server flags…]  set up, build the package, start the server, print the demo URL
+#   ./dev.sh test                 set up, build, and run every test suite
+#   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz) and the server
+#   ./dev.sh size                 build pkg/ and print its gzipped size (wasm + JS glue)
+#   ./dev.sh setup                install what is missing, and nothing else
+#
+# Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
+# wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt from npm's binaryen (pinned;
+# Debian's is too old for current rustc output), and Debian's chromium + chromium-driver.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT=$PWD
+
+WASM_PACK_VERSION=0.15.1
+BINARYEN_VERSION=132.0.0
+TOOLS="$ROOT/.tools"   # npm packages installed for the build (ignored by git)
+
+export PATH="$TOOLS/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@"
+}
+
+# The wasm-bindgen version Cargo.lock resolved (what the CLI must equal).
+locked_wasm_bindgen() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+setup() {
+  command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
+
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+
+  if [ "$(wasm-pack --version 2>/dev/null)" != "wasm-pack $WASM_PACK_VERSION" ]; then
+    say "installing wasm-pack $WASM_PACK_VERSION"
+    cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --force
+  fi
+
+  [ -f Cargo.lock ] || cargo generate-lockfile
+  local wb
+  wb=$(locked_wasm_bindgen)
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
+    say "installing wasm-bindgen-cli $wb (the version in Cargo.lock)"
+    # --locked first; the registry may lack a version its lock file names, so fall back.
+    cargo install wasm-bindgen-cli --version "$wb" --locked --force ||
+      cargo install wasm-bindgen-cli --version "$wb" --force
+  fi
+
+  if ! command -v npm >/dev/null; then
+    say "installing Node.js and npm (for binaryen's wasm-opt)"
+    apt_install nodejs npm
+  fi
+  if ! "$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+    say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
+    mkdir -p "$TOOLS"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+  fi
+
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing Chromium and ChromeDriver (Debian)"
+    apt_install chromium chromium-driver
+  fi
+}
+
+build_pkg() {
+  say "building pkg/ (wasm-pack, release, wasm-opt -Oz)"
+  wasm-pack --quiet build --release --target web --out-dir pkg --out-name vigil
+}
+
+size() {
+  local wasm=pkg/vigil_bg.wasm total=0 n f
+  printf '%-40s %10s %10s\n' file bytes gzipped
+  for f in "$wasm" pkg/vigil.js $(find pkg/snippets -name '*.js' 2>/dev/null | sort); do
+    n=$(gzip -9 -c "$f" | wc -c)
+    total=$((total + n))
+    printf '%-40s %10s %10s\n' "$f" "$(wc -c <"$f")" "$n"
+  done
+  printf '%-40s %10s %10s\n' "total (wasm + JS glue)" "" "$total"
+  awk -v t="$total" 'BEGIN { printf "gzipped package size: %d bytes (%.1f KB of the 40 KB budget)\n", t, t / 1000 }'
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  setup)
+    setup
+    ;;
+  build)
+    setup
+    build_pkg
+    cargo build -p vigil-server
+    ;;
+  size)
+    setup
+    build_pkg
+    size
+    ;;
+  run)
+    setup
+    build_pkg
+    say "building the server"
+    cargo build --release -p vigil-server
+    say "starting the server (Ctrl-C stops it)"
+    exec target/release/vigil-server "$@"
+    ;;
+  test)
+    setup
+    build_pkg
+    say "format and lints"
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+    say "native unit tests, server tests and end-to-end tests (headless Chromium)"
+    cargo test --workspace
+    say "browser tests (wasm-bindgen-test, headless Chrome)"
+    wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)"
+    say "all suites passed"
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac

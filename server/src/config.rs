@@ -1,0 +1,146 @@
+//! Configuration: every flag also reads an environment variable (server-api.md, "Running").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+
+/// `vigil-server` flags. With none, a development setup: project `1` with key `dev`, SQLite
+/// under `data/`, and an admin token generated at start.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vigil-server", version, about)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "VIGIL_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Where to store events and metrics (`sqlite://path` or `sqlite::memory:`).
+    #[arg(
+        long,
+        env = "VIGIL_DATABASE_URL",
+        default_value = "sqlite://data/vigil.db"
+    )]
+    pub database_url: String,
+
+    /// The demo pages.
+    #[arg(long, env = "VIGIL_WWW", default_value = "www")]
+    pub www: PathBuf,
+
+    /// The wasm-pack output.
+    #[arg(long, env = "VIGIL_PKG", default_value = "pkg")]
+    pub pkg: PathBuf,
+
+    /// A project and its public key, `ID:PUBLIC_KEY`; repeat for more.
+    #[arg(
+        long = "project",
+        env = "VIGIL_PROJECTS",
+        value_delimiter = ',',
+        default_value = "1:dev"
+    )]
+    pub projects: Vec<ProjectKey>,
+
+    /// Bearer token for the read API and `/metrics`; generated at start when not given.
+    #[arg(long, env = "VIGIL_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+
+    /// Origins allowed to send telemetry from a browser; none means any (development).
+    #[arg(
+        long = "allowed-origin",
+        env = "VIGIL_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// The address the voice peer's UDP sockets bind to.
+    #[arg(long, env = "VIGIL_VOICE_UDP", default_value = "127.0.0.1:0")]
+    pub voice_udp: SocketAddr,
+}
+
+impl Config {
+    /// The development setup, as with no flags, but on `addr` with `database_url`: for tests.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self::parse_from([
+            "vigil-server",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--admin-token",
+            "test-admin",
+        ])
+    }
+}
+
+/// `ID:PUBLIC_KEY`, e.g. `1:dev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectKey {
+    /// The project id in the DSN path.
+    pub id: String,
+    /// The public key in the DSN's user part.
+    pub public_key: String,
+}
+
+impl FromStr for ProjectKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, key) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected ID:PUBLIC_KEY, got {s:?}"))?;
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !ok(id) || !ok(key) {
+            return Err(format!(
+                "expected ID:PUBLIC_KEY of letters, digits, '-' or '_', got {s:?}"
+            ));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            public_key: key.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_development_setup() {
+        let c = Config::parse_from(["vigil-server"]);
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/vigil.db");
+        assert_eq!(
+            c.projects,
+            [ProjectKey {
+                id: "1".into(),
+                public_key: "dev".into()
+            }]
+        );
+        assert!(c.admin_token.is_none());
+        assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn projects_repeat_and_split_on_commas() {
+        let c = Config::parse_from([
+            "vigil-server",
+            "--project",
+            "1:dev,2:abc",
+            "--project",
+            "3:x",
+        ]);
+        let ids: Vec<_> = c.projects.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn bad_project_is_refused_with_a_reason() {
+        let e = Config::try_parse_from(["vigil-server", "--project", "nokey"]).unwrap_err();
+        assert!(e.to_string().contains("ID:PUBLIC_KEY"), "{e}");
+    }
+}

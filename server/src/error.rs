@@ -1,0 +1,59 @@
+//! One error type for every handler: it answers with a status and `{ "error": "…" }`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use vigil_protocol::ErrorBody;
+
+/// What a handler can fail with. Input problems are 4xx with a reason; storage problems are a
+/// 500 whose details go to the log, not to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Nothing there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The database failed.
+    #[error("storage error")]
+    Storage(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration error")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl AppError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Storage(_) | Self::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,277 @@
+//! `vigil-server`: serves the demo pages and the npm package, and (as the later parts land)
+//! ingests errors and metrics, runs the WebSocket hub and answers voice sessions.
+//!
+//! [`app`] builds the whole router from an [`AppState`]; `main` and the tests share it.
+//! Handlers only extract and delegate; the SQL lives in [`store`], the errors in [`error`].
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use error::AppError;
+use metrics::Metrics;
+use store::Store;
+
+/// The crate version, printed at start and recorded in the database.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    metrics: Metrics,
+    admin_token: String,
+    projects: Vec<config::ProjectKey>,
+    www: PathBuf,
+    pkg: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Builds the state from `config` and an open `store`. Generates the admin token when the
+    /// config has none.
+    pub fn new(config: &Config, store: Store) -> Self {
+        let admin_token = config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                metrics: Metrics::new(),
+                admin_token,
+                projects: config.projects.clone(),
+                www: config.www.clone(),
+                pkg: config.pkg.clone(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The bearer token of the read API and `/metrics`.
+    pub fn admin_token(&self) -> &str {
+        &self.inner.admin_token
+    }
+
+    /// The configured projects.
+    pub fn projects(&self) -> &[config::ProjectKey] {
+        &self.inner.projects
+    }
+
+    /// Cancelled when the server shuts down: long-lived tasks (sockets, peers, reapers) watch it.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}
+
+/// The whole HTTP surface (server-api.md, "Routes").
+pub fn app(state: AppState) -> Router {
+    let www = state.inner.www.clone();
+    let pkg = state.inner.pkg.clone();
+    let no_cache = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus_metrics))
+        .route_service("/", ServeFile::new(www.join("index.html")))
+        .nest_service("/www", ServeDir::new(&www))
+        .nest_service("/pkg", ServeDir::new(&pkg))
+        .layer(no_cache)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /healthz`: `200 ok` once the database answers.
+async fn healthz(State(store): State<Store>) -> Result<&'static str, AppError> {
+    store.ping().await?;
+    Ok("ok")
+}
+
+/// `GET /metrics`: Prometheus text, admin only.
+async fn prometheus_metrics(_: Admin, State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics().render(),
+    )
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state
+        .metrics()
+        .http_requests
+        .with_label_values(&[class])
+        .inc();
+    response
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.store.clone()
+    }
+}
+
+/// Proof that the request carries `Authorization: Bearer <admin token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized(
+                "this route needs Authorization: Bearer <admin token>",
+            ))?;
+        if constant_time_eq(given.trim().as_bytes(), state.admin_token().as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(AppError::Unauthorized("the admin token is wrong"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A server bound to its port, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Opens the database, applies migrations, records the start and binds `config.addr`.
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
+        store
+            .record_start(VERSION)
+            .await
+            .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StartError::Bind(config.addr, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.addr, e))?;
+        Ok(Self {
+            listener,
+            state: AppState::new(config, store),
+            addr,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The state the router runs on.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The lines printed at start: what a user needs to open the demo and point a page at us.
+    pub fn startup_lines(&self) -> Vec<String> {
+        let base = format!("http://{}", self.addr);
+        let mut lines = vec![
+            format!("vigil-server {VERSION} listening on {base}"),
+            format!("  demo page:    {base}/"),
+        ];
+        for p in self.state.projects() {
+            lines.push(format!(
+                "  DSN:          http://{}@{}/{}",
+                p.public_key, self.addr, p.id
+            ));
+        }
+        lines.push(format!("  admin token:  {}", self.state.admin_token()));
+        lines
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests end,
+    /// tells long-lived tasks to stop, and closes the database.
+    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let app_shutdown = state.shutdown().clone();
+        let signal = shutdown.clone();
+        let result = axum::serve(self.listener, app(state.clone()))
+            .with_graceful_shutdown(async move {
+                signal.cancelled().await;
+                // Sockets and peers see this and close themselves (1001 for WebSockets).
+                app_shutdown.cancel();
+            })
+            .await;
+        state.store().close().await;
+        result
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database {0}: {1}")]
+    Database(String, #[source] AppError),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+}

@@ -1,0 +1,127 @@
+//! All SQL lives here. Handlers call these methods and never see a query, so a PostgreSQL backend
+//! can be added behind the same methods without touching them.
+//!
+//! Migrations are in `server/migrations/` and run on [`Store::connect`].
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::error::AppError;
+
+/// The database, with the migrations applied.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// One row of `server_starts`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ServerStart {
+    /// `CARGO_PKG_VERSION` of the server that started.
+    pub version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database at `url` and applies the migrations.
+    ///
+    /// `sqlite://path/to/file.db` creates the parent folder; `sqlite::memory:` keeps one
+    /// connection so that every query sees the same database.
+    pub async fn connect(url: &str) -> Result<Self, AppError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:");
+        if !in_memory {
+            if let Some(dir) = Path::new(options.get_filename()).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| AppError::Storage(sqlx::Error::Io(e)))?;
+                }
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Succeeds when the database answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records that `version` started now.
+    pub async fn record_start(&self, version: &str) -> Result<(), AppError> {
+        sqlx::query("INSERT INTO server_starts (version) VALUES (?)")
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest starts, newest first, at most `limit`.
+    pub async fn recent_starts(&self, limit: u32) -> Result<Vec<ServerStart>, AppError> {
+        Ok(sqlx::query_as::<_, ServerStart>(
+            "SELECT version, started_at FROM server_starts ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Waits for in-flight writes and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_migrates_and_answers() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.ping().await.unwrap();
+        store.record_start("1.0.0").await.unwrap();
+        store.record_start("1.0.1").await.unwrap();
+        let starts = store.recent_starts(10).await.unwrap();
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[0].version, "1.0.1");
+        assert!(starts[0].started_at.ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn file_store_creates_its_folder_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/vigil.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        store.record_start("x").await.unwrap();
+        store.close().await;
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(again.recent_starts(1).await.unwrap()[0].version, "x");
+    }
+}
