@@ -2,6 +2,15 @@
 
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+/// The reasons `vigil_events_rejected_total` is labelled with, shown at zero from the start.
+pub const REJECT_REASONS: [&str; 5] = [
+    "malformed",
+    "unauthorized",
+    "too_large",
+    "rate_limited",
+    "duplicate",
+];
+
 /// Every metric the server keeps, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -75,6 +84,9 @@ impl Metrics {
         // Labelled series appear only once touched; make the known ones visible at zero.
         for d in ["in", "out"] {
             m.ws_messages.with_label_values(&[d]);
+        }
+        for r in REJECT_REASONS {
+            m.events_rejected.with_label_values(&[r]);
         }
         m
     }

@@ -1,0 +1,10 @@
+//! The server's integration tests: one binary (so one link), the helpers in `util.rs`.
+//!
+//! - `http`: the router in-process through `tower::ServiceExt::oneshot`.
+//! - `socket`: the real server on a real socket (port 0) and its graceful shutdown.
+//!
+//! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
+
+mod http;
+mod socket;
+mod util;

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real server binary and the built package in headless Chromium.
+//! Helpers are in `util.rs` (the `vigil_e2e` library). Run by `./dev.sh test`, after the
+//! package is built.
+
+mod demo;
+mod server_process;

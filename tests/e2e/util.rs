@@ -1,0 +1,498 @@
+//! Helpers for the end-to-end tests: the real `vigil-server` binary on a free port, and headless
+//! Chromium driven over the DevTools protocol (CDP).
+//!
+//! - [`Server::start`] builds the server binary if needed, starts it with a fresh database on
+//!   `127.0.0.1:0`, and reads its start-up lines for the URL and admin token. Dropping it kills
+//!   the process; [`Server::terminate`] sends SIGTERM and waits.
+//! - [`Browser::launch`] starts `/usr/bin/chromium` (or `$CHROMIUM`) headless with the flags this
+//!   machine needs, and [`Browser::open`] gives a [`Page`] to evaluate JS in, count DOM listeners
+//!   after a forced GC ([`Page::dom_counters`]), and take screenshots.
+//! - [`require_pkg`] fails with a clear message when `pkg/` was not built (`./dev.sh build`).
+//!
+//! CDP is JSON over one WebSocket; the handful of commands used here do not need a generated
+//! client for the whole protocol, which would lag behind Chromium's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Any error in a helper: tests unwrap or `?` it and read the message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The repository root (where `Cargo.toml`, `www/` and `pkg/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/e2e sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Where screenshots and other test output go: `target/e2e/`.
+pub fn output_dir() -> PathBuf {
+    let dir = target_dir().join("e2e");
+    std::fs::create_dir_all(&dir).expect("create target/e2e");
+    dir
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Panics with instructions when the package has not been built into `pkg/`.
+pub fn require_pkg() {
+    let wasm = workspace_root().join("pkg/vigil_bg.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: build the package first with `./dev.sh build` (`./dev.sh test` does it)",
+        wasm.display()
+    );
+}
+
+/// Builds the server binary once per test process and returns its path.
+pub fn server_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "vigil-server",
+                "--bin",
+                "vigil-server",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build for vigil-server");
+        assert!(status.success(), "building vigil-server failed");
+        let bin = target_dir().join("debug/vigil-server");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// The real `vigil-server` process on a free port with its own database.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The admin token it printed.
+    pub admin_token: String,
+    /// Every line it printed on stdout before it was ready.
+    pub startup_lines: Vec<String>,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server (building it first if needed) with `extra_args` after the defaults.
+    pub async fn start(extra_args: &[&str]) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let root = workspace_root();
+        let db = format!("sqlite://{}/vigil.db", data.path().display());
+        let mut child = Command::new(server_binary())
+            .args(["--addr", "127.0.0.1:0", "--database-url", &db])
+            .arg("--www")
+            .arg(root.join("www"))
+            .arg("--pkg")
+            .arg(root.join("pkg"))
+            .args(extra_args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut startup_lines = Vec::new();
+        let (mut url, mut admin_token) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while url.is_none() || admin_token.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = tokio::time::timeout(left, lines.next_line())
+                .await
+                .map_err(|_| "the server printed no start-up lines within 30 s")??
+                .ok_or("the server exited before it was ready")?;
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                url = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.split("admin token:").nth(1) {
+                admin_token = Some(rest.trim().to_owned());
+            }
+            startup_lines.push(line);
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            url: url.unwrap_or_default(),
+            admin_token: admin_token.unwrap_or_default(),
+            startup_lines,
+            _data: data,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
+    pub async fn terminate(mut self, timeout: Duration) -> Result<(ExitStatus, Duration)> {
+        let started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        if !status.success() {
+            return Err("kill -TERM failed".into());
+        }
+        let exit = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .map_err(|_| format!("the server did not exit within {timeout:?} of SIGTERM"))??;
+        Ok((exit, started.elapsed()))
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// At most this many CDP events are kept per browser (console lines, exceptions); later ones are
+/// counted in [`Browser::events_dropped`].
+pub const MAX_EVENTS: usize = 2_000;
+
+#[derive(Debug, Default)]
+struct Events {
+    kept: Vec<Value>,
+    dropped: u64,
+}
+
+/// Headless Chromium with one DevTools connection.
+#[derive(Debug)]
+pub struct Browser {
+    child: Child,
+    out: mpsc::UnboundedSender<Message>,
+    pending: Pending,
+    events: Arc<Mutex<Events>>,
+    next_id: AtomicU64,
+    _profile: tempfile::TempDir,
+}
+
+/// The flags every headless Chromium needs on this machine (see `shared/specs/reference.md`).
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-for-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,800",
+];
+
+impl Browser {
+    /// Starts Chromium with [`CHROMIUM_FLAGS`] and connects to it.
+    pub async fn launch() -> Result<Self> {
+        Self::launch_with(&[]).await
+    }
+
+    /// Starts Chromium with extra flags (e.g. a fake-capture WAV file).
+    pub async fn launch_with(extra_flags: &[&str]) -> Result<Self> {
+        let profile = tempfile::tempdir()?;
+        let exe = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut child = Command::new(&exe)
+            .args(CHROMIUM_FLAGS)
+            .args(extra_flags)
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {exe}: {e} (./dev.sh setup installs chromium)"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let ws_url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.split("DevTools listening on ").nth(1) {
+                    return Ok::<_, Error>(rest.trim().to_owned());
+                }
+            }
+            Err("chromium exited before DevTools was listening".into())
+        })
+        .await
+        .map_err(|_| "chromium did not open DevTools within 30 s")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let (socket, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await?;
+        let (mut sink, mut stream) = socket.split();
+        let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(m) = outgoing.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let events: Arc<Mutex<Events>> = Arc::default();
+        let (p, e) = (Arc::clone(&pending), Arc::clone(&events));
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
+                if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                    if let Some(tx) = p.lock().expect("pending lock").remove(&id) {
+                        let _ = tx.send(v);
+                    }
+                } else {
+                    let mut ev = e.lock().expect("events lock");
+                    if ev.kept.len() < MAX_EVENTS {
+                        ev.kept.push(v);
+                    } else {
+                        ev.dropped += 1;
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            out,
+            pending,
+            events,
+            next_id: AtomicU64::new(1),
+            _profile: profile,
+        })
+    }
+
+    /// Sends one CDP command (to the browser, or to a page's session) and waits for its result.
+    pub async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Result<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending lock").insert(id, tx);
+        self.out
+            .send(Message::Text(msg.to_string().into()))
+            .map_err(|_| "the DevTools connection is closed")?;
+        let reply = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .map_err(|_| format!("{method}: no answer within 30 s"))?
+            .map_err(|_| format!("{method}: the DevTools connection closed"))?;
+        if let Some(err) = reply.get("error") {
+            return Err(format!("{method}: {err}").into());
+        }
+        Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Opens a new tab at `url` and waits until its document has loaded.
+    pub async fn open(&self, url: &str) -> Result<Page<'_>> {
+        let target = self
+            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+            .await?;
+        let target_id = target["targetId"].as_str().ok_or("no targetId")?.to_owned();
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target_id, "flatten": true }),
+            )
+            .await?;
+        let session = attached["sessionId"]
+            .as_str()
+            .ok_or("no sessionId")?
+            .to_owned();
+        let page = Page {
+            browser: self,
+            session,
+        };
+        page.call("Runtime.enable", json!({})).await?;
+        page.call("Page.enable", json!({})).await?;
+        page.goto(url).await?;
+        Ok(page)
+    }
+
+    /// Console lines and uncaught exceptions seen so far, as text (for failure messages).
+    pub fn console(&self) -> Vec<String> {
+        let ev = self.events.lock().expect("events lock");
+        ev.kept
+            .iter()
+            .filter_map(|e| match e["method"].as_str()? {
+                "Runtime.consoleAPICalled" => Some(format!(
+                    "console.{}: {}",
+                    e["params"]["type"].as_str().unwrap_or("?"),
+                    e["params"]["args"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .map(|x| x["value"]
+                                .as_str()
+                                .map(str::to_owned)
+                                .or_else(|| x["description"].as_str().map(str::to_owned))
+                                .unwrap_or_else(|| x["value"].to_string()))
+                            .collect::<Vec<_>>()
+                            .join(" "))
+                        .unwrap_or_default()
+                )),
+                "Runtime.exceptionThrown" => Some(format!(
+                    "uncaught: {}",
+                    e["params"]["exceptionDetails"]["exception"]["description"]
+                        .as_str()
+                        .unwrap_or("?")
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many CDP events were not kept because [`MAX_EVENTS`] were already.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.lock().expect("events lock").dropped
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// One tab, attached through a flat CDP session.
+#[derive(Debug)]
+pub struct Page<'b> {
+    browser: &'b Browser,
+    session: String,
+}
+
+/// `Memory.getDOMCounters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomCounters {
+    /// Live documents.
+    pub documents: u64,
+    /// Live DOM nodes.
+    pub nodes: u64,
+    /// Registered JS event listeners.
+    pub js_event_listeners: u64,
+}
+
+impl Page<'_> {
+    /// A CDP command in this page's session.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.browser.call(Some(&self.session), method, params).await
+    }
+
+    /// Navigates and waits for `document.readyState == "complete"`.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.call("Page.navigate", json!({ "url": url })).await?;
+        // Wait for the new document (the old one may still say "complete").
+        let href = serde_json::to_string(url)?;
+        self.wait_for(
+            &format!("location.href === {href} && document.readyState === 'complete'"),
+            Duration::from_secs(20),
+        )
+        .await
+    }
+
+    /// Evaluates `expression` (awaiting a promise) and returns its value as JSON.
+    pub async fn eval(&self, expression: &str) -> Result<Value> {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            let text = ex["exception"]["description"]
+                .as_str()
+                .or(ex["text"].as_str())
+                .unwrap_or("exception");
+            return Err(format!("`{expression}` threw: {text}").into());
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// Polls `expression` until it is truthy, or fails after `timeout` with the console output.
+    pub async fn wait_for(&self, expression: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.eval(&format!("!!({expression})")).await;
+            if matches!(v, Ok(Value::Bool(true))) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "waited {timeout:?} for `{expression}` (last: {v:?}); console:\n{}",
+                    self.browser.console().join("\n")
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Forces a full garbage collection (removed listeners still count until one runs).
+    pub async fn collect_garbage(&self) -> Result<()> {
+        self.call("HeapProfiler.collectGarbage", json!({})).await?;
+        Ok(())
+    }
+
+    /// DevTools' DOM counters, after a forced GC.
+    pub async fn dom_counters(&self) -> Result<DomCounters> {
+        self.collect_garbage().await?;
+        let c = self.call("Memory.getDOMCounters", json!({})).await?;
+        let n = |k: &str| c[k].as_u64().ok_or_else(|| format!("no {k} in {c}"));
+        Ok(DomCounters {
+            documents: n("documents")?,
+            nodes: n("nodes")?,
+            js_event_listeners: n("jsEventListeners")?,
+        })
+    }
+
+    /// Saves a PNG of the viewport to `target/e2e/{name}.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await?;
+        let data = shot["data"].as_str().ok_or("no screenshot data")?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data)?;
+        let path = output_dir().join(format!("{name}.png"));
+        std::fs::write(&path, bytes)?;
+        Ok(path)
+    }
+}
