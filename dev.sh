@@ -16,7 +16,8 @@ ROOT=$PWD
 
 WASM_PACK_VERSION=0.15.1
 BINARYEN_VERSION=132.0.0
-TOOLS="$ROOT/.tools"   # npm packages installed for the build (ignored by git)
+# npm packages for the build (binaryen's wasm-opt), shared by every checkout on this machine.
+TOOLS="${VIGIL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil/tools}"
 
 export PATH="$TOOLS/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
@@ -67,7 +68,8 @@ setup() {
     say "installing Node.js and npm (for binaryen's wasm-opt)"
     apt_install nodejs npm
   fi
-  if ! "$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+  # Any wasm-opt of the pinned major version on PATH will do (ours in $TOOLS comes first).
+  if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
     say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
     mkdir -p "$TOOLS"
     npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"

@@ -26,13 +26,47 @@ fn hook(info: &std::panic::PanicHookInfo<'_>) {
 /// `"<message> at <file>:<line>:<col>"`.
 pub fn describe(info: &std::panic::PanicHookInfo<'_>) -> String {
     let message = info
-        .payload()
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| info.payload().downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+        .payload_as_str()
+        .unwrap_or("panic with a non-string payload");
     match info.location() {
         Some(l) => format!("{message} at {}:{}:{}", l.file(), l.line(), l.column()),
-        None => message,
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[test]
+    fn describe_names_the_message_and_the_place() {
+        // Natively the real hook would call the browser; install one that only describes.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| {
+            SEEN.with(|s| s.borrow_mut().push(describe(info)))
+        }));
+        let line = line!() + 1;
+        let _ = std::panic::catch_unwind(|| panic!("ledger went below zero: {}", 3));
+        let _ = std::panic::catch_unwind(|| std::panic::panic_any(42_u8));
+        std::panic::set_hook(previous);
+        let seen = SEEN.with(|s| s.take());
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen[0].starts_with(&format!(
+                "ledger went below zero: 3 at src/runtime/panic.rs:{line}:"
+            )),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].starts_with("panic with a non-string payload at "),
+            "{}",
+            seen[1]
+        );
     }
 }
