@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod runtime;
+pub mod ws;
 
 use std::cell::Cell;
 use std::rc::Rc;
