@@ -93,6 +93,57 @@ pub mod ws {
     }
 }
 
+/// The demo orders feed: `POST /api/orders`, topic `orders`, `orders:sync`.
+pub mod orders {
+    use serde::{Deserialize, Serialize};
+
+    /// The topic order messages go to.
+    pub const TOPIC: &str = "orders";
+    /// Broadcast when an order is stored; payload [`Order`].
+    pub const CREATED: &str = "order:created";
+    /// Broadcast when an order changes; payload [`Order`].
+    pub const UPDATED: &str = "order:updated";
+    /// Client asks for recent orders.
+    pub const SYNC: &str = "orders:sync";
+    /// Answer to [`SYNC`]; payload [`Snapshot`].
+    pub const SNAPSHOT: &str = "orders:snapshot";
+
+    /// One line of an order.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderItem {
+        /// What was ordered.
+        pub name: String,
+        /// How many.
+        pub quantity: u32,
+    }
+
+    /// The body of `POST /api/orders`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct NewOrder {
+        /// At least one item.
+        pub items: Vec<OrderItem>,
+    }
+
+    /// A stored order.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Order {
+        /// Server-assigned id.
+        pub id: i64,
+        /// The items.
+        pub items: Vec<OrderItem>,
+        /// RFC 3339, UTC.
+        pub created_at: String,
+    }
+
+    /// Payload of [`SNAPSHOT`]: newest first.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Snapshot {
+        /// Recent orders.
+        pub orders: Vec<Order>,
+    }
+}
+
 /// The answer of `POST /voice/session`, in the OpenAI Realtime shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoiceSession {

@@ -21,6 +21,9 @@ pub enum AppError {
     /// The body is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// At capacity (sessions, peers).
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// The database failed.
     #[error("storage error")]
     Storage(#[from] sqlx::Error),
@@ -37,6 +40,7 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) | Self::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,5 +59,14 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response()
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(rejection.body_text()),
+            _ => Self::BadRequest(rejection.body_text()),
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod hub;
 pub mod metrics;
 pub mod store;
 
@@ -13,13 +14,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::{ServeDir, ServeFile};
@@ -28,8 +31,10 @@ use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 pub use error::AppError;
+use hub::{Hub, HubConfig};
 use metrics::Metrics;
 use store::Store;
+use vigil_protocol::orders::{NewOrder, Order};
 
 /// The crate version, printed at start and recorded in the database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -44,6 +49,7 @@ pub struct AppState {
 struct Inner {
     store: Store,
     metrics: Metrics,
+    hub: Hub,
     admin_token: String,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
@@ -55,19 +61,28 @@ impl AppState {
     /// Builds the state from `config` and an open `store`. Generates the admin token when the
     /// config has none.
     pub fn new(config: &Config, store: Store) -> Self {
+        Self::with_hub_config(config, store, HubConfig::default())
+    }
+
+    /// As [`AppState::new`], with the hub's limits and timings given (tests shorten them).
+    pub fn with_hub_config(config: &Config, store: Store, hub: HubConfig) -> Self {
         let admin_token = config
             .admin_token
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let metrics = Metrics::new();
+        let shutdown = CancellationToken::new();
+        let hub = Hub::new(hub, store.clone(), metrics.clone(), shutdown.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
-                metrics: Metrics::new(),
+                metrics,
+                hub,
                 admin_token,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
-                shutdown: CancellationToken::new(),
+                shutdown,
             }),
         }
     }
@@ -75,6 +90,11 @@ impl AppState {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The WebSocket hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// The Prometheus metrics.
@@ -109,6 +129,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
+        .route("/ws", get(ws_upgrade))
+        .route(
+            "/api/orders",
+            post(create_order).layer(DefaultBodyLimit::max(64 * 1024)),
+        )
         .route_service("/", ServeFile::new(www.join("index.html")))
         .nest_service("/www", ServeDir::new(&www))
         .nest_service("/pkg", ServeDir::new(&pkg))
@@ -138,6 +163,32 @@ async fn prometheus_metrics(_: Admin, State(state): State<AppState>) -> impl Int
     )
 }
 
+/// `GET /ws`: the hub (server-api.md, `/ws`).
+async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Response {
+    if hub.is_full() {
+        return AppError::Unavailable("the hub holds its maximum of connections").into_response();
+    }
+    // Frames past the hub's 64 KiB limit still arrive (and get 1009); past 1 MiB the protocol
+    // layer refuses them before buffering more.
+    upgrade
+        .max_message_size(1 << 20)
+        .max_frame_size(1 << 20)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            hub::session::run(hub, sink, stream).await;
+        })
+}
+
+/// `POST /api/orders`: store an order and broadcast `order:created`.
+async fn create_order(
+    State(state): State<AppState>,
+    body: Result<Json<NewOrder>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Order>), AppError> {
+    let Json(new) = body?;
+    let order = hub::orders::create(state.store(), state.hub(), new).await?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let class = match response.status().as_u16() {
@@ -153,6 +204,12 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
         .with_label_values(&[class])
         .inc();
     response
+}
+
+impl FromRef<AppState> for Hub {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.hub.clone()
+    }
 }
 
 impl FromRef<AppState> for Store {
@@ -253,6 +310,7 @@ impl Server {
         let state = self.state.clone();
         let app_shutdown = state.shutdown().clone();
         let signal = shutdown.clone();
+        state.hub().start_reaper();
         let result = axum::serve(self.listener, app(state.clone()))
             .with_graceful_shutdown(async move {
                 signal.cancelled().await;
@@ -260,9 +318,21 @@ impl Server {
                 app_shutdown.cancel();
             })
             .await;
-        state.store().close().await;
+        app_shutdown_done(&state).await;
         result
     }
+}
+
+/// After the listener stops: make sure long-lived tasks were told (serve may end on an error),
+/// wait for the reaper, let sessions send their 1001 close, then close the database.
+async fn app_shutdown_done(state: &AppState) {
+    state.shutdown().cancel();
+    state.hub().stop_reaper().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while state.hub().session_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    state.store().close().await;
 }
 
 /// Why the server could not start.

@@ -10,6 +10,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use vigil_protocol::orders::{Order, OrderItem};
+
 use crate::error::AppError;
 
 /// The database, with the migrations applied.
@@ -92,6 +94,40 @@ impl Store {
         .await?)
     }
 
+    /// Stores an order and returns it with its id and time.
+    pub async fn insert_order(&self, items: &[OrderItem]) -> Result<Order, AppError> {
+        let json = serde_json::to_string(items).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let (id, created_at): (i64, String) =
+            sqlx::query_as("INSERT INTO orders (items) VALUES (?) RETURNING id, created_at")
+                .bind(json)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Order {
+            id,
+            items: items.to_vec(),
+            created_at,
+        })
+    }
+
+    /// The newest orders, newest first, at most `limit`.
+    pub async fn recent_orders(&self, limit: u32) -> Result<Vec<Order>, AppError> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, items, created_at FROM orders ORDER BY id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, items, created_at)| Order {
+                id,
+                // Written by insert_order from the same type; a row that does not parse is shown
+                // without items rather than failing the whole read.
+                items: serde_json::from_str(&items).unwrap_or_default(),
+                created_at,
+            })
+            .collect())
+    }
+
     /// Waits for in-flight writes and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -112,6 +148,24 @@ mod tests {
         assert_eq!(starts.len(), 2);
         assert_eq!(starts[0].version, "1.0.1");
         assert!(starts[0].started_at.ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn orders_round_trip_newest_first() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let item = |n: &str| OrderItem {
+            name: n.into(),
+            quantity: 2,
+        };
+        let a = store.insert_order(&[item("tea")]).await.unwrap();
+        let b = store
+            .insert_order(&[item("cake"), item("jam")])
+            .await
+            .unwrap();
+        assert!(b.id > a.id);
+        let recent = store.recent_orders(10).await.unwrap();
+        assert_eq!(recent, [b, a]);
+        assert_eq!(store.recent_orders(1).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

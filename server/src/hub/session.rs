@@ -1,0 +1,311 @@
+//! One WebSocket session, over any `Sink`/`Stream` of axum `Message`s.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vigil_protocol::{ws, Envelope};
+
+use super::{now_epoch_ms, remove_member, Entry, Hub};
+
+/// Close codes the hub uses.
+pub mod close {
+    /// The server is shutting down, or the peer showed no life.
+    pub const GOING_AWAY: u16 = 1001;
+    /// More than the allowed messages per second.
+    pub const POLICY: u16 = 1008;
+    /// A frame over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The outgoing queue of a slow reader is full.
+    pub const TRY_LATER: u16 = 1013;
+}
+
+/// A session's place in the hub. Dropping it is the one cleanup every exit path runs: out of the
+/// map, out of every topic, gauge updated.
+#[derive(Debug)]
+#[must_use = "the session leaves the hub when this is dropped"]
+pub struct Registration {
+    hub: Hub,
+    id: u64,
+}
+
+impl Registration {
+    /// The session id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut guard = self.hub.lock();
+        let s = &mut *guard;
+        if let Some(entry) = s.by_id.remove(&self.id) {
+            for t in &entry.topics {
+                remove_member(&mut s.topics, t, self.id);
+            }
+        }
+        self.hub
+            .inner
+            .metrics
+            .ws_connections
+            .set(s.by_id.len() as i64);
+    }
+}
+
+struct Joined {
+    registration: Registration,
+    outgoing: mpsc::Receiver<Message>,
+    kill: CancellationToken,
+    last_seen_ms: Arc<AtomicU64>,
+}
+
+impl Hub {
+    /// Adds a session, or `None` when the hub holds `max_sessions` already.
+    fn register(&self) -> Option<Joined> {
+        let (tx, rx) = mpsc::channel(self.inner.config.outgoing_queue.max(1));
+        let kill = CancellationToken::new();
+        let last_seen_ms = Arc::new(AtomicU64::new(self.now_ms()));
+        let mut s = self.lock();
+        if s.by_id.len() >= self.inner.config.max_sessions {
+            return None;
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        s.by_id.insert(
+            id,
+            Entry {
+                outgoing: tx,
+                kill: kill.clone(),
+                last_seen_ms: Arc::clone(&last_seen_ms),
+                topics: Default::default(),
+            },
+        );
+        self.inner.metrics.ws_connections.set(s.by_id.len() as i64);
+        drop(s);
+        Some(Joined {
+            registration: Registration {
+                hub: self.clone(),
+                id,
+            },
+            outgoing: rx,
+            kill,
+            last_seen_ms,
+        })
+    }
+
+    /// True when a new session would be refused.
+    pub fn is_full(&self) -> bool {
+        self.lock().by_id.len() >= self.inner.config.max_sessions
+    }
+}
+
+/// Runs one session until it ends, whatever the reason; returns the close code it sent (if any).
+pub async fn run<S, R, E>(hub: Hub, mut sink: S, mut stream: R) -> Option<u16>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let Some(joined) = hub.register() else {
+        let _ = send_close(&mut sink, close::TRY_LATER, "too many connections").await;
+        return Some(close::TRY_LATER);
+    };
+    let Joined {
+        registration,
+        mut outgoing,
+        kill,
+        last_seen_ms,
+    } = joined;
+    let id = registration.id();
+    let config = hub.inner.config.clone();
+    let metrics = hub.inner.metrics.clone();
+    let out_counter = metrics.ws_messages.with_label_values(&["out"]);
+    let in_counter = metrics.ws_messages.with_label_values(&["in"]);
+
+    let welcome = envelope(
+        ws::WELCOME,
+        &ws::Welcome {
+            session_id: id.to_string(),
+            heartbeat_ms: config.heartbeat.as_millis() as u64,
+        },
+    );
+    if !send_or_stop(&mut sink, &kill, welcome).await {
+        return None; // `registration` drops here: the same cleanup
+    }
+    out_counter.inc();
+
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.heartbeat,
+        config.heartbeat,
+    );
+    let mut window = (Instant::now(), 0u32);
+    let shutdown = hub.inner.shutdown.clone();
+
+    let code = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Some(close::GOING_AWAY),
+            () = kill.cancelled() => {
+                // The reaper (silence) or a broadcast (full queue) asked us to go.
+                let silent = hub.now_ms().saturating_sub(last_seen_ms.load(Ordering::Relaxed))
+                    > 2 * config.heartbeat.as_millis() as u64;
+                break Some(if silent { close::GOING_AWAY } else { close::TRY_LATER });
+            }
+            frame = stream.next() => {
+                let Some(Ok(frame)) = frame else { break None }; // dropped, or a protocol error
+                last_seen_ms.store(hub.now_ms(), Ordering::Relaxed);
+                let text = match frame {
+                    Message::Text(t) => t,
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Binary(b) if b.len() > config.max_frame_bytes => break Some(close::TOO_BIG),
+                    Message::Binary(_) => {
+                        in_counter.inc();
+                        let reply = error_message("binary_frame", "frames are JSON text");
+                        if send_or_stop(&mut sink, &kill, reply).await { out_counter.inc(); continue }
+                        break None;
+                    }
+                };
+                if text.len() > config.max_frame_bytes {
+                    break Some(close::TOO_BIG);
+                }
+                in_counter.inc();
+                if window.0.elapsed().as_secs() >= 1 {
+                    window = (Instant::now(), 0);
+                }
+                window.1 += 1;
+                if window.1 > config.max_messages_per_sec {
+                    break Some(close::POLICY);
+                }
+                if let Some(reply) = handle_text(&hub, id, text.as_str()).await {
+                    if !send_or_stop(&mut sink, &kill, reply).await { break None }
+                    out_counter.inc();
+                }
+            }
+            Some(message) = outgoing.recv() => {
+                if !send_or_stop(&mut sink, &kill, message).await { break None }
+                out_counter.inc();
+            }
+            _ = ping.tick() => {
+                let silent = hub.now_ms().saturating_sub(last_seen_ms.load(Ordering::Relaxed));
+                if silent > 2 * config.heartbeat.as_millis() as u64 {
+                    break Some(close::GOING_AWAY);
+                }
+                if !send_or_stop(&mut sink, &kill, Message::Ping(Default::default())).await { break None }
+            }
+        }
+    };
+    if let Some(code) = code {
+        let reason = match code {
+            close::GOING_AWAY if shutdown.is_cancelled() => "server shutting down",
+            close::GOING_AWAY => "no heartbeat",
+            close::POLICY => "too many messages",
+            close::TOO_BIG => "frame too large",
+            _ => "outgoing queue full",
+        };
+        let _ = send_close(&mut sink, code, reason).await;
+    }
+    drop(registration); // the one cleanup, on every path (also when this future is dropped)
+    code
+}
+
+/// Sends unless the session is killed meanwhile (a slow reader must not hold the task forever).
+async fn send_or_stop<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    kill: &CancellationToken,
+    message: Message,
+) -> bool {
+    tokio::select! {
+        () = kill.cancelled() => false,
+        r = sink.send(message) => r.is_ok(),
+    }
+}
+
+async fn send_close<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    code: u16,
+    reason: &'static str,
+) -> bool {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(frame)).await;
+    matches!(sent, Ok(Ok(())))
+}
+
+fn envelope<P: Serialize>(kind: &str, payload: &P) -> Message {
+    let text = serde_json::to_string(&Envelope::new(kind, payload, now_epoch_ms()))
+        .unwrap_or_else(|_| String::from(r#"{"type":"error","payload":null,"timestamp":0}"#));
+    Message::Text(Utf8Bytes::from(text))
+}
+
+fn error_message(code: &str, message: &str) -> Message {
+    envelope(
+        ws::ERROR,
+        &ws::ErrorPayload {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    )
+}
+
+/// Answers one text frame (or nothing).
+async fn handle_text(hub: &Hub, id: u64, text: &str) -> Option<Message> {
+    let frame: Envelope<serde_json::Value> = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            return Some(error_message(
+                "bad_frame",
+                &format!("expected {{\"type\", \"payload\", \"timestamp\"}} JSON: {e}"),
+            ))
+        }
+    };
+    match frame.kind.as_str() {
+        ws::PING => {
+            let timestamp = frame.payload.get("timestamp").cloned().unwrap_or_default();
+            Some(envelope(
+                ws::PONG,
+                &serde_json::json!({ "timestamp": timestamp }),
+            ))
+        }
+        ws::PONG => None,
+        ws::SUBSCRIBE | ws::UNSUBSCRIBE => {
+            let topics: ws::Topics = match serde_json::from_value(frame.payload) {
+                Ok(t) => t,
+                Err(_) => {
+                    return Some(error_message(
+                        "bad_payload",
+                        "payload.topics must be an array of strings",
+                    ))
+                }
+            };
+            if frame.kind == ws::UNSUBSCRIBE {
+                hub.leave(id, &topics.topics);
+                None
+            } else {
+                hub.join(id, &topics.topics)
+                    .err()
+                    .map(|e| error_message("bad_topics", &e.to_string()))
+            }
+        }
+        vigil_protocol::orders::SYNC => match hub.inner.store.recent_orders(50).await {
+            Ok(orders) => Some(envelope(
+                vigil_protocol::orders::SNAPSHOT,
+                &vigil_protocol::orders::Snapshot { orders },
+            )),
+            Err(e) => {
+                tracing::error!(error = ?e, "orders:sync failed");
+                Some(error_message("storage", "could not read the orders"))
+            }
+        },
+        other => Some(error_message(
+            "unknown_type",
+            &format!("unknown message type {other:?}"),
+        )),
+    }
+}
