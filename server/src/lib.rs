@@ -257,6 +257,11 @@ pub struct Server {
 impl Server {
     /// Opens the database, applies migrations, records the start and binds `config.addr`.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        Self::bind_with_hub(config, HubConfig::default()).await
+    }
+
+    /// As [`Server::bind`], with the hub's limits and timings given (tests shorten them).
+    pub async fn bind_with_hub(config: &Config, hub: HubConfig) -> Result<Self, StartError> {
         let store = Store::connect(&config.database_url)
             .await
             .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
@@ -272,7 +277,7 @@ impl Server {
             .map_err(|e| StartError::Bind(config.addr, e))?;
         Ok(Self {
             listener,
-            state: AppState::new(config, store),
+            state: AppState::with_hub_config(config, store, hub),
             addr,
         })
     }

@@ -2,9 +2,11 @@
 //!
 //! - `http`: the router in-process through `tower::ServiceExt::oneshot`.
 //! - `socket`: the real server on a real socket (port 0) and its graceful shutdown.
+//! - `hub`: `/ws` with a real WebSocket client: every exit path, limits, the orders feed.
 //!
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
 mod http;
+mod hub;
 mod socket;
 mod util;

@@ -68,3 +68,76 @@ pub async fn text(response: Response<Body>) -> String {
 pub async fn json(response: Response<Body>) -> serde_json::Value {
     serde_json::from_str(&text(response).await).unwrap()
 }
+
+/// A real server on `127.0.0.1:0` with the given hub settings, serving until dropped.
+pub struct LiveServer {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LiveServer {
+    /// Binds and serves in the background.
+    pub async fn start(hub: vigil_server::hub::HubConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(&format!("sqlite://{}/vigil.db", dir.path().display()));
+        config.www = dir.path().to_path_buf();
+        config.pkg = dir.path().to_path_buf();
+        let server = vigil_server::Server::bind_with_hub(&config, hub)
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let state = server.state().clone();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(server.serve(shutdown.clone()));
+        Self {
+            addr,
+            state,
+            shutdown,
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// `ws://ADDR/ws`
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Waits (at most 3 s) until the hub holds `n` sessions and the gauge says the same.
+    pub async fn wait_sessions(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let count = self.state.hub().session_count();
+            let gauge = self.state.metrics().ws_connections.get();
+            if count == n && gauge == n as i64 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} sessions, hub has {count}, gauge says {gauge}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Shuts down gracefully and waits for the serve task.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .expect("shutdown within 5 s")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
