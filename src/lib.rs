@@ -7,19 +7,23 @@
 //! [`runtime::manager::Registration`] releases what it holds.
 
 pub mod error;
+pub mod options;
 pub mod runtime;
 pub mod ws;
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 
 use error::{millis, VigilError};
+use options::Options;
 use runtime::guards::{Interval, Listener, Timeout};
 use runtime::manager::{self, Service};
 use runtime::registry::EntryId;
 use runtime::{ledger, report};
+use ws::machine::{Backoff, Config as WsConfig};
+use ws::service::{self as ws_service, Inner as WsInner};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -136,7 +140,9 @@ pub fn after(ms: f64, callback: js_sys::Function) -> Result<Subscription, JsValu
         }
     });
     let sub = hold(timeout)?;
-    own_id.set(Some(sub.id));
+    if let Target::Entry(id) = sub.target {
+        own_id.set(Some(id));
+    }
     Ok(sub)
 }
 
@@ -153,40 +159,43 @@ fn hold<G: 'static>(guard: G) -> Result<Subscription, JsValue> {
     Ok(Subscription::owned_by_manager(registration))
 }
 
-/// A handle on something the cleanup manager owns. Letting it be garbage-collected does **not**
-/// end what it refers to; `unsubscribe()` (or `disposeAll()`) does.
+/// A handle on something the runtime owns: a listener, timer or dispose callback held by the
+/// cleanup manager, or a `WebSocketService` subscription. Letting it be garbage-collected does
+/// **not** end what it refers to; `unsubscribe()` (or `dispose()` / `disposeAll()`) does.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Subscription {
-    id: EntryId,
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Entry(EntryId),
+    Ws(Weak<RefCell<WsInner>>, u64),
 }
 
 impl Subscription {
     fn owned_by_manager(registration: manager::Registration) -> Self {
         Self::fix_symbol_dispose();
         Self {
-            id: registration.hand_over(),
+            target: Target::Entry(registration.hand_over()),
         }
     }
 
-    /// wasm-bindgen makes `[Symbol.dispose]` an alias of `free()`, which only frees the JS
-    /// wrapper; ownership rule 3 says that must not end anything. For `using sub = …` to end the
-    /// subscription, point it at `unsubscribe()`. Done once, before any subscription reaches JS.
+    fn ws(service: &ws_service::Shared, id: u64) -> Self {
+        Self::fix_symbol_dispose();
+        Self {
+            target: Target::Ws(Rc::downgrade(service), id),
+        }
+    }
+
     fn fix_symbol_dispose() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
-            let probe = JsValue::from(Subscription {
-                id: EntryId::from_raw(0),
-            });
-            let proto = js_sys::Object::get_prototype_of(&probe);
-            let symbol = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
-                .and_then(|symbol| js_sys::Reflect::get(&symbol, &"dispose".into()));
-            let unsubscribe = js_sys::Reflect::get(&proto, &"unsubscribe".into());
-            if let (Ok(symbol), Ok(unsubscribe)) = (symbol, unsubscribe) {
-                if !symbol.is_undefined() {
-                    let _ = js_sys::Reflect::set(&proto, &symbol, &unsubscribe);
-                }
-            }
+            let probe = Subscription {
+                target: Target::Entry(EntryId::from_raw(0)),
+            };
+            alias_symbol_dispose(&JsValue::from(probe), "unsubscribe");
         });
     }
 }
@@ -195,12 +204,308 @@ impl Subscription {
 impl Subscription {
     /// Ends the subscription now. Idempotent.
     pub fn unsubscribe(&self) {
-        manager::remove(self.id);
+        match &self.target {
+            Target::Entry(id) => {
+                manager::remove(*id);
+            }
+            Target::Ws(service, id) => {
+                if let Some(s) = service.upgrade() {
+                    ws_service::unsubscribe(&s, *id);
+                }
+            }
+        }
     }
 
     /// True until unsubscribed or disposed (or, for `after`, until it has fired).
     #[wasm_bindgen(getter)]
     pub fn active(&self) -> bool {
-        manager::contains(self.id)
+        match &self.target {
+            Target::Entry(id) => manager::contains(*id),
+            Target::Ws(service, id) => service
+                .upgrade()
+                .is_some_and(|s| ws_service::has_subscription(&s, *id)),
+        }
     }
+}
+
+/// wasm-bindgen makes `[Symbol.dispose]` an alias of `free()`, which only frees the JS wrapper;
+/// ownership rule 3 says that must not end anything. For `using x = …` to end the object, point
+/// `[Symbol.dispose]` of its class at `method` (`unsubscribe` / `dispose`). `probe` is any
+/// instance of the class.
+fn alias_symbol_dispose(probe: &JsValue, method: &str) {
+    let proto = js_sys::Object::get_prototype_of(probe);
+    let symbol = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
+        .and_then(|symbol| js_sys::Reflect::get(&symbol, &"dispose".into()));
+    let target = js_sys::Reflect::get(&proto, &method.into());
+    if let (Ok(symbol), Ok(target)) = (symbol, target) {
+        if !symbol.is_undefined() {
+            let _ = js_sys::Reflect::set(&proto, &symbol, &target);
+        }
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_WS: &'static str = r#"
+/** Options of `new WebSocketService(options)`. */
+export interface WebSocketServiceOptions {
+  /** `ws://`, `wss://`, or a URL relative to the page (http becomes ws). */
+  url: string;
+  protocols?: string | string[];
+  /** App-level `{type:"ping"}` every interval while open. Default 30000. */
+  heartbeatIntervalMs?: number;
+  /** No message within this after a ping: the socket is dead and reconnects. Default 10000. */
+  heartbeatTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** `false` never reconnects. */
+  reconnect?: false | { initialDelayMs?: number; maxDelayMs?: number; factor?: number; jitter?: number; maxAttempts?: number };
+  /** Messages sent while not open wait here, oldest dropped first. Default 1000. */
+  maxQueuedMessages?: number;
+}
+export type WebSocketState = "idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed";
+export interface WebSocketStats {
+  messagesIn: number; messagesOut: number; reconnects: number; queued: number; dropped: number;
+  lastRttMs: number | null;
+  /** Frames that were not `{type, payload, timestamp}` JSON: counted and ignored. */
+  invalidFrames: number;
+}
+"#;
+
+/// A WebSocket client that never leaks and never gives up: heartbeat, backoff with jitter, a
+/// bounded send queue, `online` and back/forward-cache aware. Owned by the cleanup manager.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WebSocketService {
+    service: Weak<RefCell<WsInner>>,
+    entry: EntryId,
+}
+
+#[wasm_bindgen]
+impl WebSocketService {
+    /// Creates the service; `connect()` opens it.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "WebSocketServiceOptions")] options: JsValue,
+    ) -> Result<WebSocketService, JsValue> {
+        let o = Options(&options);
+        let url = ws_url(&o.string("url", "a ws:// or wss:// URL")?)?;
+        let protocols = match o.get("protocols") {
+            None => Vec::new(),
+            Some(v) if v.is_string() => vec![v.as_string().unwrap_or_default()],
+            Some(v) if js_sys::Array::is_array(&v) => js_sys::Array::from(&v)
+                .iter()
+                .map(|p| p.as_string())
+                .collect::<Option<Vec<_>>>()
+                .ok_or(VigilError::BadArgument {
+                    name: "protocols",
+                    expected: "a string or an array of strings",
+                    got: "an array with a non-string",
+                })?,
+            Some(v) => {
+                return Err(VigilError::BadArgument {
+                    name: "protocols",
+                    expected: "a string or an array of strings",
+                    got: options::type_name(&v),
+                }
+                .into())
+            }
+        };
+        let reconnect = match o.get("reconnect") {
+            None => Some(Backoff::default()),
+            Some(v) if v.as_bool() == Some(false) => None,
+            Some(v) if v.as_bool() == Some(true) => Some(Backoff::default()),
+            Some(v) if v.is_object() => {
+                let r = Options(&v);
+                let max = r.number(
+                    "maxAttempts",
+                    f64::INFINITY,
+                    0.0..=f64::INFINITY,
+                    "a number of attempts (or Infinity)",
+                )?;
+                Some(Backoff {
+                    initial_delay_ms: f64::from(r.millis("initialDelayMs", 1000, 0)?),
+                    max_delay_ms: f64::from(r.millis("maxDelayMs", 30_000, 0)?),
+                    factor: r.number("factor", 2.0, 1.0..=100.0, "a factor between 1 and 100")?,
+                    jitter: r.number("jitter", 0.25, 0.0..=1.0, "a jitter between 0 and 1")?,
+                    max_attempts: max.is_finite().then_some(max as u32),
+                })
+            }
+            Some(v) => {
+                return Err(VigilError::BadArgument {
+                    name: "reconnect",
+                    expected: "false or an object",
+                    got: options::type_name(&v),
+                }
+                .into())
+            }
+        };
+        let config = WsConfig {
+            heartbeat_interval_ms: o.millis("heartbeatIntervalMs", 30_000, 1)?,
+            heartbeat_timeout_ms: o.millis("heartbeatTimeoutMs", 10_000, 1)?,
+            connect_timeout_ms: o.millis("connectTimeoutMs", 10_000, 1)?,
+            reconnect,
+            max_queued_messages: o.number(
+                "maxQueuedMessages",
+                1000.0,
+                0.0..=1_000_000.0,
+                "a number of messages between 0 and 1000000",
+            )? as usize,
+            seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        };
+        let service = ws_service::create(url, protocols, config);
+        let weak = service.downgrade();
+        let entry = manager::register(manager::priority::NETWORK, Rc::new(service))
+            .map_err(VigilError::from)?
+            .hand_over();
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let probe = WebSocketService {
+                service: Weak::new(),
+                entry: EntryId::from_raw(0),
+            };
+            alias_symbol_dispose(&JsValue::from(probe), "dispose");
+        });
+        Ok(Self {
+            service: weak,
+            entry,
+        })
+    }
+
+    fn live(&self) -> Result<ws_service::Shared, JsValue> {
+        self.service
+            .upgrade()
+            .ok_or_else(|| js_sys::Error::new("this WebSocketService was disposed").into())
+    }
+
+    /// Opens the connection; resolves on the first open (with reconnect on, it keeps trying).
+    pub fn connect(&self) -> Result<js_sys::Promise, JsValue> {
+        Ok(ws_service::connect(&self.live()?))
+    }
+
+    /// Calls `handler(payload, message)` for every message of `type` (`"*"`: every message).
+    /// Survives reconnects; ends with `unsubscribe()` or `dispose()`.
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(js_name = "type")] kind: String,
+        handler: js_sys::Function,
+    ) -> Result<Subscription, JsValue> {
+        let s = self.live()?;
+        let id = ws_service::subscribe(&s, Some(kind), handler)
+            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        Ok(Subscription::ws(&s, id))
+    }
+
+    /// Calls `handler(state, { attempt })` on every state change.
+    #[wasm_bindgen(js_name = onState)]
+    pub fn on_state(&self, handler: js_sys::Function) -> Result<Subscription, JsValue> {
+        let s = self.live()?;
+        let id = ws_service::subscribe(&s, None, handler)
+            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        Ok(Subscription::ws(&s, id))
+    }
+
+    /// Sends `{type, payload, timestamp}`; queued while not open. False only when disposed.
+    pub fn send(
+        &self,
+        #[wasm_bindgen(js_name = "type")] kind: &str,
+        payload: JsValue,
+    ) -> Result<bool, JsValue> {
+        match self.service.upgrade() {
+            Some(s) => ws_service::send(&s, kind, &payload).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Closes on purpose: no reconnect, state `closed`. Final.
+    pub fn disconnect(&self, code: Option<u16>, reason: Option<String>) -> Result<(), JsValue> {
+        let code = code.unwrap_or(1000);
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(VigilError::BadArgument {
+                name: "code",
+                expected: "1000 or a code from 3000 to 4999",
+                got: "another code",
+            }
+            .into());
+        }
+        let reason = reason.unwrap_or_default();
+        if reason.len() > 123 {
+            return Err(VigilError::BadArgument {
+                name: "reason",
+                expected: "at most 123 bytes of UTF-8",
+                got: "a longer string",
+            }
+            .into());
+        }
+        ws_service::disconnect(&self.live()?, code, reason);
+        Ok(())
+    }
+
+    /// Frees the socket, timers, listeners and subscriptions. Idempotent.
+    pub fn dispose(&self) {
+        manager::remove(self.entry);
+    }
+
+    /// `"idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed"` (`"closed"` once
+    /// disposed).
+    #[wasm_bindgen(getter, unchecked_return_type = "WebSocketState")]
+    pub fn state(&self) -> String {
+        self.service
+            .upgrade()
+            .map_or("closed", |s| ws_service::state(&s).as_str())
+            .to_owned()
+    }
+
+    /// Reconnect attempts since the last stable open.
+    #[wasm_bindgen(getter, js_name = reconnectAttempts)]
+    pub fn reconnect_attempts(&self) -> u32 {
+        self.service
+            .upgrade()
+            .map_or(0, |s| ws_service::attempts(&s))
+    }
+
+    /// `{ messagesIn, messagesOut, reconnects, queued, dropped, lastRttMs, invalidFrames }`.
+    #[wasm_bindgen(unchecked_return_type = "WebSocketStats")]
+    pub fn stats(&self) -> Result<js_sys::Object, JsValue> {
+        let (st, invalid) = ws_service::stats(&self.live()?);
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(drop);
+        set("messagesIn", (st.messages_in as f64).into())?;
+        set("messagesOut", (st.messages_out as f64).into())?;
+        set("reconnects", (st.reconnects as f64).into())?;
+        set("queued", (st.queued as f64).into())?;
+        set("dropped", (st.dropped as f64).into())?;
+        set(
+            "lastRttMs",
+            st.last_rtt_ms.map_or(JsValue::NULL, JsValue::from),
+        )?;
+        set("invalidFrames", (invalid as f64).into())?;
+        Ok(out)
+    }
+}
+
+/// Resolves `url` against the page and checks it is a WebSocket URL (`http(s)` becomes `ws(s)`).
+fn ws_url(url: &str) -> Result<String, JsValue> {
+    let bad = || -> JsValue {
+        VigilError::BadArgument {
+            name: "url",
+            expected: "a ws:// or wss:// URL (or one relative to the page)",
+            got: "something else",
+        }
+        .into()
+    };
+    let base = web_sys::window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default();
+    let parsed = if base.is_empty() {
+        web_sys::Url::new(url)
+    } else {
+        web_sys::Url::new_with_base(url, &base)
+    }
+    .map_err(|_| bad())?;
+    match parsed.protocol().as_str() {
+        "ws:" | "wss:" => {}
+        "http:" => parsed.set_protocol("ws:"),
+        "https:" => parsed.set_protocol("wss:"),
+        _ => return Err(bad()),
+    }
+    Ok(parsed.href())
 }

@@ -415,3 +415,131 @@ async fn observers_disconnect_when_dropped() {
     );
     assert_all_zero();
 }
+
+fn ws_options(extra: &str) -> JsValue {
+    js_sys::eval(&format!(
+        "({{ url: 'ws://127.0.0.1:9/nothing-listens', heartbeatIntervalMs: 50, connectTimeoutMs: 200, {extra} }})"
+    ))
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn websocket_service_gives_up_after_max_attempts_and_leaves_nothing() {
+    let ws = vigil::WebSocketService::new(ws_options(
+        "reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxAttempts: 2 }",
+    ))
+    .unwrap();
+    let states = Rc::new(RefCell::new(Vec::<String>::new()));
+    let s = Rc::clone(&states);
+    let on_state = Closure::<dyn FnMut(JsValue)>::new(move |st: JsValue| {
+        s.borrow_mut().push(st.as_string().unwrap())
+    });
+    let _sub = ws
+        .on_state(
+            on_state
+                .as_ref()
+                .unchecked_ref::<js_sys::Function>()
+                .clone(),
+        )
+        .unwrap();
+    assert_eq!(ws.state(), "idle");
+    // online/offline listeners plus the manager's pagehide/pageshow.
+    assert_eq!(js_count("listeners"), 4.0);
+    assert!(
+        ws.send("hello", JsValue::from(1)).unwrap(),
+        "queued while not open"
+    );
+    let stats = ws.stats().unwrap();
+    assert_eq!(js_sys::Reflect::get(&stats, &"queued".into()).unwrap(), 1);
+
+    let result = wasm_bindgen_futures::JsFuture::from(ws.connect().unwrap()).await;
+    let err: js_sys::Error = result.unwrap_err().dyn_into().unwrap();
+    assert!(
+        String::from(err.message()).contains("maxAttempts"),
+        "{:?}",
+        err.message()
+    );
+    assert_eq!(ws.state(), "failed");
+    // A state is reported when it changes: each retry stays "reconnecting".
+    assert_eq!(*states.borrow(), ["connecting", "reconnecting", "failed"]);
+    assert_eq!(js_count("sockets"), 0.0, "a failed service holds no socket");
+    assert_eq!(js_count("timeouts"), 0.0);
+    let stats = ws.stats().unwrap();
+    assert_eq!(
+        js_sys::Reflect::get(&stats, &"reconnects".into()).unwrap(),
+        2
+    );
+
+    ws.dispose();
+    ws.dispose();
+    assert_eq!(ws.state(), "closed");
+    assert!(!ws.send("x", JsValue::NULL).unwrap(), "false once disposed");
+    let err: js_sys::Error = ws.stats().unwrap_err().dyn_into().unwrap();
+    assert!(String::from(err.message()).contains("disposed"));
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn dispose_all_closes_a_connecting_websocket_service() {
+    let ws = vigil::WebSocketService::new(ws_options("")).unwrap();
+    let pending = ws.connect().unwrap();
+    assert_eq!(ws.state(), "connecting");
+    assert_eq!(js_count("sockets"), 1.0);
+    assert_eq!(js_count("timeouts"), 1.0, "the connect timeout");
+    vigil::dispose_all();
+    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(pending)
+        .await
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).contains("disposed"));
+    assert_all_zero();
+    TimeoutFuture::new(50).await;
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn websocket_options_are_checked_by_name() {
+    for (options, name) in [
+        ("({})", "url"),
+        ("({ url: 'ftp://x' })", "url"),
+        (
+            "({ url: 'ws://x', heartbeatIntervalMs: -5 })",
+            "heartbeatIntervalMs",
+        ),
+        ("({ url: 'ws://x', reconnect: 'yes' })", "reconnect"),
+        ("({ url: 'ws://x', reconnect: { jitter: 2 } })", "jitter"),
+        ("({ url: 'ws://x', protocols: [1] })", "protocols"),
+        (
+            "({ url: 'ws://x', maxQueuedMessages: -1 })",
+            "maxQueuedMessages",
+        ),
+    ] {
+        let err = vigil::WebSocketService::new(js_sys::eval(options).unwrap()).unwrap_err();
+        let err: js_sys::Error = err.dyn_into().unwrap();
+        assert_eq!(err.name(), "TypeError", "{options}");
+        let msg = String::from(err.message());
+        assert!(msg.starts_with(&format!("{name}:")), "{options}: {msg}");
+    }
+    let ws =
+        vigil::WebSocketService::new(js_sys::eval("({ url: '/ws', reconnect: false })").unwrap())
+            .unwrap();
+    let err: js_sys::Error = ws
+        .disconnect(Some(1234), None)
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).starts_with("code:"));
+    ws.disconnect(None, Some("bye".into())).unwrap();
+    assert_eq!(ws.state(), "closed");
+    // Symbol.dispose disposes (wasm-bindgen's default would only free the wrapper).
+    let js = JsValue::from(ws);
+    let dispose = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
+        .and_then(|s| js_sys::Reflect::get(&s, &"dispose".into()))
+        .unwrap();
+    let f: js_sys::Function = js_sys::Reflect::get(&js, &dispose)
+        .unwrap()
+        .unchecked_into();
+    f.call0(&js).unwrap();
+    assert_all_zero();
+}

@@ -15,6 +15,17 @@ use super::guards::Listener;
 use super::ledger::{ResourceKind, Ticket};
 use super::registry::{Action, EntryId, Lifecycle, PageEvent, Registry, RegistryFull};
 
+/// Dispose priorities: higher goes first. Network services close before the telemetry that
+/// would report their failures.
+pub mod priority {
+    /// WebSocket services and voice connections.
+    pub const NETWORK: i32 = 50;
+    /// The performance monitor.
+    pub const MONITOR: i32 = 10;
+    /// Page callbacks (`onDispose` default) and the error tracker, last.
+    pub const DEFAULT: i32 = 0;
+}
+
 /// The most entries the manager holds at once; more is refused with [`RegistryFull`].
 pub const MAX_ENTRIES: usize = 4096;
 

@@ -6,6 +6,7 @@
 //! generation are ignored, so no order of close, error, timeout, `online` and `connect()` can leave
 //! two sockets open.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// The connection state, as `onState` reports it.
@@ -147,7 +148,7 @@ pub enum Effect {
         /// WebSocket close code.
         code: u16,
         /// Close reason.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// Send one text frame on the open socket.
     Send(String),
@@ -191,7 +192,7 @@ pub enum Event {
     /// `send()` of an encoded frame.
     Send(String),
     /// `disconnect(code, reason)`: final.
-    Disconnect(u16),
+    Disconnect(u16, String),
     /// `pagehide` into the back/forward cache.
     Suspend,
     /// `pageshow` from the back/forward cache.
@@ -349,9 +350,9 @@ impl Machine {
                     self.queue.push_back(frame);
                 }
             }
-            Event::Disconnect(code) => {
+            Event::Disconnect(code, reason) => {
                 if self.state != State::Closed {
-                    self.stop(&mut fx, code, "disconnect");
+                    self.stop(&mut fx, code, Cow::Owned(reason));
                     self.stats.dropped += self.queue.len() as u64;
                     self.queue.clear();
                     self.set_state(&mut fx, State::Closed);
@@ -364,7 +365,7 @@ impl Machine {
                     State::Connecting | State::Open | State::Reconnecting
                 ) {
                     self.suspended = true;
-                    self.stop(&mut fx, 1001, "page hidden");
+                    self.stop(&mut fx, 1001, Cow::Borrowed("page hidden"));
                     self.set_state(&mut fx, State::Reconnecting);
                 }
             }
@@ -412,7 +413,7 @@ impl Machine {
     }
 
     /// Closes the current socket (if any) and cancels every timer.
-    fn stop(&mut self, fx: &mut Vec<Effect>, code: u16, reason: &'static str) {
+    fn stop(&mut self, fx: &mut Vec<Effect>, code: u16, reason: Cow<'static, str>) {
         if self.socket {
             self.socket = false;
             fx.push(Effect::Close { code, reason });
@@ -424,7 +425,7 @@ impl Machine {
     /// The socket is gone or dead: schedule the next attempt, or give up.
     fn lost(&mut self, fx: &mut Vec<Effect>, code: u16) {
         let was_open = self.state == State::Open;
-        self.stop(fx, 4000, "connection lost");
+        self.stop(fx, 4000, Cow::Borrowed("connection lost"));
         let Some(backoff) = self.config.reconnect else {
             let end = if code == 1000 && was_open {
                 State::Closed
@@ -688,7 +689,7 @@ mod tests {
         let fx = m.handle(70_000.0, Event::Fired(Timer::HeartbeatDeadline));
         assert!(fx.contains(&Effect::Close {
             code: 4000,
-            reason: "connection lost"
+            reason: "connection lost".into()
         }));
         assert_eq!(m.state(), State::Reconnecting);
     }
@@ -771,16 +772,18 @@ mod tests {
     fn disconnect_is_final() {
         let mut m = open_machine(Config::default());
         m.handle(0.0, Event::Send("x".into()));
-        let fx = m.handle(0.0, Event::Disconnect(1000));
+        let fx = m.handle(0.0, Event::Disconnect(1000, "bye".into()));
         assert_eq!(
             fx[0],
             Effect::Close {
                 code: 1000,
-                reason: "disconnect"
+                reason: "bye".into()
             }
         );
         assert_eq!(m.state(), State::Closed);
-        assert!(m.handle(0.0, Event::Disconnect(1000)).is_empty());
+        assert!(m
+            .handle(0.0, Event::Disconnect(1000, String::new()))
+            .is_empty());
         assert_eq!(
             m.handle(0.0, Event::Connect),
             [Effect::Reject("the service was disconnected")]
@@ -798,7 +801,7 @@ mod tests {
             fx[0],
             Effect::Close {
                 code: 1001,
-                reason: "page hidden"
+                reason: "page hidden".into()
             }
         );
         assert_eq!(m.state(), State::Reconnecting);
@@ -850,7 +853,7 @@ mod tests {
                         generation: g,
                         pong: Some(0.0),
                     },
-                    _ if step % 97 == 0 => Event::Disconnect(1000),
+                    _ if step % 97 == 0 => Event::Disconnect(1000, String::new()),
                     _ => Event::Connect,
                 };
                 for effect in m.handle(step as f64, event.clone()) {

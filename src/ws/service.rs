@@ -1,0 +1,407 @@
+//! The browser shell of the WebSocket service: it owns the socket and timer guards and does what
+//! the [`Machine`]'s effects say. It holds no logic of its own beyond converting frames.
+//!
+//! Closures given to the browser hold a `Weak` reference to the service, never an `Rc`: the
+//! socket guard lives inside the service, so an `Rc` there would be a cycle that never drops.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::machine::{Effect, Event, Machine, State, Stats, Timer};
+use crate::runtime::guards::{Listener, Socket, Timeout};
+use crate::runtime::manager::Service;
+use crate::runtime::report;
+
+/// The most subscriptions (message and state) one service holds; more are refused.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+/// The most `connect()` promises waiting at once; more are rejected at once.
+pub const MAX_PENDING_CONNECTS: usize = 64;
+
+/// A shared handle on one service's state.
+pub type Shared = Rc<RefCell<Inner>>;
+
+/// Everything one `WebSocketService` holds. Dropping it releases every guard.
+#[derive(Debug)]
+pub struct Inner {
+    machine: Machine,
+    url: String,
+    protocols: Vec<String>,
+    socket: Option<Socket>,
+    timers: [Option<Timeout>; 5],
+    subs: Vec<Sub>,
+    next_sub: u64,
+    pending: Vec<(js_sys::Function, js_sys::Function)>,
+    invalid_frames: u64,
+    network: Option<(Listener, Listener)>,
+}
+
+#[derive(Debug)]
+struct Sub {
+    id: u64,
+    /// `Some(type)` (or `"*"`) for messages, `None` for state changes.
+    kind: Option<String>,
+    handler: js_sys::Function,
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a WebSocketService holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
+pub struct TooManySubscriptions;
+
+fn timer_slot(t: Timer) -> usize {
+    match t {
+        Timer::Connect => 0,
+        Timer::Reconnect => 1,
+        Timer::Heartbeat => 2,
+        Timer::HeartbeatDeadline => 3,
+        Timer::Stable => 4,
+    }
+}
+
+/// The service as the cleanup manager owns it: dropping it drops [`Inner`]'s guards.
+#[derive(Debug)]
+pub struct WsService {
+    shared: Shared,
+}
+
+impl Service for WsService {
+    fn suspend(&self) {
+        feed(&self.shared, Event::Suspend);
+    }
+
+    fn resume(&self) {
+        feed(&self.shared, Event::Resume);
+    }
+}
+
+impl Drop for WsService {
+    fn drop(&mut self) {
+        // Take everything out first, drop it after the borrow ends: guards' drops may run code.
+        let (socket, timers, network, pending, subs) = {
+            let mut i = self.shared.borrow_mut();
+            (
+                i.socket.take(),
+                std::mem::take(&mut i.timers),
+                i.network.take(),
+                std::mem::take(&mut i.pending),
+                std::mem::take(&mut i.subs),
+            )
+        };
+        if let Some(mut s) = socket {
+            s.set_close(1000, "disposed");
+        }
+        drop((timers, network, subs));
+        let error = js_sys::Error::new("the WebSocketService was disposed");
+        for (_, reject) in pending {
+            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+        }
+    }
+}
+
+/// Creates the service (not connected yet) and its `online`/`offline` listeners.
+pub fn create(url: String, protocols: Vec<String>, config: super::machine::Config) -> WsService {
+    let online = web_sys::window()
+        .map(|w| w.navigator().on_line())
+        .unwrap_or(true);
+    let shared: Shared = Rc::new(RefCell::new(Inner {
+        machine: Machine::new(config, online),
+        url,
+        protocols,
+        socket: None,
+        timers: Default::default(),
+        subs: Vec::new(),
+        next_sub: 1,
+        pending: Vec::new(),
+        invalid_frames: 0,
+        network: None,
+    }));
+    if let Some(window) = web_sys::window() {
+        let weak = Rc::downgrade(&shared);
+        let on = |name: &'static str, event: Event| {
+            let weak = Weak::clone(&weak);
+            Listener::new(&window, name, move |_| {
+                if let Some(s) = weak.upgrade() {
+                    feed(&s, event.clone());
+                }
+            })
+        };
+        let pair = (on("online", Event::Online), on("offline", Event::Offline));
+        shared.borrow_mut().network = Some(pair);
+    }
+    WsService { shared }
+}
+
+impl WsService {
+    /// A weak handle for the JS wrapper (which must not keep the service alive).
+    pub fn downgrade(&self) -> Weak<RefCell<Inner>> {
+        Rc::downgrade(&self.shared)
+    }
+}
+
+/// `connect()`: a promise that resolves on the first open.
+pub fn connect(shared: &Shared) -> js_sys::Promise {
+    let mut slot = None;
+    let promise = js_sys::Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+    if let Some((resolve, reject)) = slot {
+        let full = {
+            let mut i = shared.borrow_mut();
+            if i.pending.len() >= MAX_PENDING_CONNECTS {
+                true
+            } else {
+                i.pending.push((resolve, reject.clone()));
+                false
+            }
+        };
+        if full {
+            let e = js_sys::Error::new("too many connect() calls are waiting");
+            let _ = reject.call1(&JsValue::UNDEFINED, &e);
+            return promise;
+        }
+    }
+    feed(shared, Event::Connect);
+    promise
+}
+
+/// `send(type, payload)`: encodes the envelope with the browser's JSON and hands it over.
+pub fn send(shared: &Shared, kind: &str, payload: &JsValue) -> Result<(), JsValue> {
+    let frame = js_sys::Object::new();
+    js_sys::Reflect::set(&frame, &"type".into(), &kind.into())?;
+    let null = JsValue::NULL;
+    let payload = if payload.is_undefined() {
+        &null
+    } else {
+        payload
+    };
+    js_sys::Reflect::set(&frame, &"payload".into(), payload)?;
+    js_sys::Reflect::set(&frame, &"timestamp".into(), &js_sys::Date::now().into())?;
+    let text = js_sys::JSON::stringify(&frame)
+        .map_err(|_| js_sys::TypeError::new("payload: cannot be serialized as JSON"))?;
+    feed(shared, Event::Send(String::from(text)));
+    Ok(())
+}
+
+/// `disconnect(code, reason)`.
+pub fn disconnect(shared: &Shared, code: u16, reason: String) {
+    feed(shared, Event::Disconnect(code, reason));
+}
+
+/// Adds a message (`Some(type)`) or state (`None`) subscription; returns its id.
+pub fn subscribe(
+    shared: &Shared,
+    kind: Option<String>,
+    handler: js_sys::Function,
+) -> Result<u64, TooManySubscriptions> {
+    let mut i = shared.borrow_mut();
+    if i.subs.len() >= MAX_SUBSCRIPTIONS {
+        return Err(TooManySubscriptions);
+    }
+    let id = i.next_sub;
+    i.next_sub += 1;
+    i.subs.push(Sub { id, kind, handler });
+    Ok(id)
+}
+
+/// Ends a subscription; false when it was gone already.
+pub fn unsubscribe(shared: &Shared, id: u64) -> bool {
+    let removed = {
+        let mut i = shared.borrow_mut();
+        let before = i.subs.len();
+        let kept: Vec<Sub> = std::mem::take(&mut i.subs)
+            .into_iter()
+            .filter(|s| s.id != id)
+            .collect();
+        i.subs = kept;
+        before != i.subs.len()
+    };
+    removed
+}
+
+/// True while subscription `id` is held.
+pub fn has_subscription(shared: &Shared, id: u64) -> bool {
+    shared.borrow().subs.iter().any(|s| s.id == id)
+}
+
+/// The current state.
+pub fn state(shared: &Shared) -> State {
+    shared.borrow().machine.state()
+}
+
+/// Reconnect attempts since the last stable open.
+pub fn attempts(shared: &Shared) -> u32 {
+    shared.borrow().machine.attempts()
+}
+
+/// `stats()` counters and the count of frames that were not JSON envelopes.
+pub fn stats(shared: &Shared) -> (Stats, u64) {
+    let i = shared.borrow();
+    (i.machine.stats(), i.invalid_frames)
+}
+
+/// Feeds one event to the machine and applies the effects. No borrow is held while page code
+/// (subscribers, promise callbacks) runs, so that code may call back into the service.
+fn feed(shared: &Shared, event: Event) {
+    let effects = shared
+        .borrow_mut()
+        .machine
+        .handle(js_sys::Date::now(), event);
+    for effect in effects {
+        apply(shared, effect);
+    }
+}
+
+fn apply(shared: &Shared, effect: Effect) {
+    match effect {
+        Effect::Open { generation } => open(shared, generation),
+        Effect::Close { code, reason } => {
+            let socket = shared.borrow_mut().socket.take();
+            if let Some(mut s) = socket {
+                s.set_close(code, reason);
+                drop(s); // handlers detached, then close()
+            }
+        }
+        Effect::Send(text) => {
+            let sent = shared
+                .borrow()
+                .socket
+                .as_ref()
+                .map(|s| s.raw().send_with_str(&text));
+            if let Some(Err(e)) = sent {
+                report::report("WebSocket send failed", &e);
+            }
+        }
+        Effect::Arm(timer, ms) => {
+            let weak = Rc::downgrade(shared);
+            let t = Timeout::new(ms, move || {
+                if let Some(s) = weak.upgrade() {
+                    feed(&s, Event::Fired(timer));
+                }
+            });
+            let old = shared.borrow_mut().timers[timer_slot(timer)].replace(t);
+            drop(old);
+        }
+        Effect::Disarm(timer) => {
+            let old = shared.borrow_mut().timers[timer_slot(timer)].take();
+            drop(old);
+        }
+        Effect::State(state) => {
+            let (handlers, attempt) = {
+                let i = shared.borrow();
+                let h: Vec<js_sys::Function> = i
+                    .subs
+                    .iter()
+                    .filter(|s| s.kind.is_none())
+                    .map(|s| s.handler.clone())
+                    .collect();
+                (h, i.machine.attempts())
+            };
+            let info = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&info, &"attempt".into(), &attempt.into());
+            let name = JsValue::from_str(state.as_str());
+            for h in handlers {
+                if let Err(e) = h.call2(&JsValue::UNDEFINED, &name, &info) {
+                    report::report("a WebSocketService onState handler threw", &e);
+                }
+            }
+        }
+        Effect::Resolve => {
+            let pending = std::mem::take(&mut shared.borrow_mut().pending);
+            for (resolve, _) in pending {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+        }
+        Effect::Reject(reason) => {
+            let pending = std::mem::take(&mut shared.borrow_mut().pending);
+            let error = js_sys::Error::new(reason);
+            for (_, reject) in pending {
+                let _ = reject.call1(&JsValue::UNDEFINED, &error);
+            }
+        }
+    }
+}
+
+fn open(shared: &Shared, generation: u64) {
+    let (url, protocols) = {
+        let i = shared.borrow();
+        (i.url.clone(), i.protocols.clone())
+    };
+    let mut socket = match Socket::open(&url, &protocols) {
+        Ok(s) => s,
+        Err(e) => {
+            // The URL was checked when the service was created, so this is rare (a CSP block,
+            // say); the machine's connect timeout turns it into a reconnect.
+            report::report("cannot open the WebSocket", &e);
+            return;
+        }
+    };
+    let weak = Rc::downgrade(shared);
+    let handler = |f: fn(&Shared, u64, &web_sys::Event)| {
+        let weak = Weak::clone(&weak);
+        move |event: &web_sys::Event| {
+            if let Some(s) = weak.upgrade() {
+                f(&s, generation, event);
+            }
+        }
+    };
+    socket.on("open", handler(|s, g, _| feed(s, Event::Opened(g))));
+    socket.on(
+        "close",
+        handler(|s, g, e| {
+            let code = e
+                .dyn_ref::<web_sys::CloseEvent>()
+                .map_or(1006, web_sys::CloseEvent::code);
+            feed(s, Event::Closed(g, code));
+        }),
+    );
+    socket.on("error", handler(|s, g, _| feed(s, Event::Errored(g))));
+    socket.on("message", handler(on_message));
+    let old = shared.borrow_mut().socket.replace(socket);
+    drop(old);
+}
+
+fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
+    let data = event
+        .dyn_ref::<web_sys::MessageEvent>()
+        .map(web_sys::MessageEvent::data)
+        .and_then(|d| d.as_string());
+    let parsed = data
+        .as_deref()
+        .and_then(|text| js_sys::JSON::parse(text).ok())
+        .filter(|v| v.is_object());
+    let kind = parsed
+        .as_ref()
+        .and_then(|m| js_sys::Reflect::get(m, &"type".into()).ok())
+        .and_then(|t| t.as_string());
+    let (Some(message), Some(kind)) = (parsed, kind) else {
+        shared.borrow_mut().invalid_frames += 1;
+        feed(
+            shared,
+            Event::Message {
+                generation,
+                pong: None,
+            },
+        );
+        return;
+    };
+    let payload = js_sys::Reflect::get(&message, &"payload".into()).unwrap_or(JsValue::NULL);
+    let pong = (kind == "pong")
+        .then(|| js_sys::Reflect::get(&payload, &"timestamp".into()).ok())
+        .flatten()
+        .and_then(|t| t.as_f64());
+    feed(shared, Event::Message { generation, pong });
+
+    let handlers: Vec<js_sys::Function> = shared
+        .borrow()
+        .subs
+        .iter()
+        .filter(|s| s.kind.as_deref().is_some_and(|k| k == kind || k == "*"))
+        .map(|s| s.handler.clone())
+        .collect();
+    for h in handlers {
+        if let Err(e) = h.call2(&JsValue::UNDEFINED, &payload, &message) {
+            report::report("a WebSocketService subscriber threw", &e);
+        }
+    }
+}
