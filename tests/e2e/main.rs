@@ -4,3 +4,4 @@
 
 mod demo;
 mod server_process;
+mod websocket;

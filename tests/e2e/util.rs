@@ -3,7 +3,8 @@
 //!
 //! - [`Server::start`] builds the server binary if needed, starts it with a fresh database on
 //!   `127.0.0.1:0`, and reads its start-up lines for the URL and admin token. Dropping it kills
-//!   the process; [`Server::terminate`] sends SIGTERM and waits.
+//!   the process; [`Server::terminate`] sends SIGTERM and waits; [`Server::kill`] and
+//!   [`Server::start_again`] crash it and bring it back on the same port and database.
 //! - [`Browser::launch`] starts `/usr/bin/chromium` (or `$CHROMIUM`) headless with the flags this
 //!   machine needs, and [`Browser::open`] gives a [`Page`] to evaluate JS in, count DOM listeners
 //!   after a forced GC ([`Page::dom_counters`]), and take screenshots.
@@ -105,6 +106,7 @@ pub struct Server {
     pub admin_token: String,
     /// Every line it printed on stdout before it was ready.
     pub startup_lines: Vec<String>,
+    extra_args: Vec<String>,
     _data: tempfile::TempDir,
 }
 
@@ -112,47 +114,15 @@ impl Server {
     /// Starts the server (building it first if needed) with `extra_args` after the defaults.
     pub async fn start(extra_args: &[&str]) -> Result<Self> {
         let data = tempfile::tempdir()?;
-        let root = workspace_root();
-        let db = format!("sqlite://{}/vigil.db", data.path().display());
-        let mut child = Command::new(server_binary())
-            .args(["--addr", "127.0.0.1:0", "--database-url", &db])
-            .arg("--www")
-            .arg(root.join("www"))
-            .arg("--pkg")
-            .arg(root.join("pkg"))
-            .args(extra_args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut startup_lines = Vec::new();
-        let (mut url, mut admin_token) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while url.is_none() || admin_token.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = tokio::time::timeout(left, lines.next_line())
-                .await
-                .map_err(|_| "the server printed no start-up lines within 30 s")??
-                .ok_or("the server exited before it was ready")?;
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                url = Some(rest.trim().to_owned());
-            }
-            if let Some(rest) = line.split("admin token:").nth(1) {
-                admin_token = Some(rest.trim().to_owned());
-            }
-            startup_lines.push(line);
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, url, admin_token, startup_lines) =
+            spawn_server("127.0.0.1:0", data.path(), &args).await?;
         Ok(Self {
             child,
-            url: url.unwrap_or_default(),
-            admin_token: admin_token.unwrap_or_default(),
+            url,
+            admin_token,
             startup_lines,
+            extra_args: args,
             _data: data,
         })
     }
@@ -160,6 +130,24 @@ impl Server {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would, and waits for it.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Starts the server again on the same port with the same database (after [`Server::kill`]).
+    pub async fn start_again(&mut self) -> Result<()> {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let (child, url, admin_token, startup_lines) =
+            spawn_server(&addr, self._data.path(), &self.extra_args).await?;
+        self.child = child;
+        self.url = url;
+        self.admin_token = admin_token;
+        self.startup_lines = startup_lines;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
@@ -176,6 +164,57 @@ impl Server {
             .map_err(|_| format!("the server did not exit within {timeout:?} of SIGTERM"))??;
         Ok((exit, started.elapsed()))
     }
+}
+
+/// Starts the binary on `addr` with its database in `data`; returns it once it printed its URL
+/// and admin token.
+async fn spawn_server(
+    addr: &str,
+    data: &Path,
+    extra_args: &[String],
+) -> Result<(Child, String, String, Vec<String>)> {
+    let root = workspace_root();
+    let db = format!("sqlite://{}/vigil.db", data.display());
+    let mut child = Command::new(server_binary())
+        .args(["--addr", addr, "--database-url", &db])
+        .arg("--www")
+        .arg(root.join("www"))
+        .arg("--pkg")
+        .arg(root.join("pkg"))
+        .args(extra_args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut startup_lines = Vec::new();
+    let (mut url, mut admin_token) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while url.is_none() || admin_token.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tokio::time::timeout(left, lines.next_line())
+            .await
+            .map_err(|_| "the server printed no start-up lines within 30 s")??
+            .ok_or("the server exited before it was ready")?;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            url = Some(rest.trim().to_owned());
+        }
+        if let Some(rest) = line.split("admin token:").nth(1) {
+            admin_token = Some(rest.trim().to_owned());
+        }
+        startup_lines.push(line);
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((
+        child,
+        url.unwrap_or_default(),
+        admin_token.unwrap_or_default(),
+        startup_lines,
+    ))
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
