@@ -4,7 +4,9 @@
 //
 // The display refresh below is the page's own code (requestAnimationFrame), outside the runtime,
 // so it keeps drawing after disposeAll(). Everything the runtime owns stops.
-import init, { version, resources, disposeAll, onDispose, listen, every } from "/pkg/vigil.js";
+import init, {
+  version, resources, disposeAll, onDispose, listen, every, WebSocketService,
+} from "/pkg/vigil.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,6 +17,51 @@ function log(message) {
   while ($("log").children.length > 50) $("log").lastChild.remove();
 }
 
+const DRINKS = ["espresso", "cortado", "flat white", "chai", "matcha", "lemonade"];
+
+function showOrder(order, fresh) {
+  const li = document.createElement("li");
+  li.textContent = `#${order.id}  ${order.items.map((i) => `${i.quantity} × ${i.name}`).join(", ")}`;
+  if (fresh) li.className = "new";
+  $("orders").prepend(li);
+  while ($("orders").children.length > 20) $("orders").lastChild.remove();
+}
+
+// The live orders feed: a WebSocketService that re-joins its topic on every open.
+function startOrders() {
+  const ws = new WebSocketService({ url: "/ws", heartbeatIntervalMs: 5000 });
+  ws.onState((state, info) => {
+    $("ws-state").textContent = state + (state === "reconnecting" ? ` (attempt ${info.attempt})` : "");
+    $("ws-state").className = `state-${state}`;
+    log(`websocket: ${state}`);
+    if (state === "open") {
+      ws.send("subscribe", { topics: ["orders"] });
+      ws.send("orders:sync", {});
+    }
+  });
+  ws.subscribe("orders:snapshot", ({ orders }) => {
+    $("orders").replaceChildren();
+    orders.slice().reverse().forEach((o) => showOrder(o, false));
+  });
+  ws.subscribe("order:created", (order) => showOrder(order, true));
+  every(1000, () => {
+    const s = ws.stats();
+    $("ws-rtt").textContent = s.lastRttMs === null ? "–" : `${Math.round(s.lastRttMs)} ms`;
+    $("ws-messages").textContent = `${s.messagesIn} in, ${s.messagesOut} out, ${s.queued} queued`;
+  });
+  ws.connect().catch((e) => log(`websocket: ${e.message}`));
+}
+
+async function postOrder() {
+  const name = DRINKS[Math.floor(Math.random() * DRINKS.length)];
+  const res = await fetch("/api/orders", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ items: [{ name, quantity: 1 + Math.floor(Math.random() * 3) }] }),
+  });
+  if (!res.ok) log(`order refused: ${(await res.json()).error}`);
+}
+
 function startServices() {
   const started = Date.now();
   const showViewport = () => { $("viewport").textContent = `${innerWidth} × ${innerHeight}`; };
@@ -22,6 +69,7 @@ function startServices() {
   listen(window, "resize", showViewport);
   listen(document, "visibilitychange", () => log(`visibility: ${document.visibilityState}`));
   every(1000, () => { $("uptime").textContent = `${Math.round((Date.now() - started) / 1000)} s`; });
+  startOrders();
   onDispose(() => {
     log("disposed: every listener, timer and service released");
     $("state").textContent = "disposed";
@@ -56,6 +104,7 @@ try {
   startServices();
   $("dispose").addEventListener("click", () => disposeAll());
   $("restart").addEventListener("click", startServices);
+  $("post-order").addEventListener("click", postOrder);
   drawResources();
   window.vigilDemo = { ready: true };
 } catch (e) {

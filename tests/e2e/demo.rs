@@ -25,10 +25,30 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     let live = |name: &str| {
         format!("Number(document.querySelector('tr[data-name={name}] td.n').textContent)")
     };
-    page.wait_for(&format!("{} === 4", live("listeners")), WAIT)
-        .await?; // resize, visibilitychange, pagehide, pageshow
-    assert_eq!(page.eval(&live("intervals")).await?, Value::from(1));
-    assert_eq!(page.eval(&live("services")).await?, Value::from(4));
+    // resize, visibilitychange, online, offline (the WebSocket service), pagehide, pageshow
+    page.wait_for(&format!("{} === 6", live("listeners")), WAIT)
+        .await?;
+    assert_eq!(page.eval(&live("intervals")).await?, Value::from(2));
+    assert_eq!(page.eval(&live("services")).await?, Value::from(6));
+    // The live orders feed: the socket opens, and a posted order shows up.
+    page.wait_for(
+        "document.getElementById('ws-state').textContent === 'open'",
+        WAIT,
+    )
+    .await?;
+    assert_eq!(page.eval(&live("sockets")).await?, Value::from(1));
+    page.eval("document.getElementById('post-order').click()")
+        .await?;
+    page.wait_for(
+        "document.querySelectorAll('#orders li.new').length === 1",
+        WAIT,
+    )
+    .await?;
+    page.wait_for(
+        "document.getElementById('ws-rtt').textContent.endsWith('ms')",
+        WAIT,
+    )
+    .await?;
     page.screenshot("demo-running").await?;
 
     page.eval("document.getElementById('dispose').click()")
@@ -54,7 +74,7 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     // "Start again" brings the services back: the runtime is reusable after disposeAll.
     page.eval("document.getElementById('restart').click()")
         .await?;
-    page.wait_for(&format!("{} === 4", live("listeners")), WAIT)
+    page.wait_for(&format!("{} === 6", live("listeners")), WAIT)
         .await?;
     Ok(())
 }
