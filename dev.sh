@@ -5,6 +5,7 @@
 #   ./dev.sh test                 set up, build, and run every test suite
 #   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz) and the server
 #   ./dev.sh size                 build pkg/ and print its gzipped size (wasm + JS glue)
+#   ./dev.sh bench                build, then print the benchmark figures (not asserted)
 #   ./dev.sh setup                install what is missing, and nothing else
 #
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
@@ -114,6 +115,12 @@ case "$cmd" in
     build_pkg
     size
     ;;
+  bench)
+    setup
+    build_pkg
+    size
+    cargo bench -p vigil-e2e
+    ;;
   run)
     setup
     build_pkg
@@ -136,7 +143,7 @@ case "$cmd" in
     say "all suites passed"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

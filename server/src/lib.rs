@@ -170,9 +170,14 @@ async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Respon
     }
     // Frames past the hub's 64 KiB limit still arrive (and get 1009); past 1 MiB the protocol
     // layer refuses them before buffering more.
+    // Small buffers: tungstenite's defaults (128 KiB read + 128 KiB write per socket) would cost
+    // an idle kiosk connection ~130 KiB; the hub's own queue already bounds what waits.
     upgrade
         .max_message_size(1 << 20)
         .max_frame_size(1 << 20)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             hub::session::run(hub, sink, stream).await;
