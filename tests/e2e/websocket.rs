@@ -163,3 +163,140 @@ async fn http_get(server: &Server, path: &str) -> Result<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A scripted peer: the first connection gets a non-JSON frame and a `tick`, then silence (no
+/// pong: a dead socket the browser never reports); later ones answer pings, and close when asked.
+async fn scripted_server() -> Result<String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            n += 1;
+            let first = n == 1;
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                if first {
+                    let _ = ws.send(Message::Text("not json".into())).await;
+                    let _ = ws
+                        .send(Message::Text(
+                            r#"{"type":"tick","payload":{"n":1},"timestamp":0}"#.into(),
+                        ))
+                        .await;
+                    while let Some(Ok(_)) = ws.next().await {} // read, never answer
+                    return;
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    let Message::Text(t) = m else { continue };
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                    match v["type"].as_str() {
+                        Some("ping") => {
+                            let pong = serde_json::json!({"type":"pong","payload":v["payload"],"timestamp":0});
+                            let _ = ws.send(Message::Text(pong.to_string().into())).await;
+                        }
+                        Some("close-me") => {
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    Ok(url)
+}
+
+#[tokio::test]
+async fn dead_sockets_bad_frames_throwing_subscribers_bfcache_and_offline() -> Result<()> {
+    require_pkg();
+    let server = Server::start(&[]).await?;
+    let peer = scripted_server().await?;
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/www/test/empty.html", server.url))
+        .await?;
+    page.eval(&format!(
+        "(async () => {{
+            const m = await import('/pkg/vigil.js');
+            await m.default();
+            window.vigil = m;
+            const log = window.log = {{ ticks: [], states: [] }};
+            const ws = window.ws = new m.WebSocketService({{
+                url: '{peer}', heartbeatIntervalMs: 300, heartbeatTimeoutMs: 300,
+                reconnect: {{ initialDelayMs: 50, maxDelayMs: 100 }},
+            }});
+            ws.subscribe('tick', () => {{ throw new Error('a subscriber failed on purpose'); }});
+            ws.subscribe('tick', (p) => log.ticks.push(p.n));
+            ws.onState((s) => log.states.push(s));
+            await ws.connect();
+            return true;
+        }})()"
+    ))
+    .await?;
+    // A frame that is not JSON is counted and ignored; a throwing subscriber is reported and the
+    // next one still runs.
+    page.wait_for("log.ticks.length === 1", WAIT).await?;
+    assert_eq!(page.eval("ws.stats().invalidFrames").await?, 1);
+    let console = browser.console().join("\n");
+    assert!(
+        console.contains("a WebSocketService subscriber threw"),
+        "{console}"
+    );
+    // The first peer never answers a ping: the socket is declared dead without any close event,
+    // and a new one opens (to the answering peer).
+    page.wait_for("ws.stats().reconnects >= 1 && ws.state === 'open'", WAIT)
+        .await?;
+    page.wait_for("ws.stats().lastRttMs !== null", WAIT).await?;
+
+    // Back/forward cache: the socket closes on pagehide (persisted) and reopens on pageshow.
+    page.eval("dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })); true")
+        .await?;
+    assert_eq!(page.eval("ws.state").await?, "reconnecting");
+    assert_eq!(page.eval("vigil.resources().sockets").await?, 0);
+    page.eval("dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true })); true")
+        .await?;
+    page.wait_for("ws.state === 'open'", WAIT).await?;
+    page.eval("ws.dispose(); true").await?;
+
+    // Offline: no attempt is made; `online` triggers one at once (not after the 10 s backoff).
+    page.eval(&format!(
+        "(async () => {{
+            const ws = window.ws2 = new vigil.WebSocketService({{
+                url: '{peer}', reconnect: {{ initialDelayMs: 10000, jitter: 0 }},
+            }});
+            await ws.connect();
+            dispatchEvent(new Event('offline'));
+            ws.send('close-me', {{}});
+            return true;
+        }})()"
+    ))
+    .await?;
+    page.wait_for("ws2.state === 'reconnecting'", WAIT).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(page.eval("vigil.resources().sockets").await?, 0);
+    assert_eq!(
+        page.eval("vigil.resources().timeouts").await?,
+        0,
+        "no attempt armed while offline"
+    );
+    let started = std::time::Instant::now();
+    page.eval("dispatchEvent(new Event('online')); true")
+        .await?;
+    page.wait_for("ws2.state === 'open'", WAIT).await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    page.eval("vigil.disposeAll(); true").await?;
+    let counts = page.eval("vigil.resources()").await?;
+    for (name, n) in counts.as_object().ok_or("an object")? {
+        assert_eq!(n, &Value::from(0), "resources().{name}");
+    }
+    Ok(())
+}
