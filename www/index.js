@@ -20,6 +20,7 @@ function log(message) {
 const DRINKS = ["espresso", "cortado", "flat white", "chai", "matcha", "lemonade"];
 
 function showOrder(order, fresh) {
+  $("orders").querySelector(".empty")?.remove();
   const li = document.createElement("li");
   li.textContent = `#${order.id}  ${order.items.map((i) => `${i.quantity} × ${i.name}`).join(", ")}`;
   if (fresh) li.className = "new";
@@ -40,7 +41,7 @@ function startOrders() {
     }
   });
   ws.subscribe("orders:snapshot", ({ orders }) => {
-    $("orders").replaceChildren();
+    $("orders").innerHTML = '<li class="empty">no orders yet: post one</li>';
     orders.slice().reverse().forEach((o) => showOrder(o, false));
   });
   ws.subscribe("order:created", (order) => showOrder(order, true));
