@@ -27,6 +27,8 @@ pub struct Metrics {
     pub voice_sessions: IntGauge,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
+    /// WebSocket sessions ended, by `reason` (client_closed, dropped, slow_reader, …).
+    pub ws_sessions_ended: IntCounterVec,
     /// HTTP requests answered, by status class.
     pub http_requests: IntCounterVec,
 }
@@ -60,6 +62,14 @@ impl Metrics {
                 "OTLP metric points stored",
             )
             .expect("valid metric"),
+            ws_sessions_ended: IntCounterVec::new(
+                Opts::new(
+                    "vigil_ws_sessions_ended_total",
+                    "WebSocket sessions ended, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             http_requests: IntCounterVec::new(
                 Opts::new(
                     "vigil_http_requests_total",
@@ -77,6 +87,7 @@ impl Metrics {
             Box::new(m.ws_messages.clone()),
             Box::new(m.voice_sessions.clone()),
             Box::new(m.metric_points_ingested.clone()),
+            Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.http_requests.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
@@ -84,6 +95,9 @@ impl Metrics {
         // Labelled series appear only once touched; make the known ones visible at zero.
         for d in ["in", "out"] {
             m.ws_messages.with_label_values(&[d]);
+        }
+        for end in crate::hub::session::End::ALL {
+            m.ws_sessions_ended.with_label_values(&[end.reason()]);
         }
         for r in REJECT_REASONS {
             m.events_rejected.with_label_values(&[r]);

@@ -35,6 +35,16 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
+/// How many sessions ended for `reason` (`vigil_ws_sessions_ended_total`).
+fn ended(server: &LiveServer, reason: &str) -> u64 {
+    server
+        .state
+        .metrics()
+        .ws_sessions_ended
+        .with_label_values(&[reason])
+        .get()
+}
+
 /// Reads until the server's close frame and returns its code.
 async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {
@@ -54,6 +64,7 @@ async fn client_close_leaves_no_session() {
     server.wait_sessions(1).await;
     ws.close(None).await.unwrap();
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "client_closed"), 1);
     server.stop().await;
 }
 
@@ -64,6 +75,7 @@ async fn an_abrupt_drop_leaves_no_session() {
     server.wait_sessions(1).await;
     drop(ws); // TCP closed without a close frame
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "dropped") + ended(&server, "error"), 1);
 }
 
 #[tokio::test]
@@ -76,6 +88,7 @@ async fn a_protocol_error_leaves_no_session() {
         tcp.write_all(&[0x83, 0x00]).await.unwrap();
     }
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "error"), 1);
 }
 
 #[tokio::test]
@@ -87,6 +100,7 @@ async fn an_oversize_frame_is_closed_with_1009() {
         .unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1009));
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "frame_too_large"), 1);
 }
 
 #[tokio::test]
@@ -106,6 +120,7 @@ async fn a_flood_is_closed_with_1008() {
     }
     assert_eq!(close_code(&mut ws).await, Some(1008));
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "too_many_messages"), 1);
 }
 
 #[tokio::test]
@@ -120,6 +135,7 @@ async fn a_silent_client_is_closed_after_two_heartbeats() {
     // The client never reads, so it never answers the server's Ping frames.
     tokio::time::sleep(Duration::from_millis(400)).await;
     server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "no_heartbeat"), 1);
     drop(ws);
 }
 
@@ -136,6 +152,12 @@ async fn shutdown_closes_every_socket_with_1001() {
     stopping.await.unwrap();
     assert_eq!(state.hub().session_count(), 0);
     assert_eq!(state.metrics().ws_connections.get(), 0);
+    let shut = state
+        .metrics()
+        .ws_sessions_ended
+        .with_label_values(&["server_shutdown"])
+        .get();
+    assert_eq!(shut, 2);
 }
 
 #[tokio::test]

@@ -25,6 +25,70 @@ pub mod close {
     pub const TRY_LATER: u16 = 1013;
 }
 
+/// Why a session ended; counted in `vigil_ws_sessions_ended_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The connection dropped without a close frame.
+    Dropped,
+    /// A protocol error on the socket.
+    Error,
+    /// A frame over the size limit (1009).
+    TooBig,
+    /// Too many messages per second (1008).
+    Flood,
+    /// No frame of any kind for two heartbeat intervals (1001).
+    Silent,
+    /// The outgoing queue was full: a slow reader (1013).
+    SlowReader,
+    /// The server is shutting down (1001).
+    Shutdown,
+    /// The hub was full when the session arrived (1013).
+    HubFull,
+}
+
+impl End {
+    /// The close code sent to the peer, if one is sent.
+    pub fn close_code(self) -> Option<u16> {
+        match self {
+            Self::ClientClosed | Self::Dropped | Self::Error => None,
+            Self::TooBig => Some(close::TOO_BIG),
+            Self::Flood => Some(close::POLICY),
+            Self::Silent | Self::Shutdown => Some(close::GOING_AWAY),
+            Self::SlowReader | Self::HubFull => Some(close::TRY_LATER),
+        }
+    }
+
+    /// The `reason` label, and the close frame's reason text.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ClientClosed => "client_closed",
+            Self::Dropped => "dropped",
+            Self::Error => "error",
+            Self::TooBig => "frame_too_large",
+            Self::Flood => "too_many_messages",
+            Self::Silent => "no_heartbeat",
+            Self::SlowReader => "slow_reader",
+            Self::Shutdown => "server_shutdown",
+            Self::HubFull => "hub_full",
+        }
+    }
+
+    /// Every reason, for showing the counters at zero.
+    pub const ALL: [End; 9] = [
+        Self::ClientClosed,
+        Self::Dropped,
+        Self::Error,
+        Self::TooBig,
+        Self::Flood,
+        Self::Silent,
+        Self::SlowReader,
+        Self::Shutdown,
+        Self::HubFull,
+    ];
+}
+
 /// A session's place in the hub. Dropping it is the one cleanup every exit path runs: out of the
 /// map, out of every topic, gauge updated.
 #[derive(Debug)]
@@ -105,14 +169,30 @@ impl Hub {
 }
 
 /// Runs one session until it ends, whatever the reason; returns the close code it sent (if any).
-pub async fn run<S, R, E>(hub: Hub, mut sink: S, mut stream: R) -> Option<u16>
+pub async fn run<S, R, E>(hub: Hub, mut sink: S, stream: R) -> Option<u16>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let end = serve(&hub, &mut sink, stream).await;
+    if let Some(code) = end.close_code() {
+        let _ = send_close(&mut sink, code, end.reason()).await;
+    }
+    hub.inner
+        .metrics
+        .ws_sessions_ended
+        .with_label_values(&[end.reason()])
+        .inc();
+    end.close_code()
+}
+
+async fn serve<S, R, E>(hub: &Hub, mut sink: S, mut stream: R) -> End
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
     let Some(joined) = hub.register() else {
-        let _ = send_close(&mut sink, close::TRY_LATER, "too many connections").await;
-        return Some(close::TRY_LATER);
+        return End::HubFull;
     };
     let Joined {
         registration,
@@ -120,6 +200,7 @@ where
         kill,
         last_seen_ms,
     } = joined;
+    let sink = &mut sink;
     let id = registration.id();
     let config = hub.inner.config.clone();
     let metrics = hub.inner.metrics.clone();
@@ -133,8 +214,8 @@ where
             heartbeat_ms: config.heartbeat.as_millis() as u64,
         },
     );
-    if !send_or_stop(&mut sink, &kill, welcome).await {
-        return None; // `registration` drops here: the same cleanup
+    if !send_or_stop(sink, &kill, welcome).await {
+        return End::Dropped; // `registration` drops here: the same cleanup
     }
     out_counter.inc();
 
@@ -145,33 +226,37 @@ where
     let mut window = (Instant::now(), 0u32);
     let shutdown = hub.inner.shutdown.clone();
 
-    let code = loop {
+    let end = loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break Some(close::GOING_AWAY),
+            () = shutdown.cancelled() => break End::Shutdown,
             () = kill.cancelled() => {
                 // The reaper (silence) or a broadcast (full queue) asked us to go.
                 let silent = hub.now_ms().saturating_sub(last_seen_ms.load(Ordering::Relaxed))
                     > 2 * config.heartbeat.as_millis() as u64;
-                break Some(if silent { close::GOING_AWAY } else { close::TRY_LATER });
+                break if silent { End::Silent } else { End::SlowReader };
             }
             frame = stream.next() => {
-                let Some(Ok(frame)) = frame else { break None }; // dropped, or a protocol error
+                let frame = match frame {
+                    None => break End::Dropped,
+                    Some(Err(_)) => break End::Error,
+                    Some(Ok(frame)) => frame,
+                };
                 last_seen_ms.store(hub.now_ms(), Ordering::Relaxed);
                 let text = match frame {
                     Message::Text(t) => t,
-                    Message::Close(_) => break None,
+                    Message::Close(_) => break End::ClientClosed,
                     Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(b) if b.len() > config.max_frame_bytes => break Some(close::TOO_BIG),
+                    Message::Binary(b) if b.len() > config.max_frame_bytes => break End::TooBig,
                     Message::Binary(_) => {
                         in_counter.inc();
                         let reply = error_message("binary_frame", "frames are JSON text");
-                        if send_or_stop(&mut sink, &kill, reply).await { out_counter.inc(); continue }
-                        break None;
+                        if send_or_stop(sink, &kill, reply).await { out_counter.inc(); continue }
+                        break End::Dropped;
                     }
                 };
                 if text.len() > config.max_frame_bytes {
-                    break Some(close::TOO_BIG);
+                    break End::TooBig;
                 }
                 in_counter.inc();
                 if window.0.elapsed().as_secs() >= 1 {
@@ -179,38 +264,28 @@ where
                 }
                 window.1 += 1;
                 if window.1 > config.max_messages_per_sec {
-                    break Some(close::POLICY);
+                    break End::Flood;
                 }
-                if let Some(reply) = handle_text(&hub, id, text.as_str()).await {
-                    if !send_or_stop(&mut sink, &kill, reply).await { break None }
+                if let Some(reply) = handle_text(hub, id, text.as_str()).await {
+                    if !send_or_stop(sink, &kill, reply).await { break End::Dropped }
                     out_counter.inc();
                 }
             }
             Some(message) = outgoing.recv() => {
-                if !send_or_stop(&mut sink, &kill, message).await { break None }
+                if !send_or_stop(sink, &kill, message).await { break End::Dropped }
                 out_counter.inc();
             }
             _ = ping.tick() => {
                 let silent = hub.now_ms().saturating_sub(last_seen_ms.load(Ordering::Relaxed));
                 if silent > 2 * config.heartbeat.as_millis() as u64 {
-                    break Some(close::GOING_AWAY);
+                    break End::Silent;
                 }
-                if !send_or_stop(&mut sink, &kill, Message::Ping(Default::default())).await { break None }
+                if !send_or_stop(sink, &kill, Message::Ping(Default::default())).await { break End::Dropped }
             }
         }
     };
-    if let Some(code) = code {
-        let reason = match code {
-            close::GOING_AWAY if shutdown.is_cancelled() => "server shutting down",
-            close::GOING_AWAY => "no heartbeat",
-            close::POLICY => "too many messages",
-            close::TOO_BIG => "frame too large",
-            _ => "outgoing queue full",
-        };
-        let _ = send_close(&mut sink, code, reason).await;
-    }
     drop(registration); // the one cleanup, on every path (also when this future is dropped)
-    code
+    end
 }
 
 /// Sends unless the session is killed meanwhile (a slow reader must not hold the task forever).
