@@ -52,6 +52,14 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Events per second each public key may send (token bucket rate).
+    #[arg(long, env = "VIGIL_RATE_LIMIT", default_value_t = 200.0)]
+    pub rate_limit: f64,
+
+    /// Events a public key may send in one burst (token bucket size).
+    #[arg(long, env = "VIGIL_RATE_LIMIT_BURST", default_value_t = 1000.0)]
+    pub rate_limit_burst: f64,
+
     /// The address the voice peer's UDP sockets bind to.
     #[arg(long, env = "VIGIL_VOICE_UDP", default_value = "127.0.0.1:0")]
     pub voice_udp: SocketAddr,

@@ -21,6 +21,9 @@ pub enum AppError {
     /// The body is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Over the rate limit; retry after this many seconds.
+    #[error("rate limited: retry after {0} s")]
+    RateLimited(u64),
     /// At capacity (sessions, peers).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -41,7 +44,21 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) | Self::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl AppError {
+    /// The `reason` label of `vigil_events_rejected_total` for an ingestion error.
+    pub fn reject_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::BadRequest(_) => Some("malformed"),
+            Self::Unauthorized(_) => Some("unauthorized"),
+            Self::PayloadTooLarge(_) => Some("too_large"),
+            Self::RateLimited(_) => Some("rate_limited"),
+            _ => None,
         }
     }
 }
@@ -52,13 +69,23 @@ impl IntoResponse for AppError {
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response()
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
+        match self {
+            // Both headers: Retry-After for HTTP clients, X-Sentry-Rate-Limits for Sentry SDKs
+            // (`retry_after:categories:scope`, empty categories = all).
+            Self::RateLimited(secs) => (
+                status,
+                [
+                    ("retry-after", secs.to_string()),
+                    ("x-sentry-rate-limits", format!("{secs}::key")),
+                ],
+                body,
+            )
+                .into_response(),
+            _ => (status, body).into_response(),
+        }
     }
 }
 
@@ -66,6 +93,17 @@ impl From<axum::extract::rejection::JsonRejection> for AppError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(rejection.body_text()),
+            _ => Self::BadRequest(rejection.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge("the request body is over the 1 MiB limit".into())
+            }
             _ => Self::BadRequest(rejection.body_text()),
         }
     }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod ingest;
 pub mod metrics;
 pub mod store;
 
@@ -14,9 +15,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +28,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -35,6 +39,7 @@ use hub::{Hub, HubConfig};
 use metrics::Metrics;
 use store::Store;
 use vigil_protocol::orders::{NewOrder, Order};
+use vigil_protocol::IssueSummary;
 
 /// The crate version, printed at start and recorded in the database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -50,6 +55,8 @@ struct Inner {
     store: Store,
     metrics: Metrics,
     hub: Hub,
+    ingest: ingest::Ingest,
+    allowed_origins: Vec<HeaderValue>,
     admin_token: String,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
@@ -73,11 +80,22 @@ impl AppState {
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
         let hub = Hub::new(hub, store.clone(), metrics.clone(), shutdown.clone());
+        let rate = ingest::ratelimit::Rate {
+            per_sec: config.rate_limit.max(0.001),
+            burst: config.rate_limit_burst.max(1.0),
+        };
+        let allowed_origins = config
+            .allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 store,
                 metrics,
                 hub,
+                ingest: ingest::Ingest::new(rate),
+                allowed_origins,
                 admin_token,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
@@ -95,6 +113,11 @@ impl AppState {
     /// The WebSocket hub.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Ingestion state (the rate limiter).
+    pub fn ingest(&self) -> &ingest::Ingest {
+        &self.inner.ingest
     }
 
     /// The Prometheus metrics.
@@ -126,7 +149,33 @@ pub fn app(state: AppState) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     );
+    // Browsers send telemetry from other origins: answer the preflight and expose the headers a
+    // client needs to back off.
+    let cors = CorsLayer::new()
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("x-sentry-auth"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-sentry-rate-limits"),
+        ])
+        .allow_origin(if state.inner.allowed_origins.is_empty() {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(state.inner.allowed_origins.clone())
+        })
+        .max_age(std::time::Duration::from_secs(3600));
+    let telemetry = Router::new()
+        .route("/api/{project}/envelope/", post(ingest_envelope))
+        .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
+        .layer(cors);
     Router::new()
+        .merge(telemetry)
+        .route("/api/{project}/issues", get(list_issues))
+        .route("/api/{project}/events/{event_id}", get(get_event))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/ws", get(ws_upgrade))
@@ -161,6 +210,55 @@ async fn prometheus_metrics(_: Admin, State(state): State<AppState>) -> impl Int
         )],
         state.metrics().render(),
     )
+}
+
+/// `POST /api/{project}/envelope/`: Sentry envelope ingestion.
+async fn ingest_envelope(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let key = ingest::auth::query_param(query.as_deref(), "sentry_key").or_else(|| {
+        headers
+            .get("x-sentry-auth")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ingest::auth::key_from_sentry_auth)
+    });
+    let id = ingest::envelope(&state, &project, key, body.map_err(AppError::from)).await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+/// `GET /api/{project}/issues`: errors grouped by fingerprint, newest first (admin).
+async fn list_issues(
+    _: Admin,
+    State(store): State<Store>,
+    Path(project): Path<String>,
+) -> Result<Json<Vec<IssueSummary>>, AppError> {
+    Ok(Json(store.issues(&project, 200).await?))
+}
+
+/// `GET /api/{project}/events/{eventId}`: one stored event (admin).
+async fn get_event(
+    _: Admin,
+    State(store): State<Store>,
+    Path((project, event_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let id = ingest::event::normalize_event_id(&event_id)
+        .ok_or_else(|| AppError::NotFound(format!("no event {event_id}")))?;
+    let payload = store
+        .event(&project, &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no event {id}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        payload,
+    )
+        .into_response())
 }
 
 /// `GET /ws`: the hub (server-api.md, `/ws`).

@@ -3,10 +3,12 @@
 //! - `http`: the router in-process through `tower::ServiceExt::oneshot`.
 //! - `socket`: the real server on a real socket (port 0) and its graceful shutdown.
 //! - `hub`: `/ws` with a real WebSocket client: every exit path, limits, the orders feed.
+//! - `ingest`: `POST /api/{project}/envelope/` and the read API, in-process.
 //!
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
 mod http;
 mod hub;
+mod ingest;
 mod socket;
 mod util;

@@ -22,6 +22,11 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh app with the development config (project `1:dev`, admin token [`ADMIN`]).
     pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// As [`TestApp::new`], after `change` edits the config.
+    pub async fn with_config(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let www = dir.path().join("www");
         let pkg = dir.path().join("pkg");
@@ -34,6 +39,7 @@ impl TestApp {
         let mut config = Config::for_tests("sqlite::memory:");
         config.www = www;
         config.pkg = pkg;
+        change(&mut config);
         let store = Store::connect(&config.database_url).await.unwrap();
         let state = AppState::new(&config, store);
         Self {

@@ -11,6 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use vigil_protocol::orders::{Order, OrderItem};
+use vigil_protocol::IssueSummary;
+
+use crate::ingest::event::Summary;
 
 use crate::error::AppError;
 
@@ -128,6 +131,89 @@ impl Store {
             .collect())
     }
 
+    /// Stores an event and counts it into its issue, in one transaction. Returns false (and
+    /// changes nothing) when the project already has an event with this id.
+    pub async fn insert_event(
+        &self,
+        project: &str,
+        event: &Summary,
+        payload: &str,
+    ) -> Result<bool, AppError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO events (project, event_id, fingerprint, level, title, payload)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(project)
+        .bind(&event.event_id)
+        .bind(&event.fingerprint)
+        .bind(&event.level)
+        .bind(&event.title)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query(
+                "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
+                 SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
+                 FROM events WHERE project = ? AND event_id = ?
+                 ON CONFLICT (project, fingerprint) DO UPDATE SET
+                   count = count + 1,
+                   title = excluded.title,
+                   level = excluded.level,
+                   last_seen = excluded.last_seen,
+                   last_event_id = excluded.last_event_id",
+            )
+            .bind(project)
+            .bind(&event.event_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The issues of `project`, most recently seen first, at most `limit`.
+    pub async fn issues(&self, project: &str, limit: u32) -> Result<Vec<IssueSummary>, AppError> {
+        let rows: Vec<(String, String, String, i64, String, String, String)> = sqlx::query_as(
+            "SELECT fingerprint, title, level, count, first_seen, last_seen, last_event_id
+             FROM issues WHERE project = ? ORDER BY last_seen DESC, rowid DESC LIMIT ?",
+        )
+        .bind(project)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(fingerprint, title, level, count, first_seen, last_seen, last_event_id)| {
+                    IssueSummary {
+                        fingerprint,
+                        title,
+                        level,
+                        count: u64::try_from(count).unwrap_or(0),
+                        first_seen,
+                        last_seen,
+                        last_event_id,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// The stored JSON of one event.
+    pub async fn event(&self, project: &str, event_id: &str) -> Result<Option<String>, AppError> {
+        Ok(
+            sqlx::query_scalar("SELECT payload FROM events WHERE project = ? AND event_id = ?")
+                .bind(project)
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Waits for in-flight writes and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -166,6 +252,42 @@ mod tests {
         let recent = store.recent_orders(10).await.unwrap();
         assert_eq!(recent, [b, a]);
         assert_eq!(store.recent_orders(1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn events_are_stored_once_and_grouped() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let ev = |id: &str, fp: &str| Summary {
+            event_id: id.into(),
+            level: "error".into(),
+            title: format!("TypeError {id}"),
+            fingerprint: fp.into(),
+        };
+        let a = "a".repeat(32);
+        let b = "b".repeat(32);
+        assert!(store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap());
+        assert!(
+            !store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap(),
+            "duplicate"
+        );
+        assert!(store
+            .insert_event("1", &ev(&b, "f1"), "{\"x\":1}")
+            .await
+            .unwrap());
+        assert!(
+            store.insert_event("2", &ev(&a, "f1"), "{}").await.unwrap(),
+            "per project"
+        );
+        let issues = store.issues("1", 10).await.unwrap();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].count, 2);
+        assert_eq!(issues[0].last_event_id, b);
+        assert_eq!(issues[0].title, format!("TypeError {b}"));
+        assert_eq!(
+            store.event("1", &b).await.unwrap().as_deref(),
+            Some("{\"x\":1}")
+        );
+        assert_eq!(store.event("1", "nope").await.unwrap(), None);
     }
 
     #[tokio::test]

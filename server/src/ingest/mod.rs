@@ -1,0 +1,123 @@
+//! Ingestion: Sentry envelopes (`POST /api/{project}/envelope/`) into SQLite, with the rules of
+//! server-api.md — auth by public key, per-key rate limit, size limits, idempotence, and `200`
+//! only after the commit.
+//!
+//! Pure parts: [`envelope`] (the parser), [`event`] (id, title, grouping), [`auth`],
+//! [`ratelimit`]. This file ties them to the store and the metrics.
+
+pub mod auth;
+pub mod envelope;
+pub mod event;
+pub mod ratelimit;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::error::AppError;
+use crate::{config::ProjectKey, AppState};
+
+/// The largest request body and the largest item (server-api.md: 1 MiB each).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Ingestion state shared by the handlers: the rate limiter.
+#[derive(Debug)]
+pub struct Ingest {
+    limiter: Mutex<ratelimit::Limiter>,
+    started: Instant,
+}
+
+/// How many keys the limiter tracks at once (least recently used evicted beyond).
+pub const LIMITER_CAPACITY: usize = 10_000;
+
+impl Ingest {
+    /// Limits every key to `rate`.
+    pub fn new(rate: ratelimit::Rate) -> Self {
+        Self {
+            limiter: Mutex::new(ratelimit::Limiter::new(rate, LIMITER_CAPACITY)),
+            started: Instant::now(),
+        }
+    }
+
+    fn check(&self, key: &str) -> Result<(), AppError> {
+        let now = self.started.elapsed().as_secs_f64();
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(key, now)
+            .map_err(AppError::RateLimited)
+    }
+}
+
+/// Finds the project `id` and checks `key` against it.
+fn authorize<'a>(
+    projects: &'a [ProjectKey],
+    id: &str,
+    key: Option<&str>,
+) -> Result<&'a ProjectKey, AppError> {
+    let key = key.ok_or(AppError::Unauthorized(
+        "no public key: send sentry_key in the query or an X-Sentry-Auth header",
+    ))?;
+    projects
+        .iter()
+        .find(|p| p.id == id && p.public_key == key)
+        .ok_or(AppError::Unauthorized("unknown project or public key"))
+}
+
+/// Ingests one envelope for `project`; returns the id to acknowledge (the event's, or the
+/// envelope header's when it carries no event).
+pub async fn envelope(
+    state: &AppState,
+    project: &str,
+    key: Option<&str>,
+    body: Result<bytes::Bytes, AppError>,
+) -> Result<Option<String>, AppError> {
+    let result = match body {
+        Ok(body) => ingest(state, project, key, &body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        if let Some(reason) = e.reject_reason() {
+            state
+                .metrics()
+                .events_rejected
+                .with_label_values(&[reason])
+                .inc();
+        }
+    }
+    result
+}
+
+async fn ingest(
+    state: &AppState,
+    project: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> Result<Option<String>, AppError> {
+    let project = authorize(state.projects(), project, key)?;
+    state.ingest().check(&project.public_key)?;
+    let parsed = envelope::parse(body, MAX_BODY).map_err(|e| match e {
+        envelope::EnvelopeError::ItemTooLarge { .. } => AppError::PayloadTooLarge(e.to_string()),
+        _ => AppError::BadRequest(e.to_string()),
+    })?;
+    let header_id = parsed.header.get("event_id").and_then(|v| v.as_str());
+    let mut acknowledged = header_id.and_then(event::normalize_event_id);
+    for item in parsed.items.iter().filter(|i| i.kind == "event") {
+        let (summary, value) = event::summarize(item.payload, header_id)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let stored = state
+            .store()
+            .insert_event(&project.id, &summary, &value.to_string())
+            .await?;
+        if stored {
+            state.metrics().events_ingested.inc();
+        } else {
+            state
+                .metrics()
+                .events_rejected
+                .with_label_values(&["duplicate"])
+                .inc();
+        }
+        acknowledged = Some(summary.event_id);
+    }
+    Ok(acknowledged)
+}
