@@ -309,3 +309,31 @@ mod tests {
         }
     }
 }
+
+/// Envelopes written by Sentry's own Rust types (`sentry-types`) parse, and their events read.
+#[cfg(test)]
+mod independent_writer {
+    use sentry_types::protocol::v7 as sentry;
+
+    #[test]
+    fn an_envelope_written_by_sentry_types_parses() {
+        let event = sentry::Event {
+            message: Some("written by sentry-types".into()),
+            level: sentry::Level::Warning,
+            fingerprint: vec!["checkout".into()].into(),
+            ..Default::default()
+        };
+        let id = event.event_id;
+        let envelope: sentry::Envelope = event.into();
+        let mut body = Vec::new();
+        envelope.to_writer(&mut body).unwrap();
+
+        let parsed = super::parse(&body, 1 << 20).unwrap();
+        let events: Vec<_> = parsed.items.iter().filter(|i| i.kind == "event").collect();
+        assert_eq!(events.len(), 1);
+        let (summary, _) = crate::ingest::event::summarize(events[0].payload, None).unwrap();
+        assert_eq!(summary.event_id, id.simple().to_string());
+        assert_eq!(summary.level, "warning");
+        assert_eq!(summary.title, "written by sentry-types");
+    }
+}

@@ -53,8 +53,10 @@ impl Store {
                 }
             }
         }
+        // One connection: SQLite serializes writers anyway, and a pool of writers waits in
+        // SQLite's sleep-based busy handler, which measured worse at p99 and max (ingest bench).
         let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 4 })
+            .max_connections(1)
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory {
                 None
