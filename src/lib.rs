@@ -7,6 +7,7 @@
 //! [`runtime::manager::Registration`] releases what it holds.
 
 pub mod error;
+pub mod errors;
 pub mod options;
 pub mod runtime;
 pub mod ws;
