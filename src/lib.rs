@@ -6,10 +6,12 @@
 //! Rust users get the same guarantees with RAII: dropping a guard or a
 //! [`runtime::manager::Registration`] releases what it holds.
 
+pub mod backoff;
 pub mod error;
 pub mod errors;
 pub mod options;
 pub mod runtime;
+pub mod transport;
 pub mod ws;
 
 use std::cell::{Cell, RefCell};

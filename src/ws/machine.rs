@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+pub use crate::backoff::Backoff;
+
 /// The connection state, as `onState` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -38,45 +40,6 @@ impl State {
             Self::Closed => "closed",
             Self::Failed => "failed",
         }
-    }
-}
-
-/// The reconnect schedule (js-api.md): attempt `n` waits
-/// `min(maxDelayMs, initialDelayMs * factor^(n-1))`, scaled by a random factor in
-/// `[1 - jitter, 1 + jitter]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// Delay before the first attempt.
-    pub initial_delay_ms: f64,
-    /// The cap before jitter.
-    pub max_delay_ms: f64,
-    /// Growth per attempt.
-    pub factor: f64,
-    /// Relative spread, `0..=1`.
-    pub jitter: f64,
-    /// Attempts before giving up; `None` is forever.
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial_delay_ms: 1000.0,
-            max_delay_ms: 30_000.0,
-            factor: 2.0,
-            jitter: 0.25,
-            max_attempts: None,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt `n` (1-based); `unit` is a random number in `[0, 1)`.
-    pub fn delay_ms(&self, n: u32, unit: f64) -> f64 {
-        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
-        let base = (self.initial_delay_ms * self.factor.powi(exponent)).min(self.max_delay_ms);
-        let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
-        (base * scale).max(0.0)
     }
 }
 
@@ -537,27 +500,6 @@ mod tests {
         m.handle(1.0, Event::Opened(1));
         assert_eq!(m.state(), State::Open);
         m
-    }
-
-    #[test]
-    fn backoff_stays_within_jitter_bounds_and_the_cap() {
-        let b = Backoff::default();
-        for n in 1..=40 {
-            let base = (1000.0 * 2f64.powi(n as i32 - 1)).min(30_000.0);
-            for unit in [0.0, 0.25, 0.5, 0.999_999] {
-                let d = b.delay_ms(n, unit);
-                assert!(
-                    d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9,
-                    "n={n} d={d}"
-                );
-            }
-        }
-        assert_eq!(b.delay_ms(1, 0.5), 1000.0);
-        assert_eq!(b.delay_ms(3, 0.5), 4000.0);
-        assert_eq!(b.delay_ms(30, 0.5), 30_000.0);
-        assert_eq!(b.delay_ms(u32::MAX, 0.5), 30_000.0);
-        let none = Backoff { jitter: 0.0, ..b };
-        assert_eq!(none.delay_ms(2, 0.9), 2000.0);
     }
 
     #[test]
