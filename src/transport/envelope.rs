@@ -100,7 +100,8 @@ pub fn rfc3339(epoch_ms: f64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
-#[cfg(test)]
+// Native only: the independent parsers (serde_json, sentry-types) are not built for wasm.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
