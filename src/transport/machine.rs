@@ -1,0 +1,620 @@
+//! The transport's decisions, sans IO: a bounded queue of encoded envelopes, one request at a
+//! time (more on a page-hide flush, within the `keepalive` budget), retries with backoff on
+//! network errors and 5xx, `429` limits held per category, `413` and other 4xx dropped, nothing
+//! sent while offline. The shell does the `fetch`, the timer and the persistent copy.
+//!
+//! Delivery is at least once: a request whose answer never came is sent again (from the
+//! persistent copy after a reload); the server dedupes by `event_id`.
+
+use std::collections::VecDeque;
+
+use super::ratelimit::RateLimits;
+use crate::backoff::Backoff;
+
+/// Browsers refuse `keepalive` requests beyond 64 KiB in flight; stay under it as Sentry does.
+pub const KEEPALIVE_BUDGET: usize = 60_000;
+
+/// Settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Envelopes held (queued and in flight); the oldest queued one is dropped beyond it.
+    pub max_queued: usize,
+    /// Retry schedule for network errors and 5xx.
+    pub backoff: Backoff,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_queued: 100,
+            backoff: Backoff {
+                initial_delay_ms: 1000.0,
+                max_delay_ms: 60_000.0,
+                factor: 2.0,
+                jitter: 0.25,
+                max_attempts: None,
+            },
+            seed: 0x7a11,
+        }
+    }
+}
+
+/// One encoded envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Request id, for matching the answer.
+    pub id: u64,
+    /// Rate-limit category (`error`, `metric`, …).
+    pub category: String,
+    /// The body.
+    pub body: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Queue an envelope.
+    Enqueue {
+        /// Rate-limit category.
+        category: String,
+        /// Encoded body.
+        body: String,
+    },
+    /// The server answered request `id`.
+    Answered {
+        /// Request id.
+        id: u64,
+        /// HTTP status.
+        status: u16,
+        /// `X-Sentry-Rate-Limits`.
+        sentry_limits: Option<String>,
+        /// `Retry-After`.
+        retry_after: Option<String>,
+    },
+    /// Request `id` failed without an answer (network error, CORS, abort).
+    Failed(u64),
+    /// The retry timer fired.
+    Fired,
+    /// `online`.
+    Online,
+    /// `offline`.
+    Offline,
+    /// The page is being hidden or closed: send what fits with `keepalive` now.
+    Flush,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `fetch(url, { method: "POST", body, keepalive })`, answering with `Answered`/`Failed`.
+    Send {
+        /// Request id.
+        id: u64,
+        /// Body.
+        body: String,
+        /// Use `keepalive` (the request survives the page).
+        keepalive: bool,
+    },
+    /// The set of undelivered envelopes changed: write the persistent copy.
+    Persist,
+    /// Arm the (single) retry timer.
+    Arm(u32),
+    /// Cancel it.
+    Disarm,
+    /// Nothing queued and nothing in flight: resolve `flush()` waiters with true.
+    Settled,
+}
+
+/// Counters for `stats()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Envelopes the server acknowledged.
+    pub sent: u64,
+    /// Envelopes dropped: queue bound, 413, other 4xx.
+    pub dropped: u64,
+    /// Queued or in flight.
+    pub queued: usize,
+    /// Epoch ms until which something is rate limited (0 when nothing is).
+    pub rate_limited_until: f64,
+}
+
+/// The transport state machine.
+#[derive(Debug)]
+pub struct Machine {
+    config: Config,
+    queue: VecDeque<Envelope>,
+    in_flight: Vec<Envelope>,
+    next_id: u64,
+    online: bool,
+    /// After a network error or 5xx: nothing is sent until the retry timer fires.
+    backing_off: bool,
+    /// When the (single) timer fires, if armed.
+    timer_due: Option<f64>,
+    attempts: u32,
+    limits: RateLimits,
+    stats: Stats,
+    rng: u64,
+}
+
+impl Machine {
+    /// An empty transport; `online` is `navigator.onLine`.
+    pub fn new(config: Config, online: bool) -> Self {
+        let rng = config.seed | 1;
+        Self {
+            config,
+            queue: VecDeque::new(),
+            in_flight: Vec::new(),
+            next_id: 1,
+            online,
+            backing_off: false,
+            timer_due: None,
+            attempts: 0,
+            limits: RateLimits::default(),
+            stats: Stats::default(),
+            rng,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self, now_ms: f64) -> Stats {
+        let until = ["error", "metric"]
+            .iter()
+            .filter_map(|c| self.limits.limited_until(c, now_ms))
+            .fold(0.0, f64::max);
+        Stats {
+            queued: self.queue.len() + self.in_flight.len(),
+            rate_limited_until: until,
+            ..self.stats
+        }
+    }
+
+    /// Every undelivered envelope (in flight first, then queued), for the persistent copy.
+    pub fn undelivered(&self) -> impl Iterator<Item = &Envelope> {
+        self.in_flight.iter().chain(self.queue.iter())
+    }
+
+    /// True when nothing is queued or in flight.
+    pub fn is_settled(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Feeds one event at `now_ms`.
+    pub fn handle(&mut self, now_ms: f64, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Enqueue { category, body } => {
+                if self.config.max_queued == 0 {
+                    self.stats.dropped += 1;
+                    return fx;
+                }
+                while self.queue.len() + self.in_flight.len() >= self.config.max_queued {
+                    if self.queue.pop_front().is_some() {
+                        self.stats.dropped += 1;
+                    } else {
+                        break; // everything is in flight; let this one wait behind them
+                    }
+                }
+                let id = self.take_id();
+                self.queue.push_back(Envelope { id, category, body });
+                fx.push(Effect::Persist);
+                self.pump(now_ms, &mut fx, false);
+            }
+            Event::Answered {
+                id,
+                status,
+                sentry_limits,
+                retry_after,
+            } => {
+                let Some(at) = self.in_flight.iter().position(|e| e.id == id) else {
+                    return fx;
+                };
+                let envelope = self.in_flight.remove(at);
+                self.limits.update(
+                    now_ms,
+                    status,
+                    sentry_limits.as_deref(),
+                    retry_after.as_deref(),
+                );
+                match status {
+                    200..=299 => {
+                        self.stats.sent += 1;
+                        self.attempts = 0;
+                        fx.push(Effect::Persist);
+                    }
+                    429 => self.queue.push_front(envelope), // held until the limit ends
+                    408 | 500..=599 => self.retry_later(now_ms, envelope, &mut fx),
+                    _ => {
+                        // 413 (too large), 400 (never retried), 401/403 (bad key): drop.
+                        self.stats.dropped += 1;
+                        fx.push(Effect::Persist);
+                    }
+                }
+                self.pump(now_ms, &mut fx, false);
+            }
+            Event::Failed(id) => {
+                if let Some(at) = self.in_flight.iter().position(|e| e.id == id) {
+                    let envelope = self.in_flight.remove(at);
+                    self.retry_later(now_ms, envelope, &mut fx);
+                    self.pump(now_ms, &mut fx, false);
+                }
+            }
+            Event::Fired => {
+                self.timer_due = None;
+                self.backing_off = false;
+                self.pump(now_ms, &mut fx, false);
+            }
+            Event::Online => {
+                self.online = true;
+                if self.timer_due.take().is_some() {
+                    fx.push(Effect::Disarm);
+                }
+                self.backing_off = false;
+                self.attempts = 0;
+                self.pump(now_ms, &mut fx, false);
+            }
+            Event::Offline => self.online = false,
+            Event::Flush => self.pump(now_ms, &mut fx, true),
+        }
+        if self.is_settled() {
+            fx.push(Effect::Settled);
+        }
+        fx
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn retry_later(&mut self, now_ms: f64, envelope: Envelope, fx: &mut Vec<Effect>) {
+        self.queue.push_front(envelope);
+        self.attempts += 1;
+        self.backing_off = true;
+        let unit = self.next_unit();
+        let delay = self.config.backoff.delay_ms(self.attempts, unit);
+        // The backoff replaces any earlier timer: nothing may go before it ends.
+        self.timer_due = None;
+        self.arm(now_ms, now_ms + delay, fx);
+    }
+
+    /// Arms the single timer for `due`, unless it already fires earlier.
+    fn arm(&mut self, now_ms: f64, due: f64, fx: &mut Vec<Effect>) {
+        if self.timer_due.is_some_and(|d| d <= due) {
+            return;
+        }
+        self.timer_due = Some(due);
+        fx.push(Effect::Arm(
+            (due - now_ms).clamp(0.0, f64::from(u32::MAX)).ceil() as u32,
+        ));
+    }
+
+    /// Sends what may go now. Normally one request at a time, and none while backing off; a
+    /// flush sends everything that fits in the keepalive budget.
+    fn pump(&mut self, now_ms: f64, fx: &mut Vec<Effect>, flush: bool) {
+        if !self.online || (self.backing_off && !flush) {
+            return;
+        }
+        let mut budget = KEEPALIVE_BUDGET
+            .saturating_sub(self.in_flight.iter().map(|e| e.body.len()).sum::<usize>());
+        let mut i = 0;
+        let mut earliest_limit: Option<f64> = None;
+        while i < self.queue.len() {
+            if !flush && !self.in_flight.is_empty() {
+                break;
+            }
+            let category = &self.queue[i].category;
+            if let Some(until) = self.limits.limited_until(category, now_ms) {
+                earliest_limit = Some(earliest_limit.map_or(until, |e: f64| e.min(until)));
+                i += 1;
+                continue;
+            }
+            let len = self.queue[i].body.len();
+            let keepalive = len <= budget;
+            if flush && !keepalive {
+                i += 1; // cannot survive the page: stays in the persistent copy
+                continue;
+            }
+            let envelope = self.queue.remove(i).unwrap_or_else(|| unreachable!());
+            if keepalive {
+                budget -= len;
+            }
+            fx.push(Effect::Send {
+                id: envelope.id,
+                body: envelope.body.clone(),
+                keepalive,
+            });
+            self.in_flight.push(envelope);
+        }
+        if let Some(until) = earliest_limit {
+            self.arm(now_ms, until, fx); // wake up when the earliest limit ends
+        }
+    }
+
+    fn next_unit(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enqueue(body: &str) -> Event {
+        Event::Enqueue {
+            category: "error".into(),
+            body: body.into(),
+        }
+    }
+
+    fn answered(id: u64, status: u16) -> Event {
+        Event::Answered {
+            id,
+            status,
+            sentry_limits: None,
+            retry_after: None,
+        }
+    }
+
+    fn sends(fx: &[Effect]) -> Vec<(u64, String, bool)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    id,
+                    body,
+                    keepalive,
+                } => Some((*id, body.clone(), *keepalive)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn armed(fx: &[Effect]) -> Option<u32> {
+        fx.iter().find_map(|e| match e {
+            Effect::Arm(ms) => Some(*ms),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn one_at_a_time_in_order_then_settled() {
+        let mut m = Machine::new(Config::default(), true);
+        let fx = m.handle(0.0, enqueue("a"));
+        assert_eq!(sends(&fx), [(1, "a".into(), true)]);
+        assert!(fx.contains(&Effect::Persist));
+        assert!(
+            sends(&m.handle(0.0, enqueue("b"))).is_empty(),
+            "one in flight"
+        );
+        let fx = m.handle(1.0, answered(1, 200));
+        assert_eq!(sends(&fx), [(2, "b".into(), true)]);
+        assert!(!fx.contains(&Effect::Settled));
+        let fx = m.handle(2.0, answered(2, 200));
+        assert!(fx.contains(&Effect::Settled));
+        assert_eq!(m.stats(2.0).sent, 2);
+        assert_eq!(m.stats(2.0).queued, 0);
+    }
+
+    #[test]
+    fn network_errors_and_5xx_back_off_then_retry() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        let fx = m.handle(0.0, Event::Failed(1));
+        let d1 = armed(&fx).unwrap();
+        assert!((750..=1250).contains(&d1), "{d1}");
+        assert!(
+            sends(&m.handle(0.0, enqueue("b"))).is_empty(),
+            "backing off"
+        );
+        let fx = m.handle(1000.0, Event::Fired);
+        assert_eq!(sends(&fx)[0].1, "a", "the failed one goes first");
+        let fx = m.handle(1000.0, answered(sends(&fx)[0].0, 503));
+        let d2 = armed(&fx).unwrap();
+        assert!((1500..=2500).contains(&d2), "{d2}");
+        assert_eq!(m.stats(0.0).queued, 2);
+        assert_eq!(m.stats(0.0).dropped, 0, "nothing lost");
+    }
+
+    #[test]
+    fn too_large_and_bad_requests_are_dropped_not_retried() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        m.handle(0.0, enqueue("b"));
+        m.handle(0.0, enqueue("c"));
+        let fx = m.handle(0.0, answered(1, 413));
+        assert_eq!(sends(&fx)[0].1, "b");
+        let fx = m.handle(0.0, answered(2, 400));
+        assert_eq!(sends(&fx)[0].1, "c");
+        assert_eq!(m.stats(0.0).dropped, 2);
+        assert!(armed(&fx).is_none());
+    }
+
+    #[test]
+    fn a_429_holds_the_category_until_it_ends() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        let fx = m.handle(
+            0.0,
+            Event::Answered {
+                id: 1,
+                status: 429,
+                sentry_limits: Some("30:error:key".into()),
+                retry_after: Some("30".into()),
+            },
+        );
+        assert_eq!(armed(&fx), Some(30_000));
+        assert!(sends(&fx).is_empty());
+        assert_eq!(m.stats(0.0).rate_limited_until, 30_000.0);
+        assert!(sends(&m.handle(10_000.0, enqueue("b"))).is_empty(), "held");
+        let fx = m.handle(30_000.0, Event::Fired);
+        assert_eq!(
+            sends(&fx)[0].1,
+            "a",
+            "the held envelope is kept and goes first"
+        );
+        assert_eq!(m.stats(30_000.0).rate_limited_until, 0.0);
+        // Another category is not held.
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        m.handle(
+            0.0,
+            Event::Answered {
+                id: 1,
+                status: 429,
+                sentry_limits: Some("30:error:key".into()),
+                retry_after: None,
+            },
+        );
+        let fx = m.handle(
+            1.0,
+            Event::Enqueue {
+                category: "metric".into(),
+                body: "m".into(),
+            },
+        );
+        assert_eq!(sends(&fx)[0].1, "m");
+    }
+
+    #[test]
+    fn offline_holds_everything_and_online_sends_at_once() {
+        let mut m = Machine::new(Config::default(), false);
+        for b in ["a", "b"] {
+            assert!(sends(&m.handle(0.0, enqueue(b))).is_empty());
+        }
+        let fx = m.handle(5.0, Event::Online);
+        assert_eq!(sends(&fx)[0].1, "a");
+        m.handle(6.0, Event::Offline);
+        m.handle(7.0, Event::Failed(1));
+        let fx = m.handle(8.0, Event::Online);
+        assert!(fx.contains(&Effect::Disarm), "online cancels the backoff");
+        assert_eq!(sends(&fx)[0].1, "a");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_drops_the_oldest() {
+        let mut m = Machine::new(
+            Config {
+                max_queued: 3,
+                ..Config::default()
+            },
+            false,
+        );
+        for b in ["a", "b", "c", "d", "e"] {
+            m.handle(0.0, enqueue(b));
+        }
+        let kept: Vec<_> = m.undelivered().map(|e| e.body.as_str()).collect();
+        assert_eq!(kept, ["c", "d", "e"]);
+        assert_eq!(m.stats(0.0).dropped, 2);
+        assert_eq!(m.stats(0.0).queued, 3);
+    }
+
+    #[test]
+    fn flush_sends_everything_that_fits_the_keepalive_budget() {
+        let mut m = Machine::new(Config::default(), false);
+        let big = "x".repeat(40_000);
+        for b in ["a", big.as_str(), big.as_str(), "d"] {
+            m.handle(0.0, enqueue(b));
+        }
+        m.handle(0.0, Event::Online); // sends "a" (normal: one at a time)
+        let fx = m.handle(0.0, Event::Flush);
+        let sent: Vec<_> = sends(&fx)
+            .into_iter()
+            .map(|(_, b, k)| (b.len(), k))
+            .collect();
+        // 1 byte in flight + 40 000 fits; the second 40 000 would pass 60 000; "d" fits.
+        assert_eq!(sent, [(40_000, true), (1, true)]);
+        assert_eq!(m.stats(0.0).queued, 4, "all undelivered until acknowledged");
+        // A normal send of an envelope over the budget goes without keepalive.
+        let mut m = Machine::new(Config::default(), true);
+        let huge = "y".repeat(KEEPALIVE_BUDGET + 1);
+        assert_eq!(sends(&m.handle(0.0, enqueue(&huge)))[0].2, false);
+    }
+
+    #[test]
+    fn unknown_answers_change_nothing() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        assert!(m.handle(0.0, answered(99, 200)).is_empty());
+        assert!(m.handle(0.0, Event::Failed(99)).is_empty());
+        assert_eq!(m.stats(0.0).queued, 1);
+    }
+
+    /// Whatever happens, every envelope is accounted for (sent, dropped or still held), nothing
+    /// is sent while offline, and outside a flush at most one request is in flight.
+    #[test]
+    fn random_histories_lose_nothing_silently() {
+        let mut seed = 0xdead_beef_cafe_f00d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for run in 0..200 {
+            let mut m = Machine::new(
+                Config {
+                    max_queued: 5,
+                    seed: run,
+                    ..Config::default()
+                },
+                true,
+            );
+            let (mut enqueued, mut online, mut now) = (0u64, true, 0.0);
+            let mut flying: Vec<u64> = Vec::new();
+            for _ in 0..300 {
+                now += (next() % 2000) as f64;
+                let event = match next() % 9 {
+                    0 | 1 => {
+                        enqueued += 1;
+                        enqueue("e")
+                    }
+                    2 | 3 if !flying.is_empty() => {
+                        let id = flying.remove((next() % flying.len() as u64) as usize);
+                        let status = [200, 200, 429, 413, 500, 400][(next() % 6) as usize];
+                        Event::Answered {
+                            id,
+                            status,
+                            sentry_limits: None,
+                            retry_after: Some("1".into()),
+                        }
+                    }
+                    4 if !flying.is_empty() => Event::Failed(flying.remove(0)),
+                    5 => Event::Fired,
+                    6 => {
+                        online = true;
+                        Event::Online
+                    }
+                    7 => {
+                        online = false;
+                        Event::Offline
+                    }
+                    _ => Event::Flush,
+                };
+                let flush = event == Event::Flush;
+                let fx = m.handle(now, event);
+                let sent_now = sends(&fx);
+                assert!(online || sent_now.is_empty(), "sent while offline");
+                flying.extend(sent_now.iter().map(|s| s.0));
+                if !flush {
+                    assert!(
+                        flying.len() <= 1 || sent_now.is_empty(),
+                        "two in flight without a flush"
+                    );
+                }
+                let st = m.stats(now);
+                assert_eq!(
+                    st.sent + st.dropped + st.queued as u64,
+                    enqueued,
+                    "run {run}: {st:?}"
+                );
+            }
+        }
+    }
+}
