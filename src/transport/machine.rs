@@ -534,7 +534,10 @@ mod tests {
         // A normal send of an envelope over the budget goes without keepalive.
         let mut m = Machine::new(Config::default(), true);
         let huge = "y".repeat(KEEPALIVE_BUDGET + 1);
-        assert_eq!(sends(&m.handle(0.0, enqueue(&huge)))[0].2, false);
+        assert!(
+            !sends(&m.handle(0.0, enqueue(&huge)))[0].2,
+            "over the budget: no keepalive"
+        );
     }
 
     #[test]
