@@ -20,6 +20,7 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 
 use error::{millis, VigilError};
+use errors::tracker::{self, Inner as TrackerInner};
 use options::Options;
 use runtime::guards::{Interval, Listener, Timeout};
 use runtime::manager::{self, Service};
@@ -482,6 +483,210 @@ impl WebSocketService {
         )?;
         set("invalidFrames", (invalid as f64).into())?;
         Ok(out)
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_VIGIL: &'static str = r#"
+/** Options of `Vigil.start(options)`. */
+export interface VigilOptions {
+  /** `{scheme}://{publicKey}@{host}[:port]{path}/{projectId}` */
+  dsn: string;
+  release?: string;
+  /** Default "production". */
+  environment?: string;
+  /** Error events kept, 0..1. Default 1. */
+  sampleRate?: number;
+  /** Breadcrumb ring bound. Default 100. */
+  maxBreadcrumbs?: number;
+  captureConsole?: boolean;
+  captureGlobalErrors?: boolean;
+  navigationBreadcrumbs?: boolean;
+  metricsUrl?: string;
+  flushIntervalMs?: number;
+  /** Offline queue bound (persisted across reloads). Default 100. */
+  maxQueuedEvents?: number;
+  /** Return null to drop; if it throws, the event is sent unchanged and a breadcrumb says so. */
+  beforeSend?: (event: any) => any;
+}
+export type VigilLevel = "fatal" | "error" | "warning" | "info" | "debug";
+export interface VigilStats {
+  eventsCaptured: number; eventsSent: number; eventsDropped: number; eventsQueued: number;
+  eventsSampledOut: number; metricsSent: number; rateLimitedUntil: number | null;
+}
+"#;
+
+thread_local! {
+    static CURRENT: RefCell<Option<(EntryId, Weak<RefCell<TrackerInner>>)>> = const { RefCell::new(None) };
+}
+
+/// The error tracker (and, later, the performance monitor) of this page. Owned by the cleanup
+/// manager; a second `start` disposes the first.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Vigil {
+    tracker: Weak<RefCell<TrackerInner>>,
+    entry: EntryId,
+}
+
+#[wasm_bindgen]
+impl Vigil {
+    /// Starts the runtime; a DSN that does not parse throws an `Error` naming the problem.
+    pub fn start(
+        #[wasm_bindgen(unchecked_param_type = "VigilOptions")] options: JsValue,
+    ) -> Result<Vigil, JsValue> {
+        let settings = tracker::Settings::parse(&options)?;
+        if let Some((old, _)) = CURRENT.with(|c| c.borrow_mut().take()) {
+            manager::remove(old); // listeners and console patches never double
+        }
+        let service = tracker::start(settings);
+        let weak = service.downgrade();
+        let entry = manager::register(manager::priority::DEFAULT, Rc::new(service))
+            .map_err(VigilError::from)?
+            .hand_over();
+        CURRENT.with(|c| *c.borrow_mut() = Some((entry, Weak::clone(&weak))));
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let probe = Vigil {
+                tracker: Weak::new(),
+                entry: EntryId::from_raw(0),
+            };
+            alias_symbol_dispose(&JsValue::from(probe), "dispose");
+        });
+        Ok(Self {
+            tracker: weak,
+            entry,
+        })
+    }
+
+    /// The live runtime, or `undefined`.
+    pub fn current() -> Option<Vigil> {
+        CURRENT.with(|c| {
+            c.borrow().as_ref().and_then(|(entry, weak)| {
+                weak.upgrade().map(|_| Vigil {
+                    tracker: Weak::clone(weak),
+                    entry: *entry,
+                })
+            })
+        })
+    }
+
+    fn live(&self) -> Result<tracker::Shared, JsValue> {
+        self.tracker
+            .upgrade()
+            .ok_or_else(|| js_sys::Error::new("this Vigil runtime was disposed").into())
+    }
+
+    /// Captures any value (an `Error`, a string, an object, `undefined`); returns the event id.
+    /// `hint` = `{ level?, tags?, extra?, fingerprint? }`.
+    #[wasm_bindgen(js_name = captureException)]
+    pub fn capture_exception(&self, error: JsValue, hint: JsValue) -> Result<String, JsValue> {
+        let s = self.live()?;
+        if let Some(level) = get_prop(&hint, "level") {
+            check_level(&level)?;
+        }
+        let hint = hint.is_object().then_some(&hint);
+        Ok(tracker::capture_exception(
+            &s,
+            &error,
+            ("generic", true),
+            hint,
+        ))
+    }
+
+    /// Captures a message at `level` (default `info`); returns the event id.
+    #[wasm_bindgen(js_name = captureMessage)]
+    pub fn capture_message(
+        &self,
+        message: String,
+        #[wasm_bindgen(unchecked_param_type = "VigilLevel")] level: JsValue,
+    ) -> Result<String, JsValue> {
+        let s = self.live()?;
+        let level = if level.is_undefined() {
+            "info".to_owned()
+        } else {
+            check_level(&level)?
+        };
+        Ok(tracker::capture_message(&s, &message, &level))
+    }
+
+    /// Adds a breadcrumb `{ category?, message?, level?, data? }`, timestamped now.
+    #[wasm_bindgen(js_name = addBreadcrumb)]
+    pub fn add_breadcrumb(&self, breadcrumb: JsValue) -> Result<(), JsValue> {
+        tracker::add_breadcrumb(&self.live()?, &breadcrumb)
+    }
+
+    /// The breadcrumbs, oldest first.
+    pub fn breadcrumbs(&self) -> Result<js_sys::Array, JsValue> {
+        Ok(tracker::breadcrumbs(&self.live()?))
+    }
+
+    /// Attached to later events; `null` clears.
+    #[wasm_bindgen(js_name = setUser)]
+    pub fn set_user(&self, user: JsValue) -> Result<(), JsValue> {
+        tracker::set_user(&self.live()?, user);
+        Ok(())
+    }
+
+    /// Attached to later events.
+    #[wasm_bindgen(js_name = setTag)]
+    pub fn set_tag(&self, key: String, value: JsValue) -> Result<(), JsValue> {
+        tracker::set_tag(&self.live()?, &key, &value);
+        Ok(())
+    }
+
+    /// Attached to later events; `null` removes it.
+    #[wasm_bindgen(js_name = setContext)]
+    pub fn set_context(&self, name: String, context: JsValue) -> Result<(), JsValue> {
+        tracker::set_context(&self.live()?, &name, &context);
+        Ok(())
+    }
+
+    /// Resolves `true` once every queued event reached the server, `false` after `timeoutMs`
+    /// (default 2000).
+    pub fn flush(&self, timeout_ms: Option<f64>) -> Result<js_sys::Promise, JsValue> {
+        let ms = millis("timeoutMs", timeout_ms.unwrap_or(2000.0))?;
+        Ok(tracker::flush(&self.live()?, ms))
+    }
+
+    /// `{ eventsCaptured, eventsSent, eventsDropped, eventsQueued, eventsSampledOut,
+    /// metricsSent, rateLimitedUntil }`.
+    #[wasm_bindgen(unchecked_return_type = "VigilStats")]
+    pub fn stats(&self) -> Result<js_sys::Object, JsValue> {
+        Ok(tracker::stats(&self.live()?))
+    }
+
+    /// Removes every listener, restores the console, stops the transport (what is undelivered
+    /// stays queued for the next page load). Idempotent.
+    pub fn dispose(&self) {
+        manager::remove(self.entry);
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().is_some_and(|(e, _)| *e == self.entry) {
+                *c = None;
+            }
+        });
+    }
+}
+
+fn get_prop(target: &JsValue, key: &str) -> Option<JsValue> {
+    if !target.is_object() {
+        return None;
+    }
+    js_sys::Reflect::get(target, &key.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+fn check_level(level: &JsValue) -> Result<String, JsValue> {
+    match level.as_string() {
+        Some(l) if tracker::LEVELS.contains(&l.as_str()) => Ok(l),
+        _ => Err(VigilError::BadArgument {
+            name: "level",
+            expected: "fatal, error, warning, info or debug",
+            got: options::type_name(level),
+        }
+        .into()),
     }
 }
 

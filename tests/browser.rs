@@ -543,3 +543,132 @@ fn websocket_options_are_checked_by_name() {
     f.call0(&js).unwrap();
     assert_all_zero();
 }
+
+fn vigil_options(extra: &str) -> JsValue {
+    // Nothing listens on port 9: events stay queued, which is all these tests need.
+    let _ = window().local_storage().unwrap().unwrap().clear();
+    js_sys::eval(&format!("({{ dsn: 'http://dev@127.0.0.1:9/1' {extra} }})")).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn vigil_start_patches_once_and_dispose_restores_everything() {
+    let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).unwrap();
+    let original = js_sys::Reflect::get(&console, &"error".into()).unwrap();
+    let first = vigil::Vigil::start(vigil_options("")).unwrap();
+    let second = vigil::Vigil::start(vigil_options("")).unwrap();
+    // The first runtime was disposed by the second start: nothing doubles.
+    assert_eq!(
+        js_count("consolePatches"),
+        2.0,
+        "console.error and console.warn, once"
+    );
+    assert!(first.stats().is_err(), "the first runtime is disposed");
+    web_sys::console::error_1(&"seen once".into());
+    let crumbs = second.breadcrumbs().unwrap();
+    let console_crumbs = crumbs
+        .iter()
+        .filter(|b| js_sys::Reflect::get(b, &"message".into()).unwrap() == "seen once")
+        .count();
+    assert_eq!(console_crumbs, 1);
+    // error, unhandledrejection, visibilitychange, popstate, focus, blur, online, offline, the
+    // transport's online/offline, and the manager's pagehide/pageshow.
+    assert_eq!(js_count("listeners"), 12.0);
+    second.dispose();
+    second.dispose();
+    let now = js_sys::Reflect::get(&console, &"error".into()).unwrap();
+    assert!(
+        js_sys::Object::is(&now, &original),
+        "console.error is the original again"
+    );
+    assert!(vigil::Vigil::current().is_none());
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn vigil_breadcrumbs_stay_within_their_bound() {
+    let v =
+        vigil::Vigil::start(vigil_options(", maxBreadcrumbs: 3, captureConsole: false")).unwrap();
+    for i in 0..10 {
+        let crumb = js_sys::Object::new();
+        js_sys::Reflect::set(&crumb, &"message".into(), &format!("m{i}").into()).unwrap();
+        v.add_breadcrumb(crumb.into()).unwrap();
+    }
+    let crumbs = v.breadcrumbs().unwrap();
+    assert_eq!(crumbs.length(), 3);
+    assert_eq!(
+        js_sys::Reflect::get(&crumbs.get(0), &"message".into()).unwrap(),
+        "m7",
+        "oldest first, the oldest dropped"
+    );
+    let long = "x".repeat(5000);
+    let crumb = js_sys::Object::new();
+    js_sys::Reflect::set(&crumb, &"message".into(), &long.into()).unwrap();
+    v.add_breadcrumb(crumb.into()).unwrap();
+    let last = v.breadcrumbs().unwrap().get(2);
+    let message = js_sys::Reflect::get(&last, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert_eq!(message.len(), 2048);
+    v.dispose();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+fn vigil_captures_any_value_and_checks_its_arguments() {
+    let v = vigil::Vigil::start(vigil_options(", sampleRate: 1")).unwrap();
+    for value in [
+        "new Error('e')",
+        "'a string'",
+        "({ a: 1 })",
+        "undefined",
+        "42",
+    ] {
+        let id = v
+            .capture_exception(js_sys::eval(value).unwrap(), JsValue::UNDEFINED)
+            .unwrap();
+        assert_eq!(id.len(), 32, "{value}");
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+    let stats = v.stats().unwrap();
+    assert_eq!(
+        js_sys::Reflect::get(&stats, &"eventsCaptured".into()).unwrap(),
+        5
+    );
+    // Repeating the previous event is dropped by dedupe.
+    v.capture_message("same".into(), JsValue::UNDEFINED)
+        .unwrap();
+    v.capture_message("same".into(), JsValue::UNDEFINED)
+        .unwrap();
+    let stats = v.stats().unwrap();
+    assert_eq!(
+        js_sys::Reflect::get(&stats, &"eventsDropped".into()).unwrap(),
+        1
+    );
+    let err: js_sys::Error = v
+        .capture_message("x".into(), "loud".into())
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).starts_with("level:"));
+    v.dispose();
+    let err: js_sys::Error =
+        vigil::Vigil::start(js_sys::eval("({ dsn: 'http://dev@host' })").unwrap())
+            .unwrap_err()
+            .dyn_into()
+            .unwrap();
+    assert!(
+        String::from(err.message()).contains("project id"),
+        "{:?}",
+        err.message()
+    );
+    let err: js_sys::Error = vigil::Vigil::start(vigil_options(", sampleRate: 2"))
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).starts_with("sampleRate:"));
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}

@@ -28,7 +28,7 @@ pub enum DsnError {
     )]
     NoScheme,
     /// A scheme other than http(s).
-    #[error("dsn: the scheme must be http or https, got {0:?}")]
+    #[error("dsn: the scheme must be http or https, got \"{0}\"")]
     BadScheme(String),
     /// No `publicKey@`.
     #[error("dsn: the public key (before '@') is missing")]
@@ -37,7 +37,7 @@ pub enum DsnError {
     #[error("dsn: the host is missing")]
     NoHost,
     /// A port that is not a number.
-    #[error("dsn: the port {0:?} is not a number from 1 to 65535")]
+    #[error("dsn: the port \"{0}\" is not a number from 1 to 65535")]
     BadPort(String),
     /// No project id.
     #[error("dsn: the project id (the last path segment) is missing")]

@@ -1,8 +1,9 @@
-//! The error tracker. Pure parts so far: [`dsn`] (the DSN), [`stack`] (stack traces of every
-//! engine), [`ring`] (the bounded breadcrumb ring) and [`dedupe`]. The browser shell (`Vigil`)
-//! builds on them.
+//! The error tracker. Pure parts: [`dsn`] (the DSN), [`stack`] (stack traces of every
+//! engine), [`ring`] (the bounded breadcrumb ring) and [`dedupe`]. The browser shell is
+//! [`tracker`] (`Vigil` in the JS API).
 
 pub mod dedupe;
 pub mod dsn;
 pub mod ring;
 pub mod stack;
+pub mod tracker;

@@ -5,3 +5,4 @@
 pub mod envelope;
 pub mod machine;
 pub mod ratelimit;
+pub mod shell;

@@ -6,6 +6,27 @@ pub const DEFAULT_RETRY_MS: f64 = 60_000.0;
 /// The most categories remembered (Sentry has a handful).
 pub const MAX_CATEGORIES: usize = 16;
 
+/// Seconds as servers send them (`60`, `2.5`), without `f64::from_str` (~4 KB of wasm).
+fn seconds(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || whole.len() > 12 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut secs = whole
+        .bytes()
+        .fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0'));
+    let mut scale = 0.1;
+    for b in frac.bytes().take(3) {
+        secs += f64::from(b - b'0') * scale;
+        scale /= 10.0;
+    }
+    Some(secs)
+}
+
 /// Limits per category, in milliseconds since the epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateLimits {
@@ -25,12 +46,9 @@ impl RateLimits {
         if let Some(header) = sentry_limits.filter(|h| !h.trim().is_empty()) {
             for limit in header.split(',') {
                 let mut parts = limit.trim().split(':');
-                let Some(secs) = parts.next().and_then(|s| s.trim().parse::<f64>().ok()) else {
+                let Some(secs) = parts.next().and_then(seconds) else {
                     continue;
                 };
-                if !secs.is_finite() || secs < 0.0 {
-                    continue;
-                }
                 let until = now_ms + secs * 1000.0;
                 let categories = parts.next().unwrap_or("");
                 if categories.trim().is_empty() {
@@ -48,9 +66,7 @@ impl RateLimits {
             return;
         }
         if status == 429 {
-            let secs = retry_after
-                .and_then(|r| r.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0);
+            let secs = retry_after.and_then(seconds);
             let wait = secs.map_or(DEFAULT_RETRY_MS, |s| s * 1000.0);
             self.all_until = self.all_until.max(now_ms + wait);
         }
@@ -125,6 +141,16 @@ mod tests {
             None,
             "Retry-After only counts on 429"
         );
+    }
+
+    #[test]
+    fn seconds_parse_without_float_parsing() {
+        assert_eq!(seconds("60"), Some(60.0));
+        assert_eq!(seconds(" 2.5 "), Some(2.5));
+        assert_eq!(seconds("0"), Some(0.0));
+        for bad in ["", "-1", "1e3", "x", ".5", "1.x", "NaN"] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
     }
 
     #[test]

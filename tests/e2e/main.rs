@@ -4,4 +4,5 @@
 
 mod demo;
 mod server_process;
+mod tracker;
 mod websocket;

@@ -1,0 +1,720 @@
+//! The error tracker's browser shell: global handlers, console and navigation breadcrumbs, event
+//! building, and delivery through the transport. Events are built as JS objects so `beforeSend`
+//! receives an object and the browser's `JSON.stringify` encodes them (no serializer in wasm).
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::dedupe::{Dedupe, Signature};
+use super::dsn::Dsn;
+use super::ring::{cut_message, Ring};
+use super::stack::{self, Frame};
+use crate::error::VigilError;
+use crate::options::{type_name, Options};
+use crate::runtime::guards::{ConsolePatch, Listener};
+use crate::runtime::manager::Service;
+use crate::runtime::report;
+use crate::transport::{envelope, machine, shell as transport};
+
+/// Linked `Error.cause` exceptions kept per event.
+pub const MAX_CAUSES: usize = 5;
+/// The SDK name in envelopes.
+pub const SDK_NAME: &str = "vigil.javascript";
+
+/// The levels events and breadcrumbs may have.
+pub const LEVELS: [&str; 5] = ["fatal", "error", "warning", "info", "debug"];
+
+/// `Vigil.start` options, checked.
+#[derive(Debug)]
+pub struct Settings {
+    dsn: Dsn,
+    dsn_text: String,
+    release: Option<String>,
+    environment: String,
+    sample_rate: f64,
+    max_breadcrumbs: usize,
+    capture_console: bool,
+    capture_global_errors: bool,
+    navigation_breadcrumbs: bool,
+    max_queued_events: usize,
+    before_send: Option<js_sys::Function>,
+}
+
+fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, VigilError> {
+    match o.get(name) {
+        None => Ok(default),
+        Some(v) => v.as_bool().ok_or(VigilError::BadArgument {
+            name,
+            expected: "true or false",
+            got: type_name(&v),
+        }),
+    }
+}
+
+impl Settings {
+    /// Reads and checks the options object; errors name the option.
+    pub fn parse(options: &JsValue) -> Result<Self, JsValue> {
+        let o = Options(options);
+        let dsn_text = o.string("dsn", "a DSN like http://key@host:port/1")?;
+        let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        let text = |name: &'static str| -> Result<Option<String>, JsValue> {
+            match o.get(name) {
+                None => Ok(None),
+                Some(v) => v.as_string().map(Some).ok_or_else(|| {
+                    VigilError::BadArgument {
+                        name,
+                        expected: "a string",
+                        got: type_name(&v),
+                    }
+                    .into()
+                }),
+            }
+        };
+        let before_send = match o.get("beforeSend") {
+            None => None,
+            Some(v) if v.is_function() => Some(v.unchecked_into()),
+            Some(v) => {
+                return Err(VigilError::BadArgument {
+                    name: "beforeSend",
+                    expected: "a function",
+                    got: type_name(&v),
+                }
+                .into())
+            }
+        };
+        Ok(Self {
+            dsn,
+            dsn_text,
+            release: text("release")?,
+            environment: text("environment")?.unwrap_or_else(|| "production".into()),
+            sample_rate: o.number("sampleRate", 1.0, 0.0..=1.0, "a number from 0 to 1")?,
+            max_breadcrumbs: o.number(
+                "maxBreadcrumbs",
+                100.0,
+                0.0..=1000.0,
+                "a number from 0 to 1000",
+            )? as usize,
+            capture_console: flag(&o, "captureConsole", true)?,
+            capture_global_errors: flag(&o, "captureGlobalErrors", true)?,
+            navigation_breadcrumbs: flag(&o, "navigationBreadcrumbs", true)?,
+            max_queued_events: o.number(
+                "maxQueuedEvents",
+                100.0,
+                0.0..=10_000.0,
+                "a number from 0 to 10000",
+            )? as usize,
+            before_send,
+        })
+    }
+}
+
+/// Counters kept by the tracker itself (the transport keeps its own).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    captured: u64,
+    sampled_out: u64,
+    dropped: u64,
+}
+
+/// Everything one tracker holds.
+#[derive(Debug)]
+pub struct Inner {
+    settings: Settings,
+    ring: Ring<JsValue>,
+    dedupe: Dedupe,
+    user: JsValue,
+    tags: js_sys::Object,
+    contexts: js_sys::Object,
+    transport: transport::Shared,
+    listeners: Vec<Listener>,
+    patches: Vec<ConsolePatch>,
+    counters: Counters,
+}
+
+/// Shared tracker state.
+pub type Shared = Rc<RefCell<Inner>>;
+
+/// The tracker as the cleanup manager owns it.
+#[derive(Debug)]
+pub struct TrackerService {
+    shared: Shared,
+}
+
+impl TrackerService {
+    /// A weak handle for the JS wrapper.
+    pub fn downgrade(&self) -> Weak<RefCell<Inner>> {
+        Rc::downgrade(&self.shared)
+    }
+}
+
+impl Service for TrackerService {
+    fn flush(&self) {
+        let t = Rc::clone(&self.shared.borrow().transport);
+        transport::flush_now(&t);
+    }
+}
+
+impl Drop for TrackerService {
+    fn drop(&mut self) {
+        report::set_sink(None);
+        let (listeners, patches, t) = {
+            let mut i = self.shared.borrow_mut();
+            (
+                std::mem::take(&mut i.listeners),
+                std::mem::take(&mut i.patches),
+                Rc::clone(&i.transport),
+            )
+        };
+        drop((listeners, patches)); // console restored, handlers removed
+        transport::close(&t);
+    }
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    // Setting a data property on a plain object cannot fail.
+    let _ = js_sys::Reflect::set(target, &key.into(), value);
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
+fn text(value: &JsValue) -> String {
+    if value.is_undefined() {
+        return "undefined".into();
+    }
+    if value.is_null() {
+        return "null".into();
+    }
+    String::from(js_sys::Array::of1(value).join(""))
+}
+
+fn now_secs() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+/// 32 lowercase hex characters (a v4 UUID without dashes).
+fn new_event_id() -> String {
+    let crypto = get(&js_sys::global(), "crypto");
+    let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(&crypto).ok())
+        .and_then(|v| v.as_string());
+    match uuid {
+        Some(u) => u.replace('-', ""),
+        None => (0..32)
+            .map(|_| {
+                let n = (js_sys::Math::random() * 16.0) as u32;
+                char::from_digit(n.min(15), 16).unwrap_or('0')
+            })
+            .collect(),
+    }
+}
+
+/// Starts a tracker; the caller registers the returned service with the cleanup manager.
+pub fn start(settings: Settings) -> TrackerService {
+    let storage_key = format!(
+        "vigil:envelopes:{}@{}/{}",
+        settings.dsn.public_key,
+        settings.dsn.origin(),
+        settings.dsn.project_id
+    );
+    let url = settings
+        .dsn
+        .envelope_url(concat!("vigil/", env!("CARGO_PKG_VERSION")));
+    let t = transport::create(
+        url,
+        storage_key,
+        machine::Config {
+            max_queued: settings.max_queued_events,
+            seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+            ..machine::Config::default()
+        },
+    );
+    let shared: Shared = Rc::new(RefCell::new(Inner {
+        ring: Ring::new(settings.max_breadcrumbs),
+        settings,
+        dedupe: Dedupe::default(),
+        user: JsValue::UNDEFINED,
+        tags: js_sys::Object::new(),
+        contexts: js_sys::Object::new(),
+        transport: t,
+        listeners: Vec::new(),
+        patches: Vec::new(),
+        counters: Counters::default(),
+    }));
+    attach(&shared);
+    let weak = Rc::downgrade(&shared);
+    report::set_sink(Some(Rc::new(move |context: &str, error: &JsValue| {
+        if let Some(s) = weak.upgrade() {
+            let (mechanism, handled, level) = if context == "panic" {
+                ("panic", false, "fatal")
+            } else {
+                ("vigil", true, "error")
+            };
+            let hint = js_sys::Object::new();
+            set(&hint, "level", &level.into());
+            let tags = js_sys::Object::new();
+            set(&tags, "vigil.context", &context.into());
+            set(&hint, "tags", &tags);
+            capture_exception(&s, error, (mechanism, handled), Some(&hint));
+        }
+    })));
+    TrackerService { shared }
+}
+
+fn attach(shared: &Shared) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let (globals, navigation, console) = {
+        let s = &shared.borrow().settings;
+        (
+            s.capture_global_errors,
+            s.navigation_breadcrumbs,
+            s.capture_console,
+        )
+    };
+    let weak = Rc::downgrade(shared);
+    let mut listeners = Vec::new();
+    if globals {
+        let w = Weak::clone(&weak);
+        listeners.push(Listener::new(&window, "error", move |e| {
+            let Some(s) = w.upgrade() else { return };
+            let Some(e) = e.dyn_ref::<web_sys::ErrorEvent>() else {
+                return; // a resource load error, not a script error
+            };
+            let error = e.error();
+            let value = if error.is_undefined() || error.is_null() {
+                JsValue::from_str(&e.message()) // cross-origin "Script error."
+            } else {
+                error
+            };
+            capture_exception(&s, &value, ("onerror", false), None);
+        }));
+        let w = Weak::clone(&weak);
+        listeners.push(Listener::new(&window, "unhandledrejection", move |e| {
+            let Some(s) = w.upgrade() else { return };
+            let reason = e
+                .dyn_ref::<web_sys::PromiseRejectionEvent>()
+                .map_or(JsValue::UNDEFINED, web_sys::PromiseRejectionEvent::reason);
+            capture_exception(&s, &reason, ("onunhandledrejection", false), None);
+        }));
+    }
+    // Hidden pages may never come back: send what is queued with keepalive.
+    let w = Weak::clone(&weak);
+    listeners.push(Listener::new(&window, "visibilitychange", move |_| {
+        let Some(s) = w.upgrade() else { return };
+        let state = web_sys::window()
+            .and_then(|w| w.document())
+            .map(|d| d.visibility_state());
+        if navigation {
+            let message = if state == Some(web_sys::VisibilityState::Hidden) {
+                "hidden"
+            } else {
+                "visible"
+            };
+            crumb(&s, "navigation", message, "info");
+        }
+        if state == Some(web_sys::VisibilityState::Hidden) {
+            let t = Rc::clone(&s.borrow().transport);
+            transport::flush_now(&t);
+        }
+    }));
+    if navigation {
+        for (name, category) in [
+            ("popstate", "navigation"),
+            ("focus", "ui"),
+            ("blur", "ui"),
+            ("online", "network"),
+            ("offline", "network"),
+        ] {
+            let w = Weak::clone(&weak);
+            listeners.push(Listener::new(&window, name, move |_| {
+                if let Some(s) = w.upgrade() {
+                    let message = if name == "popstate" {
+                        web_sys::window()
+                            .and_then(|w| w.location().href().ok())
+                            .unwrap_or_default()
+                    } else {
+                        name.to_owned()
+                    };
+                    crumb(&s, category, &message, "info");
+                }
+            }));
+        }
+    }
+    let mut patches = Vec::new();
+    if console {
+        for (method, level) in [("error", "error"), ("warn", "warning")] {
+            let w = Weak::clone(&weak);
+            let patch = ConsolePatch::install(method, move |args: js_sys::Array| {
+                if let Some(s) = w.upgrade() {
+                    let line: Vec<String> = args.iter().map(|a| text(&a)).collect();
+                    crumb(&s, "console", &line.join(" "), level);
+                }
+            });
+            // A patch refused means another live tracker holds it: a second `start` disposes
+            // the first before attaching, so this only happens to a Rust user with two.
+            if let Ok(p) = patch {
+                patches.push(p);
+            }
+        }
+    }
+    let mut i = shared.borrow_mut();
+    i.listeners = listeners;
+    i.patches = patches;
+}
+
+fn crumb(shared: &Shared, category: &str, message: &str, level: &str) {
+    let b = js_sys::Object::new();
+    set(&b, "timestamp", &now_secs().into());
+    set(&b, "category", &category.into());
+    set(&b, "message", &cut_message(message).into());
+    set(&b, "level", &level.into());
+    shared.borrow_mut().ring.push(b.into());
+}
+
+/// `addBreadcrumb({ category, message, level, data, type })`: timestamped now.
+pub fn add_breadcrumb(shared: &Shared, crumb: &JsValue) -> Result<(), JsValue> {
+    if !crumb.is_object() {
+        return Err(VigilError::BadArgument {
+            name: "breadcrumb",
+            expected: "an object",
+            got: type_name(crumb),
+        }
+        .into());
+    }
+    let b = js_sys::Object::new();
+    set(&b, "timestamp", &now_secs().into());
+    for key in ["category", "level", "type", "data"] {
+        let v = get(crumb, key);
+        if !v.is_undefined() {
+            set(&b, key, &v);
+        }
+    }
+    if let Some(m) = get(crumb, "message").as_string() {
+        set(&b, "message", &cut_message(&m).into());
+    }
+    shared.borrow_mut().ring.push(b.into());
+    Ok(())
+}
+
+/// The breadcrumbs, oldest first.
+pub fn breadcrumbs(shared: &Shared) -> js_sys::Array {
+    shared.borrow().ring.iter().cloned().collect()
+}
+
+/// `setUser`, `setTag`, `setContext`.
+pub fn set_user(shared: &Shared, user: JsValue) {
+    shared.borrow_mut().user = user;
+}
+
+/// Sets (or with `undefined`, removes) a tag.
+pub fn set_tag(shared: &Shared, key: &str, value: &JsValue) {
+    let tags = shared.borrow().tags.clone();
+    if value.is_undefined() || value.is_null() {
+        let _ = js_sys::Reflect::delete_property(&tags, &key.into());
+    } else {
+        set(&tags, key, &text(value).into());
+    }
+}
+
+/// Sets (or with `null`, removes) a named context.
+pub fn set_context(shared: &Shared, name: &str, value: &JsValue) {
+    let contexts = shared.borrow().contexts.clone();
+    if value.is_undefined() || value.is_null() {
+        let _ = js_sys::Reflect::delete_property(&contexts, &name.into());
+    } else {
+        set(&contexts, name, value);
+    }
+}
+
+fn js_frames(frames: &[Frame]) -> js_sys::Array {
+    frames
+        .iter()
+        .map(|f| {
+            let o = js_sys::Object::new();
+            set(&o, "filename", &f.filename.as_str().into());
+            if let Some(fun) = &f.function {
+                set(&o, "function", &fun.as_str().into());
+            }
+            if let Some(l) = f.lineno {
+                set(&o, "lineno", &l.into());
+            }
+            if let Some(c) = f.colno {
+                set(&o, "colno", &c.into());
+            }
+            set(&o, "in_app", &f.in_app.into());
+            if let Some(addr) = &f.instruction_addr {
+                set(&o, "instruction_addr", &addr.as_str().into());
+                set(&o, "addr_mode", &"rel:0".into());
+            }
+            JsValue::from(o)
+        })
+        .collect()
+}
+
+/// Type, value and frames of one thrown value.
+fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
+    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
+        let stack_text = get(value, "stack").as_string().unwrap_or_default();
+        // The package's own glue and wasm are not the app's code.
+        let frames = stack::parse(&stack_text, &[])
+            .into_iter()
+            .map(|mut f| {
+                if f.filename.ends_with("/vigil.js") || f.filename.ends_with("vigil_bg.wasm") {
+                    f.in_app = false;
+                }
+                f
+            })
+            .collect();
+        return (String::from(e.name()), String::from(e.message()), frames);
+    }
+    if let Some(s) = value.as_string() {
+        return ("Error".into(), s, Vec::new());
+    }
+    if value.is_object() && !value.is_function() {
+        let keys: Vec<String> = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .filter_map(|k| k.as_string())
+            .take(10)
+            .collect();
+        return (
+            "Error".into(),
+            format!(
+                "Object captured as exception with keys: {}",
+                keys.join(", ")
+            ),
+            Vec::new(),
+        );
+    }
+    ("Error".into(), text(value), Vec::new())
+}
+
+/// Captures any thrown value; returns the event id.
+pub fn capture_exception(
+    shared: &Shared,
+    value: &JsValue,
+    mechanism: (&str, bool),
+    hint: Option<&JsValue>,
+) -> String {
+    let (kind, text, frames) = describe(value);
+    let signature = Signature::Exception {
+        kind: kind.clone(),
+        value: text.clone(),
+        frames: frames.clone(),
+    };
+    // The main exception last, its causes (oldest first) before it, as Sentry orders them.
+    let mut chain = vec![(kind, text, frames)];
+    let mut cause = get(value, "cause");
+    while chain.len() <= MAX_CAUSES && !cause.is_undefined() && !cause.is_null() {
+        chain.push(describe(&cause));
+        cause = get(&cause, "cause");
+    }
+    let values: js_sys::Array = chain
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, (kind, text, frames))| {
+            let ex = js_sys::Object::new();
+            set(&ex, "type", &kind.as_str().into());
+            set(&ex, "value", &text.as_str().into());
+            let m = js_sys::Object::new();
+            let main = i + 1 == chain.len();
+            set(
+                &m,
+                "type",
+                &(if main { mechanism.0 } else { "chained" }).into(),
+            );
+            set(&m, "handled", &mechanism.1.into());
+            set(&ex, "mechanism", &m);
+            if !frames.is_empty() {
+                let st = js_sys::Object::new();
+                set(&st, "frames", &js_frames(frames));
+                set(&ex, "stacktrace", &st);
+            }
+            JsValue::from(ex)
+        })
+        .collect();
+    let exception = js_sys::Object::new();
+    set(&exception, "values", &values);
+    let level = hint
+        .map(|h| get(h, "level"))
+        .and_then(|l| l.as_string())
+        .unwrap_or_else(|| "error".into());
+    let event = base_event(shared, &level, hint);
+    set(&event, "exception", &exception);
+    finish(shared, event, signature)
+}
+
+/// Captures a message at `level`; returns the event id.
+pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
+    let event = base_event(shared, level, None);
+    set(&event, "message", &message.into());
+    finish(shared, event, Signature::Message(message.to_owned()))
+}
+
+fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
+    let i = shared.borrow();
+    let e: JsValue = js_sys::Object::new().into();
+    set(&e, "event_id", &new_event_id().into());
+    set(&e, "timestamp", &now_secs().into());
+    set(&e, "platform", &"javascript".into());
+    set(&e, "level", &level.into());
+    set(&e, "environment", &i.settings.environment.as_str().into());
+    if let Some(r) = &i.settings.release {
+        set(&e, "release", &r.as_str().into());
+    }
+    let sdk = js_sys::Object::new();
+    set(&sdk, "name", &SDK_NAME.into());
+    set(&sdk, "version", &env!("CARGO_PKG_VERSION").into());
+    set(&e, "sdk", &sdk);
+    let tags = js_sys::Object::assign(&js_sys::Object::new(), &i.tags);
+    if let Some(extra_tags) = hint.map(|h| get(h, "tags")).filter(JsValue::is_object) {
+        js_sys::Object::assign(&tags, extra_tags.unchecked_ref());
+    }
+    set(&e, "tags", &tags);
+    if let Some(extra) = hint.map(|h| get(h, "extra")).filter(JsValue::is_object) {
+        set(&e, "extra", &extra);
+    }
+    if let Some(fp) = hint
+        .map(|h| get(h, "fingerprint"))
+        .filter(js_sys::Array::is_array)
+    {
+        set(&e, "fingerprint", &fp);
+    }
+    if !i.user.is_undefined() && !i.user.is_null() {
+        set(&e, "user", &i.user);
+    }
+    set(
+        &e,
+        "contexts",
+        &js_sys::Object::assign(&js_sys::Object::new(), &i.contexts),
+    );
+    if let Some(w) = web_sys::window() {
+        let request = js_sys::Object::new();
+        set(
+            &request,
+            "url",
+            &w.location().href().unwrap_or_default().into(),
+        );
+        let headers = js_sys::Object::new();
+        set(
+            &headers,
+            "User-Agent",
+            &w.navigator().user_agent().unwrap_or_default().into(),
+        );
+        set(&request, "headers", &headers);
+        set(&e, "request", &request);
+    }
+    let crumbs = js_sys::Object::new();
+    set(
+        &crumbs,
+        "values",
+        &i.ring.iter().cloned().collect::<js_sys::Array>(),
+    );
+    set(&e, "breadcrumbs", &crumbs);
+    e
+}
+
+/// Sampling, dedupe, `beforeSend`, encoding, hand-off to the transport.
+fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
+    let id = get(&event, "event_id").as_string().unwrap_or_default();
+    let (rate, before_send) = {
+        let mut i = shared.borrow_mut();
+        i.counters.captured += 1;
+        (i.settings.sample_rate, i.settings.before_send.clone())
+    };
+    if rate < 1.0 && js_sys::Math::random() >= rate {
+        shared.borrow_mut().counters.sampled_out += 1;
+        return id;
+    }
+    if shared.borrow_mut().dedupe.is_repeat(signature) {
+        shared.borrow_mut().counters.dropped += 1;
+        return id;
+    }
+    let mut event = event;
+    if let Some(f) = before_send {
+        match f.call1(&JsValue::UNDEFINED, &event) {
+            Ok(v) if v.is_null() || v.is_undefined() => {
+                shared.borrow_mut().counters.dropped += 1;
+                return id;
+            }
+            Ok(v) if v.is_object() => event = v,
+            Ok(_) => {} // not an event: send ours unchanged
+            Err(e) => {
+                // The event must not be lost to a bug in the hook: send it unchanged.
+                let message = format!("beforeSend threw: {}", text(&e));
+                crumb(shared, "vigil", &message, "error");
+            }
+        }
+    }
+    let Ok(payload) = js_sys::JSON::stringify(&event) else {
+        shared.borrow_mut().counters.dropped += 1;
+        return id;
+    };
+    let payload = String::from(payload);
+    let (header, t) = {
+        let i = shared.borrow();
+        (
+            envelope::header(
+                Some(&id),
+                &envelope::rfc3339(js_sys::Date::now()),
+                &i.settings.dsn_text,
+                (SDK_NAME, env!("CARGO_PKG_VERSION")),
+            ),
+            Rc::clone(&i.transport),
+        )
+    };
+    let body = envelope::encode(
+        &header,
+        &[envelope::Item {
+            kind: "event",
+            payload: &payload,
+        }],
+    );
+    transport::send(&t, "error", body);
+    id
+}
+
+/// `flush(timeoutMs)`.
+pub fn flush(shared: &Shared, timeout_ms: u32) -> js_sys::Promise {
+    let t = Rc::clone(&shared.borrow().transport);
+    transport::flush(&t, timeout_ms)
+}
+
+/// `stats()`.
+pub fn stats(shared: &Shared) -> js_sys::Object {
+    let (c, t) = {
+        let i = shared.borrow();
+        (i.counters, Rc::clone(&i.transport))
+    };
+    let ts = transport::stats(&t);
+    let o = js_sys::Object::new();
+    set(&o, "eventsCaptured", &(c.captured as f64).into());
+    set(&o, "eventsSent", &(ts.sent as f64).into());
+    set(
+        &o,
+        "eventsDropped",
+        &((c.dropped + ts.dropped) as f64).into(),
+    );
+    set(&o, "eventsQueued", &(ts.queued as f64).into());
+    set(&o, "eventsSampledOut", &(c.sampled_out as f64).into());
+    set(&o, "metricsSent", &0.into());
+    set(
+        &o,
+        "rateLimitedUntil",
+        &(if ts.rate_limited_until > 0.0 {
+            JsValue::from(ts.rate_limited_until)
+        } else {
+            JsValue::NULL
+        }),
+    );
+    o
+}

@@ -1,0 +1,277 @@
+//! The transport's browser shell: `fetch` (with `keepalive` when the machine says so), one
+//! `Timeout` guard for retries and limits, `online`/`offline` listeners, a `localStorage` copy of
+//! what is undelivered (restored and sent on the next page load), and `flush(timeoutMs)` waiters.
+//! Every closure holds a `Weak` reference.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::machine::{Config, Effect, Event, Machine, Stats};
+use crate::runtime::guards::{Listener, Timeout};
+
+/// At most this many `flush()` calls wait at once; more resolve `false` at once.
+pub const MAX_FLUSH_WAITERS: usize = 64;
+
+/// Shared transport state.
+pub type Shared = Rc<RefCell<Inner>>;
+
+/// Everything one transport holds; dropping it releases every guard.
+#[derive(Debug)]
+pub struct Inner {
+    machine: Machine,
+    url: String,
+    storage_key: String,
+    timer: Option<Timeout>,
+    network: Option<(Listener, Listener)>,
+    waiters: Vec<(u64, js_sys::Function, Timeout)>,
+    next_waiter: u64,
+}
+
+/// Creates the transport, restores what the last page left undelivered and starts sending it.
+pub fn create(url: String, storage_key: String, config: Config) -> Shared {
+    let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
+    let shared: Shared = Rc::new(RefCell::new(Inner {
+        machine: Machine::new(config, online),
+        url,
+        storage_key,
+        timer: None,
+        network: None,
+        waiters: Vec::new(),
+        next_waiter: 1,
+    }));
+    if let Some(window) = web_sys::window() {
+        let weak = Rc::downgrade(&shared);
+        let on = |name: &'static str, event: Event| {
+            let weak = Weak::clone(&weak);
+            Listener::new(&window, name, move |_| {
+                if let Some(s) = weak.upgrade() {
+                    feed(&s, event.clone());
+                }
+            })
+        };
+        let pair = (on("online", Event::Online), on("offline", Event::Offline));
+        shared.borrow_mut().network = Some(pair);
+    }
+    let key = shared.borrow().storage_key.clone(); // no borrow held while feeding
+    for (category, body) in restore(&key) {
+        feed(&shared, Event::Enqueue { category, body });
+    }
+    shared
+}
+
+/// Queues an encoded envelope.
+pub fn send(shared: &Shared, category: &str, body: String) {
+    feed(
+        shared,
+        Event::Enqueue {
+            category: category.to_owned(),
+            body,
+        },
+    );
+}
+
+/// The page is going away: send what fits with `keepalive` now.
+pub fn flush_now(shared: &Shared) {
+    feed(shared, Event::Flush);
+}
+
+/// Counters.
+pub fn stats(shared: &Shared) -> Stats {
+    shared.borrow().machine.stats(js_sys::Date::now())
+}
+
+/// A promise of `true` once everything queued was acknowledged, `false` after `timeout_ms`.
+pub fn flush(shared: &Shared, timeout_ms: u32) -> js_sys::Promise {
+    let mut resolve_fn = None;
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
+    let Some(resolve) = resolve_fn else {
+        return promise;
+    };
+    let settled = shared.borrow().machine.is_settled();
+    if settled {
+        let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
+        return promise;
+    }
+    let too_many = shared.borrow().waiters.len() >= MAX_FLUSH_WAITERS;
+    if too_many {
+        let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::FALSE);
+        return promise;
+    }
+    let id = {
+        let mut i = shared.borrow_mut();
+        let id = i.next_waiter;
+        i.next_waiter += 1;
+        id
+    };
+    let weak = Rc::downgrade(shared);
+    // The waiter's own timeout: removed with the waiter, so no timer outlives the flush.
+    let timeout = Timeout::new(timeout_ms, move || {
+        let Some(s) = weak.upgrade() else { return };
+        let waiter = {
+            let mut i = s.borrow_mut();
+            i.waiters
+                .iter()
+                .position(|w| w.0 == id)
+                .map(|at| i.waiters.remove(at))
+        };
+        if let Some((_, resolve, timer)) = waiter {
+            drop(timer);
+            let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::FALSE);
+        }
+    });
+    shared.borrow_mut().waiters.push((id, resolve, timeout));
+    feed(shared, Event::Fired); // try now rather than after a pending retry delay
+    promise
+}
+
+/// Releases the transport: timers, listeners; pending `flush()` promises resolve `false`.
+/// What is undelivered stays in `localStorage` for the next page.
+pub fn close(shared: &Shared) {
+    let (timer, network, waiters) = {
+        let mut i = shared.borrow_mut();
+        (
+            i.timer.take(),
+            i.network.take(),
+            std::mem::take(&mut i.waiters),
+        )
+    };
+    drop((timer, network));
+    for (_, resolve, timeout) in waiters {
+        drop(timeout);
+        let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::FALSE);
+    }
+}
+
+fn feed(shared: &Shared, event: Event) {
+    let effects = shared
+        .borrow_mut()
+        .machine
+        .handle(js_sys::Date::now(), event);
+    for effect in effects {
+        match effect {
+            Effect::Send {
+                id,
+                body,
+                keepalive,
+            } => post(shared, id, body, keepalive),
+            Effect::Persist => persist(shared),
+            Effect::Arm(ms) => {
+                let weak = Rc::downgrade(shared);
+                let t = Timeout::new(ms, move || {
+                    if let Some(s) = weak.upgrade() {
+                        feed(&s, Event::Fired);
+                    }
+                });
+                let old = shared.borrow_mut().timer.replace(t);
+                drop(old);
+            }
+            Effect::Disarm => {
+                let old = shared.borrow_mut().timer.take();
+                drop(old);
+            }
+            Effect::Settled => {
+                let waiters = std::mem::take(&mut shared.borrow_mut().waiters);
+                for (_, resolve, timeout) in waiters {
+                    drop(timeout);
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
+                }
+            }
+        }
+    }
+}
+
+fn post(shared: &Shared, id: u64, body: String, keepalive: bool) {
+    let url = shared.borrow().url.clone();
+    let weak = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        let outcome = fetch(&url, &body, keepalive).await;
+        // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
+        let Some(s) = weak.upgrade() else { return };
+        match outcome {
+            Ok((status, sentry_limits, retry_after)) => feed(
+                &s,
+                Event::Answered {
+                    id,
+                    status,
+                    sentry_limits,
+                    retry_after,
+                },
+            ),
+            Err(_) => feed(&s, Event::Failed(id)),
+        }
+    });
+}
+
+async fn fetch(
+    url: &str,
+    body: &str,
+    keepalive: bool,
+) -> Result<(u16, Option<String>, Option<String>), JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    // `keepalive` has no stable web-sys setter; it is a plain dictionary member.
+    js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::from_bool(keepalive))?;
+    // `text/plain` and the key in the query: a simple request, no CORS preflight.
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", "text/plain;charset=UTF-8")?;
+    init.set_headers(&headers);
+    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+    let response: web_sys::Response =
+        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+            .await?
+            .dyn_into()?;
+    let h = response.headers();
+    Ok((
+        response.status(),
+        h.get("x-sentry-rate-limits").ok().flatten(),
+        h.get("retry-after").ok().flatten(),
+    ))
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Writes `[[category, body], …]` of every undelivered envelope (or removes the key).
+fn persist(shared: &Shared) {
+    let Some(store) = storage() else { return };
+    let i = shared.borrow();
+    if i.machine.is_settled() {
+        let _ = store.remove_item(&i.storage_key);
+        return;
+    }
+    let list = js_sys::Array::new();
+    for e in i.machine.undelivered() {
+        let pair = js_sys::Array::new();
+        pair.push(&JsValue::from_str(&e.category));
+        pair.push(&JsValue::from_str(&e.body));
+        list.push(&pair);
+    }
+    if let Ok(text) = js_sys::JSON::stringify(&list) {
+        // Quota errors lose only the persistent copy; the in-memory queue still sends.
+        let _ = store.set_item(&i.storage_key, &String::from(text));
+    }
+}
+
+fn restore(key: &str) -> Vec<(String, String)> {
+    let Some(text) = storage().and_then(|s| s.get_item(key).ok().flatten()) else {
+        return Vec::new();
+    };
+    let Ok(list) = js_sys::JSON::parse(&text) else {
+        return Vec::new();
+    };
+    if !js_sys::Array::is_array(&list) {
+        return Vec::new();
+    }
+    js_sys::Array::from(&list)
+        .iter()
+        .filter_map(|pair| {
+            let pair = js_sys::Array::from(&pair);
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
+}
