@@ -5,7 +5,7 @@
 // The display refresh below is the page's own code (requestAnimationFrame), outside the runtime,
 // so it keeps drawing after disposeAll(). Everything the runtime owns stops.
 import init, {
-  version, resources, disposeAll, onDispose, listen, every, WebSocketService,
+  version, resources, disposeAll, onDispose, listen, every, WebSocketService, Vigil,
 } from "/pkg/vigil.js";
 
 const $ = (id) => document.getElementById(id);
@@ -63,8 +63,23 @@ async function postOrder() {
   if (!res.ok) log(`order refused: ${(await res.json()).error}`);
 }
 
+// The error tracker, pointed at this server with the development DSN.
+function startTracker() {
+  const vigil = Vigil.start({ dsn: `${location.protocol}//dev@${location.host}/1`, release: "kiosk-demo@1" });
+  every(500, () => {
+    const live = Vigil.current();
+    if (!live) return;
+    const s = live.stats();
+    $("tracker-stats").tBodies[0].innerHTML = Object.entries(s)
+      .map(([k, v]) => `<tr><td>${k}</td><td class="n">${v === null ? "–" : v}</td></tr>`)
+      .join("");
+  });
+  return vigil;
+}
+
 function startServices() {
   const started = Date.now();
+  startTracker();
   const showViewport = () => { $("viewport").textContent = `${innerWidth} × ${innerHeight}`; };
   showViewport();
   listen(window, "resize", showViewport);
@@ -106,6 +121,15 @@ try {
   $("dispose").addEventListener("click", () => disposeAll());
   $("restart").addEventListener("click", startServices);
   $("post-order").addEventListener("click", postOrder);
+  // Buttons that fail on purpose: each becomes an event on the server (GET /api/1/issues).
+  $("throw").addEventListener("click", () => {
+    setTimeout(() => { throw new TypeError("the demo threw on purpose"); }, 0);
+  });
+  $("reject").addEventListener("click", () => {
+    Promise.reject(new Error("the demo rejected on purpose"));
+  });
+  $("console-error").addEventListener("click", () => console.error("the demo logged an error"));
+  $("message").addEventListener("click", () => Vigil.current()?.captureMessage("hello from the kiosk", "info"));
   drawResources();
   window.vigilDemo = { ready: true };
 } catch (e) {

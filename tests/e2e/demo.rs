@@ -25,11 +25,20 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     let live = |name: &str| {
         format!("Number(document.querySelector('tr[data-name={name}] td.n').textContent)")
     };
-    // resize, visibilitychange, online, offline (the WebSocket service), pagehide, pageshow
-    page.wait_for(&format!("{} === 6", live("listeners")), WAIT)
+    // resize, visibilitychange, online, offline (the WebSocket service), pagehide, pageshow,
+    // and the tracker's 10 (error, unhandledrejection, visibilitychange, popstate, focus, blur,
+    // online, offline, and its transport's online/offline).
+    page.wait_for(&format!("{} === 16", live("listeners")), WAIT)
         .await?;
-    assert_eq!(page.eval(&live("intervals")).await?, Value::from(2));
-    assert_eq!(page.eval(&live("services")).await?, Value::from(6));
+    assert_eq!(page.eval(&live("intervals")).await?, Value::from(3));
+    assert_eq!(page.eval(&live("services")).await?, Value::from(8));
+    assert_eq!(page.eval(&live("consolePatches")).await?, Value::from(2));
+    // The tracker's buttons: a thrown error arrives on the server.
+    page.eval("document.getElementById('throw').click()").await?;
+    let sent = "(() => { const r = [...document.querySelectorAll('#tracker-stats tr')]
+        .find(r => r.cells[0].textContent === 'eventsSent');
+        return r !== undefined && Number(r.cells[1].textContent) >= 1; })()";
+    page.wait_for(sent, WAIT).await?;
     // The live orders feed: the socket opens, and a posted order shows up.
     page.wait_for(
         "document.getElementById('ws-state').textContent === 'open'",
@@ -74,7 +83,7 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     // "Start again" brings the services back: the runtime is reusable after disposeAll.
     page.eval("document.getElementById('restart').click()")
         .await?;
-    page.wait_for(&format!("{} === 6", live("listeners")), WAIT)
+    page.wait_for(&format!("{} === 16", live("listeners")), WAIT)
         .await?;
     Ok(())
 }
