@@ -17,6 +17,8 @@ ROOT=$PWD
 
 WASM_PACK_VERSION=0.15.1
 BINARYEN_VERSION=132.0.0
+SENTRY_BROWSER_VERSION=11.12.0   # benchmarks only
+ESBUILD_VERSION=0.25
 # npm packages for the build (binaryen's wasm-opt), shared by every checkout on this machine.
 TOOLS="${VIGIL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil/tools}"
 
@@ -119,7 +121,15 @@ case "$cmd" in
     setup
     build_pkg
     size
-    cargo bench -p vigil-e2e
+    # @sentry/browser, bundled once, to compare captureException in the same page.
+    if [ ! -f "$TOOLS/sentry-bundle.js" ]; then
+      say "bundling @sentry/browser $SENTRY_BROWSER_VERSION for the comparison"
+      npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error \
+        "@sentry/browser@$SENTRY_BROWSER_VERSION" "esbuild@$ESBUILD_VERSION"
+      printf 'import * as Sentry from "@sentry/browser";\nwindow.Sentry = Sentry;\n' >"$TOOLS/sentry-entry.mjs"
+      (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
+    fi
+    VIGIL_TOOLS="$TOOLS" cargo bench -p vigil-e2e
     ;;
   run)
     setup

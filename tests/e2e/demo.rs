@@ -34,7 +34,8 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     assert_eq!(page.eval(&live("services")).await?, Value::from(8));
     assert_eq!(page.eval(&live("consolePatches")).await?, Value::from(2));
     // The tracker's buttons: a thrown error arrives on the server.
-    page.eval("document.getElementById('throw').click()").await?;
+    page.eval("document.getElementById('throw').click()")
+        .await?;
     let sent = "(() => { const r = [...document.querySelectorAll('#tracker-stats tr')]
         .find(r => r.cells[0].textContent === 'eventsSent');
         return r !== undefined && Number(r.cells[1].textContent) >= 1; })()";
