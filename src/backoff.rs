@@ -40,6 +40,27 @@ impl Backoff {
     }
 }
 
+/// xorshift64*: uniform numbers in `[0, 1)` for jitter, deterministic under a seed (tests).
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// A generator seeded with `seed` (any value; 0 is made odd).
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    /// The next number in `[0, 1)`.
+    pub fn next_unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +84,14 @@ mod tests {
         assert_eq!(b.delay_ms(u32::MAX, 0.5), 30_000.0);
         let none = Backoff { jitter: 0.0, ..b };
         assert_eq!(none.delay_ms(2, 0.9), 2000.0);
+    }
+
+    #[test]
+    fn jitter_stays_in_the_unit_interval_and_spreads() {
+        let mut j = Jitter::new(0);
+        let v: Vec<f64> = (0..10_000).map(|_| j.next_unit()).collect();
+        assert!(v.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
     }
 }

@@ -66,6 +66,20 @@ impl Listener {
     }
 }
 
+/// `online` and `offline` on the window, calling `on_change(true)` / `on_change(false)`; `None`
+/// outside a page. Services that wait for the network hold the pair.
+pub fn network_listeners<F>(on_change: F) -> Option<(Listener, Listener)>
+where
+    F: Fn(bool) + Clone + 'static,
+{
+    let window = web_sys::window()?;
+    let off = on_change.clone();
+    Some((
+        Listener::new(&window, "online", move |_| on_change(true)),
+        Listener::new(&window, "offline", move |_| off(false)),
+    ))
+}
+
 /// A repeating timer (`setInterval`), cleared when the guard is dropped.
 ///
 /// ```no_run

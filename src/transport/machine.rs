@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use super::ratelimit::RateLimits;
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Jitter};
 
 /// Browsers refuse `keepalive` requests beyond 64 KiB in flight; stay under it as Sentry does.
 pub const KEEPALIVE_BUDGET: usize = 60_000;
@@ -135,13 +135,13 @@ pub struct Machine {
     attempts: u32,
     limits: RateLimits,
     stats: Stats,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl Machine {
     /// An empty transport; `online` is `navigator.onLine`.
     pub fn new(config: Config, online: bool) -> Self {
-        let rng = config.seed | 1;
+        let rng = Jitter::new(config.seed);
         Self {
             config,
             queue: VecDeque::new(),
@@ -273,7 +273,7 @@ impl Machine {
         self.queue.push_front(envelope);
         self.attempts += 1;
         self.backing_off = true;
-        let unit = self.next_unit();
+        let unit = self.rng.next_unit();
         let delay = self.config.backoff.delay_ms(self.attempts, unit);
         // The backoff replaces any earlier timer: nothing may go before it ends.
         self.timer_due = None;
@@ -331,15 +331,6 @@ impl Machine {
         if let Some(until) = earliest_limit {
             self.arm(now_ms, until, fx); // wake up when the earliest limit ends
         }
-    }
-
-    fn next_unit(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -4,13 +4,13 @@
 //! Every closure holds a `Weak` reference.
 
 use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::machine::{Config, Effect, Event, Machine, Stats};
-use crate::runtime::guards::{Listener, Timeout};
+use crate::runtime::guards::{network_listeners, Listener, Timeout};
 
 /// At most this many `flush()` calls wait at once; more resolve `false` at once.
 pub const MAX_FLUSH_WAITERS: usize = 64;
@@ -42,19 +42,20 @@ pub fn create(url: String, storage_key: String, config: Config) -> Shared {
         waiters: Vec::new(),
         next_waiter: 1,
     }));
-    if let Some(window) = web_sys::window() {
-        let weak = Rc::downgrade(&shared);
-        let on = |name: &'static str, event: Event| {
-            let weak = Weak::clone(&weak);
-            Listener::new(&window, name, move |_| {
-                if let Some(s) = weak.upgrade() {
-                    feed(&s, event.clone());
-                }
-            })
-        };
-        let pair = (on("online", Event::Online), on("offline", Event::Offline));
-        shared.borrow_mut().network = Some(pair);
-    }
+    let weak = Rc::downgrade(&shared);
+    let pair = network_listeners(move |online| {
+        if let Some(s) = weak.upgrade() {
+            feed(
+                &s,
+                if online {
+                    Event::Online
+                } else {
+                    Event::Offline
+                },
+            );
+        }
+    });
+    shared.borrow_mut().network = pair;
     let key = shared.borrow().storage_key.clone(); // no borrow held while feeding
     for (category, body) in restore(&key) {
         feed(&shared, Event::Enqueue { category, body });

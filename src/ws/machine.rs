@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 pub use crate::backoff::Backoff;
+use crate::backoff::Jitter;
 
 /// The connection state, as `onState` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,13 +194,13 @@ pub struct Machine {
     deadline_armed: bool,
     queue: VecDeque<String>,
     stats: Stats,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl Machine {
     /// A machine in `Idle`; `online` is `navigator.onLine`.
     pub fn new(config: Config, online: bool) -> Self {
-        let rng = config.seed | 1;
+        let rng = Jitter::new(config.seed);
         Self {
             config,
             state: State::Idle,
@@ -410,7 +411,7 @@ impl Machine {
         self.stats.reconnects += 1;
         self.set_state(fx, State::Reconnecting);
         if self.online {
-            let delay = backoff.delay_ms(self.attempts, self.next_unit());
+            let delay = backoff.delay_ms(self.attempts, self.rng.next_unit());
             fx.push(Effect::Arm(
                 Timer::Reconnect,
                 delay.min(f64::from(u32::MAX)) as u32,
@@ -449,16 +450,6 @@ impl Machine {
             // A timer that raced with a state change: nothing to do.
             _ => {}
         }
-    }
-
-    /// xorshift64*: enough for jitter, and deterministic under a seed for tests.
-    fn next_unit(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

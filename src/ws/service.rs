@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::machine::{Effect, Event, Machine, State, Stats, Timer};
-use crate::runtime::guards::{Listener, Socket, Timeout};
+use crate::runtime::guards::{network_listeners, Listener, Socket, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
 
@@ -118,19 +118,20 @@ pub fn create(url: String, protocols: Vec<String>, config: super::machine::Confi
         invalid_frames: 0,
         network: None,
     }));
-    if let Some(window) = web_sys::window() {
-        let weak = Rc::downgrade(&shared);
-        let on = |name: &'static str, event: Event| {
-            let weak = Weak::clone(&weak);
-            Listener::new(&window, name, move |_| {
-                if let Some(s) = weak.upgrade() {
-                    feed(&s, event.clone());
-                }
-            })
-        };
-        let pair = (on("online", Event::Online), on("offline", Event::Offline));
-        shared.borrow_mut().network = Some(pair);
-    }
+    let weak = Rc::downgrade(&shared);
+    let pair = network_listeners(move |online| {
+        if let Some(s) = weak.upgrade() {
+            feed(
+                &s,
+                if online {
+                    Event::Online
+                } else {
+                    Event::Offline
+                },
+            );
+        }
+    });
+    shared.borrow_mut().network = pair;
     WsService { shared }
 }
 

@@ -7,20 +7,8 @@ use vigil_e2e::{require_pkg, Browser, Page, Result, Server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// `GET path` on the server with the admin token; the JSON body.
 async fn admin_get(server: &Server, path: &str) -> Result<Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.url.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        server.admin_token
-    );
-    tcp.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await?;
-    let body = response.split("\r\n\r\n").nth(1).ok_or("no body")?;
-    Ok(serde_json::from_str(body)?)
+    server.get_json(path).await
 }
 
 /// Waits until the server's issues of project 1 hold `events` events in all.
@@ -256,19 +244,7 @@ async fn a_429_stops_sending_for_the_time_it_says() -> Result<()> {
     page.eval("v.captureMessage('third'); v.captureMessage('fourth'); true")
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let metrics = {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = server.url.trim_start_matches("http://");
-        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            server.admin_token
-        );
-        tcp.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        tcp.read_to_string(&mut response).await?;
-        response
-    };
+    let metrics = server.get("/metrics").await?;
     assert!(
         metrics.contains("vigil_events_rejected_total{reason=\"rate_limited\"} 1\n"),
         "exactly one request was refused: {metrics}"

@@ -150,6 +150,55 @@ impl Server {
         Ok(())
     }
 
+    /// One HTTP/1.1 request to the server with the admin token (and a JSON body when given);
+    /// returns the status and the body. Plain TCP: the tests need no HTTP client.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&str>,
+    ) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        let body = json.unwrap_or("");
+        let content = if json.is_some() {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        } else {
+            String::new()
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n{content}Connection: close\r\n\r\n{body}",
+            self.admin_token
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// `GET path` with the admin token: the body (any status).
+    pub async fn get(&self, path: &str) -> Result<String> {
+        Ok(self.request("GET", path, None).await?.1)
+    }
+
+    /// `GET path` with the admin token, parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.get(path).await?)?)
+    }
+
     /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
     pub async fn terminate(mut self, timeout: Duration) -> Result<(ExitStatus, Duration)> {
         let started = Instant::now();

@@ -10,20 +10,10 @@ const WAIT: Duration = Duration::from_secs(15);
 
 async fn post_order(server: &Server, name: &str) -> Result<Value> {
     // The page is the client under test; the order comes from outside, as from a till.
-    let addr = server.url.trim_start_matches("http://");
     let body = format!(r#"{{"items":[{{"name":"{name}","quantity":1}}]}}"#);
-    let request = format!(
-        "POST /api/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await?;
-    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
-    let json = response.split("\r\n\r\n").nth(1).ok_or("no body")?;
-    Ok(serde_json::from_str(json)?)
+    let (status, response) = server.request("POST", "/api/orders", Some(&body)).await?;
+    assert_eq!(status, 201, "{response}");
+    Ok(serde_json::from_str(&response)?)
 }
 
 #[tokio::test]
@@ -139,28 +129,13 @@ async fn two_hundred_connect_dispose_cycles_leak_nothing() -> Result<()> {
     );
     // The hub saw every session end (they end asynchronously after the browser closes them).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut metrics = http_get(&server, "/metrics").await?;
+    let mut metrics = server.get("/metrics").await?;
     while !metrics.contains("vigil_ws_connections 0") && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        metrics = http_get(&server, "/metrics").await?;
+        metrics = server.get("/metrics").await?;
     }
     assert!(metrics.contains("vigil_ws_connections 0"), "{metrics}");
     Ok(())
-}
-
-/// `GET path` with the admin token; the whole response as text.
-async fn http_get(server: &Server, path: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.url.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        server.admin_token
-    );
-    tcp.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await?;
-    Ok(response)
 }
 
 /// A scripted peer: the first connection gets a non-JSON frame and a `tick`, then silence (no
@@ -244,7 +219,7 @@ async fn dead_sockets_bad_frames_throwing_subscribers_bfcache_and_offline() -> R
     page.wait_for("log.ticks.length === 1", WAIT).await?;
     assert_eq!(page.eval("ws.stats().invalidFrames").await?, 1);
     page.wait_for("v.stats().eventsSent === 1", WAIT).await?;
-    let issues = http_get(&server, "/api/1/issues").await?;
+    let issues = server.get("/api/1/issues").await?;
     assert!(
         issues.contains("Error: a subscriber failed on purpose"),
         "reported to the error tracker: {issues}"

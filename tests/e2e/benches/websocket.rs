@@ -169,15 +169,7 @@ async fn hub_capacity() -> Result<()> {
     for round in 0..3 {
         let sent = Instant::now();
         let body = r#"{"items":[{"name":"bench","quantity":1}]}"#;
-        let request = format!(
-            "POST /api/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
-        tcp.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        tcp.read_to_end(&mut response).await?;
+        server.request("POST", "/api/orders", Some(body)).await?;
         let mut latencies = Vec::with_capacity(IDLE_CONNECTIONS);
         while latencies.len() < IDLE_CONNECTIONS {
             match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
