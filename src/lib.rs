@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod error;
 pub mod errors;
 pub mod options;
+pub mod perf;
 pub mod runtime;
 pub mod transport;
 pub mod ws;
