@@ -144,6 +144,97 @@ pub mod orders {
     }
 }
 
+/// The web vitals both halves agree on: names, metric names and rating thresholds
+/// (reference.md, the `web-vitals` library's values).
+pub mod vitals {
+    /// The five vitals.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Vital {
+        /// Largest Contentful Paint (ms).
+        Lcp,
+        /// Cumulative Layout Shift (unitless).
+        Cls,
+        /// Interaction to Next Paint (ms).
+        Inp,
+        /// First Contentful Paint (ms).
+        Fcp,
+        /// Time to First Byte (ms).
+        Ttfb,
+    }
+
+    impl Vital {
+        /// Every vital.
+        pub const ALL: [Vital; 5] = [Self::Lcp, Self::Cls, Self::Inp, Self::Fcp, Self::Ttfb];
+
+        /// The key in `vitals()` and in `GET /api/{project}/vitals`.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Self::Lcp => "lcp",
+                Self::Cls => "cls",
+                Self::Inp => "inp",
+                Self::Fcp => "fcp",
+                Self::Ttfb => "ttfb",
+            }
+        }
+
+        /// The OTLP metric name the monitor exports it as.
+        pub const fn metric_name(self) -> &'static str {
+            match self {
+                Self::Lcp => "web_vitals.lcp",
+                Self::Cls => "web_vitals.cls",
+                Self::Inp => "web_vitals.inp",
+                Self::Fcp => "web_vitals.fcp",
+                Self::Ttfb => "web_vitals.ttfb",
+            }
+        }
+
+        /// `(good, poor)` thresholds.
+        pub const fn thresholds(self) -> (f64, f64) {
+            match self {
+                Self::Lcp => (2500.0, 4000.0),
+                Self::Cls => (0.1, 0.25),
+                Self::Inp => (200.0, 500.0),
+                Self::Fcp => (1800.0, 3000.0),
+                Self::Ttfb => (800.0, 1800.0),
+            }
+        }
+
+        /// Above the second threshold poor, above the first needs-improvement, else good.
+        pub fn rate(self, value: f64) -> Rating {
+            let (good, poor) = self.thresholds();
+            if value > poor {
+                Rating::Poor
+            } else if value > good {
+                Rating::NeedsImprovement
+            } else {
+                Rating::Good
+            }
+        }
+    }
+
+    /// A vital's rating.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Rating {
+        /// At or under the first threshold.
+        Good,
+        /// Between the thresholds.
+        NeedsImprovement,
+        /// Over the second threshold.
+        Poor,
+    }
+
+    impl Rating {
+        /// `"good" | "needs-improvement" | "poor"`.
+        pub const fn as_str(self) -> &'static str {
+            match self {
+                Self::Good => "good",
+                Self::NeedsImprovement => "needs-improvement",
+                Self::Poor => "poor",
+            }
+        }
+    }
+}
+
 /// The answer of `POST /voice/session`, in the OpenAI Realtime shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoiceSession {

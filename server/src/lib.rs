@@ -170,11 +170,14 @@ pub fn app(state: AppState) -> Router {
         .max_age(std::time::Duration::from_secs(3600));
     let telemetry = Router::new()
         .route("/api/{project}/envelope/", post(ingest_envelope))
+        .route("/v1/metrics", post(ingest_metrics))
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
         .layer(cors);
     Router::new()
         .merge(telemetry)
         .route("/api/{project}/issues", get(list_issues))
+        .route("/api/{project}/vitals", get(get_vitals))
+        .route("/api/{project}/metrics", get(get_metric))
         .route("/api/{project}/events/{event_id}", get(get_event))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
@@ -228,6 +231,66 @@ async fn ingest_envelope(
     });
     let id = ingest::envelope(&state, &project, key, body.map_err(AppError::from)).await?;
     Ok(Json(serde_json::json!({ "id": id })))
+}
+
+/// `POST /v1/metrics`: OTLP/HTTP JSON.
+async fn ingest_metrics(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = header(header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| ingest::auth::query_param(query.as_deref(), "key"))
+        .or_else(|| ingest::auth::query_param(query.as_deref(), "sentry_key"))
+        .or_else(|| {
+            header(header::HeaderName::from_static("x-sentry-auth"))
+                .and_then(ingest::auth::key_from_sentry_auth)
+        });
+    ingest::metrics(&state, key, body.map_err(AppError::from)).await?;
+    // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
+    Ok(Json(serde_json::json!({ "partialSuccess": {} })))
+}
+
+/// The `window` query parameter of the read routes.
+#[derive(Debug, serde::Deserialize)]
+struct WindowQuery {
+    window: Option<String>,
+    name: Option<String>,
+}
+
+/// `GET /api/{project}/vitals?window=1h`: p75, count and ratings per vital (admin).
+async fn get_vitals(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let window = ingest::parse_window(q.window.as_deref())?;
+    Ok(Json(
+        serde_json::to_value(ingest::vitals(&state, &project, window).await?)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+    ))
+}
+
+/// `GET /api/{project}/metrics?name=…&window=1h`: the points of one metric (admin).
+async fn get_metric(
+    _: Admin,
+    State(store): State<Store>,
+    Path(project): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
+) -> Result<Json<Vec<vigil_protocol::MetricPoint>>, AppError> {
+    let window = ingest::parse_window(q.window.as_deref())?;
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| AppError::BadRequest("name: the metric name is required".into()))?;
+    Ok(Json(
+        store.metric_points(&project, &name, window, 10_000).await?,
+    ))
 }
 
 /// `GET /api/{project}/issues`: errors grouped by fingerprint, newest first (admin).

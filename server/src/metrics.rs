@@ -27,6 +27,8 @@ pub struct Metrics {
     pub voice_sessions: IntGauge,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
+    /// OTLP requests refused, by `reason`.
+    pub metric_requests_rejected: IntCounterVec,
     /// WebSocket sessions ended, by `reason` (client_closed, dropped, slow_reader, …).
     pub ws_sessions_ended: IntCounterVec,
     /// HTTP requests answered, by status class.
@@ -62,6 +64,14 @@ impl Metrics {
                 "OTLP metric points stored",
             )
             .expect("valid metric"),
+            metric_requests_rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_metric_requests_rejected_total",
+                    "OTLP metric requests refused, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             ws_sessions_ended: IntCounterVec::new(
                 Opts::new(
                     "vigil_ws_sessions_ended_total",
@@ -88,6 +98,7 @@ impl Metrics {
             Box::new(m.voice_sessions.clone()),
             Box::new(m.metric_points_ingested.clone()),
             Box::new(m.ws_sessions_ended.clone()),
+            Box::new(m.metric_requests_rejected.clone()),
             Box::new(m.http_requests.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");

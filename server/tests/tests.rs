@@ -4,11 +4,13 @@
 //! - `socket`: the real server on a real socket (port 0) and its graceful shutdown.
 //! - `hub`: `/ws` with a real WebSocket client: every exit path, limits, the orders feed.
 //! - `ingest`: `POST /api/{project}/envelope/` and the read API, in-process.
+//! - `metrics`: `POST /v1/metrics` (OTLP/HTTP JSON), vitals p75 and metric points.
 //!
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
 mod http;
 mod hub;
 mod ingest;
+mod metrics;
 mod socket;
 mod util;

@@ -8,10 +8,15 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+pub mod otlp;
 pub mod ratelimit;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use vigil_protocol::vitals::{Rating, Vital};
+use vigil_protocol::VitalSummary;
 
 use crate::error::AppError;
 use crate::{config::ProjectKey, AppState};
@@ -61,6 +66,122 @@ fn authorize<'a>(
         .iter()
         .find(|p| p.id == id && p.public_key == key)
         .ok_or(AppError::Unauthorized("unknown project or public key"))
+}
+
+/// The project whose public key is `key` (metrics name no project in their URL).
+fn project_by_key<'a>(
+    projects: &'a [ProjectKey],
+    key: Option<&str>,
+) -> Result<&'a ProjectKey, AppError> {
+    let key = key.ok_or(AppError::Unauthorized(
+        "no public key: send Authorization: Bearer <key>, X-Sentry-Auth, or ?key=",
+    ))?;
+    projects
+        .iter()
+        .find(|p| p.public_key == key)
+        .ok_or(AppError::Unauthorized("unknown public key"))
+}
+
+/// Ingests one OTLP/HTTP JSON request; returns how many points were stored.
+pub async fn metrics(
+    state: &AppState,
+    key: Option<&str>,
+    body: Result<bytes::Bytes, AppError>,
+) -> Result<usize, AppError> {
+    let result = match body {
+        Ok(body) => ingest_metrics(state, key, &body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        if let Some(reason) = e.reject_reason() {
+            state
+                .metrics()
+                .metric_requests_rejected
+                .with_label_values(&[reason])
+                .inc();
+        }
+    }
+    result
+}
+
+async fn ingest_metrics(
+    state: &AppState,
+    key: Option<&str>,
+    body: &[u8],
+) -> Result<usize, AppError> {
+    let project = project_by_key(state.projects(), key)?;
+    state
+        .ingest()
+        .check(&format!("metrics:{}", project.public_key))?;
+    let rows = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    state.store().insert_points(&project.id, &rows).await?;
+    state
+        .metrics()
+        .metric_points_ingested
+        .inc_by(rows.len() as u64);
+    Ok(rows.len())
+}
+
+/// `1h`, `30m`, `7d`, `90s` as seconds; at most 30 days.
+pub fn parse_window(window: Option<&str>) -> Result<u64, AppError> {
+    let Some(w) = window.filter(|w| !w.is_empty()) else {
+        return Ok(3600);
+    };
+    let (digits, unit) = w.split_at(w.len() - 1);
+    let n: u64 = digits.parse().map_err(|_| {
+        AppError::BadRequest(format!("window: expected like 1h, 30m, 7d or 90s, got {w}"))
+    })?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(AppError::BadRequest(format!(
+                "window: expected like 1h, 30m, 7d or 90s, got {w}"
+            )))
+        }
+    };
+    if secs == 0 || secs > 30 * 86_400 {
+        return Err(AppError::BadRequest("window: from 1s to 30d".into()));
+    }
+    Ok(secs)
+}
+
+/// p75 (nearest rank), count and the rating split of each vital over the window.
+pub async fn vitals(
+    state: &AppState,
+    project: &str,
+    window_secs: u64,
+) -> Result<BTreeMap<&'static str, VitalSummary>, AppError> {
+    let mut out = BTreeMap::new();
+    for vital in Vital::ALL {
+        let mut values = state
+            .store()
+            .metric_values(project, vital.metric_name(), window_secs)
+            .await?;
+        values.sort_by(f64::total_cmp);
+        let mut summary = VitalSummary {
+            p75: None,
+            count: values.len() as u64,
+            good: 0,
+            needs_improvement: 0,
+            poor: 0,
+        };
+        if !values.is_empty() {
+            let rank = (values.len() * 3).div_ceil(4).max(1);
+            summary.p75 = Some(values[rank - 1]);
+        }
+        for v in &values {
+            match vital.rate(*v) {
+                Rating::Good => summary.good += 1,
+                Rating::NeedsImprovement => summary.needs_improvement += 1,
+                Rating::Poor => summary.poor += 1,
+            }
+        }
+        out.insert(vital.name(), summary);
+    }
+    Ok(out)
 }
 
 /// Ingests one envelope for `project`; returns the id to acknowledge (the event's, or the

@@ -216,6 +216,88 @@ impl Store {
         )
     }
 
+    /// Stores metric points in one transaction.
+    pub async fn insert_points(
+        &self,
+        project: &str,
+        rows: &[crate::ingest::otlp::Row],
+    ) -> Result<(), AppError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            let attributes = serde_json::to_string(&r.attributes)
+                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            // SQLite turns the nanoseconds into RFC 3339; 0 (unknown) means now.
+            sqlx::query(
+                "INSERT INTO metric_points (project, name, unit, value, time, attributes)
+                 VALUES (?, ?, ?, ?,
+                   CASE WHEN ? = 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000000000.0, 'unixepoch') END,
+                   ?)",
+            )
+            .bind(project)
+            .bind(&r.name)
+            .bind(&r.unit)
+            .bind(r.value)
+            .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
+            .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
+            .bind(attributes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Values of metric `name` from the last `window_secs` seconds (at most 100,000).
+    pub async fn metric_values(
+        &self,
+        project: &str,
+        name: &str,
+        window_secs: u64,
+    ) -> Result<Vec<f64>, AppError> {
+        Ok(sqlx::query_scalar(
+            "SELECT value FROM metric_points
+             WHERE project = ? AND name = ?
+               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+             LIMIT 100000",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Points of metric `name` from the last `window_secs` seconds, newest first, at most `limit`.
+    pub async fn metric_points(
+        &self,
+        project: &str,
+        name: &str,
+        window_secs: u64,
+        limit: u32,
+    ) -> Result<Vec<vigil_protocol::MetricPoint>, AppError> {
+        let rows: Vec<(String, f64, String)> = sqlx::query_as(
+            "SELECT time, value, attributes FROM metric_points
+             WHERE project = ? AND name = ?
+               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+             ORDER BY time DESC, id DESC LIMIT ?",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(time, value, attributes)| vigil_protocol::MetricPoint {
+                time,
+                value,
+                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+            })
+            .collect())
+    }
+
     /// Waits for in-flight writes and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
