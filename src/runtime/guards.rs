@@ -66,18 +66,23 @@ impl Listener {
     }
 }
 
-/// `online` and `offline` on the window, calling `on_change(true)` / `on_change(false)`; `None`
+/// `online` and `offline` on the window, calling `on_change(&owner, true | false)` while `owner`
+/// is alive (a `Weak`: the owner holds the pair, so an `Rc` here would be a cycle). `None`
 /// outside a page. Services that wait for the network hold the pair.
-pub fn network_listeners<F>(on_change: F) -> Option<(Listener, Listener)>
-where
-    F: Fn(bool) + Clone + 'static,
-{
+pub fn network_listeners<T: 'static>(
+    owner: std::rc::Weak<T>,
+    on_change: fn(&Rc<T>, bool),
+) -> Option<(Listener, Listener)> {
     let window = web_sys::window()?;
-    let off = on_change.clone();
-    Some((
-        Listener::new(&window, "online", move |_| on_change(true)),
-        Listener::new(&window, "offline", move |_| off(false)),
-    ))
+    let on = |name: &'static str, online: bool| {
+        let owner = std::rc::Weak::clone(&owner);
+        Listener::new(&window, name, move |_| {
+            if let Some(o) = owner.upgrade() {
+                on_change(&o, online);
+            }
+        })
+    };
+    Some((on("online", true), on("offline", false)))
 }
 
 /// A repeating timer (`setInterval`), cleared when the guard is dropped.

@@ -42,18 +42,15 @@ pub fn create(url: String, storage_key: String, config: Config) -> Shared {
         waiters: Vec::new(),
         next_waiter: 1,
     }));
-    let weak = Rc::downgrade(&shared);
-    let pair = network_listeners(move |online| {
-        if let Some(s) = weak.upgrade() {
-            feed(
-                &s,
-                if online {
-                    Event::Online
-                } else {
-                    Event::Offline
-                },
-            );
-        }
+    let pair = network_listeners(Rc::downgrade(&shared), |s, online| {
+        feed(
+            s,
+            if online {
+                Event::Online
+            } else {
+                Event::Offline
+            },
+        );
     });
     shared.borrow_mut().network = pair;
     let key = shared.borrow().storage_key.clone(); // no borrow held while feeding

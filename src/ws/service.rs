@@ -118,18 +118,15 @@ pub fn create(url: String, protocols: Vec<String>, config: super::machine::Confi
         invalid_frames: 0,
         network: None,
     }));
-    let weak = Rc::downgrade(&shared);
-    let pair = network_listeners(move |online| {
-        if let Some(s) = weak.upgrade() {
-            feed(
-                &s,
-                if online {
-                    Event::Online
-                } else {
-                    Event::Offline
-                },
-            );
-        }
+    let pair = network_listeners(Rc::downgrade(&shared), |s, online| {
+        feed(
+            s,
+            if online {
+                Event::Online
+            } else {
+                Event::Offline
+            },
+        );
     });
     shared.borrow_mut().network = pair;
     WsService { shared }

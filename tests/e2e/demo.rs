@@ -96,16 +96,13 @@ async fn dispose_all_returns_js_event_listeners_to_the_baseline() -> Result<()> 
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     let baseline = page.dom_counters().await?;
 
+    page.load_package().await?;
     page.eval(
         "(async () => {
-            const m = await import('/pkg/vigil.js');
-            await m.default();
-            window.vigil = m;
+            const m = vigil;
             const noop = () => {};
             for (let i = 0; i < 10; i++) {
                 m.listen(window, 'resize', noop);
@@ -138,10 +135,7 @@ async fn dispose_all_returns_js_event_listeners_to_the_baseline() -> Result<()> 
         after.js_event_listeners, baseline.js_event_listeners,
         "listeners leaked: baseline {baseline:?}, after dispose {after:?}"
     );
-    let counts = page.eval("vigil.resources()").await?;
-    for (name, n) in counts.as_object().ok_or("resources() is an object")? {
-        assert_eq!(n, &Value::from(0), "resources().{name} after disposeAll");
-    }
+    page.assert_no_resources().await?;
     Ok(())
 }
 
@@ -151,14 +145,12 @@ async fn a_final_pagehide_disposes_everything() -> Result<()> {
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
+    page.load_package().await?;
     let total = page
         .eval(
             "(async () => {
-                const m = await import('/pkg/vigil.js');
-                await m.default();
+                const m = vigil;
                 let disposed = 0;
                 m.onDispose(() => { disposed++; });
                 m.every(1000, () => {});

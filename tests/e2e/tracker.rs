@@ -34,11 +34,10 @@ async fn wait_events(server: &Server, events: u64) -> Result<Value> {
 
 async fn start_vigil(page: &Page<'_>, server: &Server, extra: &str) -> Result<()> {
     let addr = server.url.trim_start_matches("http://");
+    page.load_package().await?;
     page.eval(&format!(
         "(async () => {{
-            const m = await import('/pkg/vigil.js');
-            await m.default();
-            window.vigil = m;
+            const m = vigil;
             window.v = m.Vigil.start({{ dsn: 'http://dev@{addr}/1', release: 'kiosk@1.0.0' {extra} }});
             return true;
         }})()"
@@ -52,9 +51,7 @@ async fn errors_rejections_and_messages_arrive_with_breadcrumbs() -> Result<()> 
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     start_vigil(&page, &server, "").await?;
     page.eval(
         "v.addBreadcrumb({ category: 'ui.click', message: 'pressed buy' });
@@ -143,10 +140,7 @@ async fn errors_rejections_and_messages_arrive_with_breadcrumbs() -> Result<()> 
 
     // Dispose: every listener gone, console restored, all counts zero.
     page.eval("v.dispose(); v.dispose(); true").await?;
-    let counts = page.eval("vigil.resources()").await?;
-    for (name, n) in counts.as_object().ok_or("an object")? {
-        assert_eq!(n, &Value::from(0), "resources().{name}");
-    }
+    page.assert_no_resources().await?;
     assert_eq!(
         page.eval("console.warn.toString().includes('[native code]')")
             .await?,
@@ -160,9 +154,7 @@ async fn twenty_errors_captured_offline_arrive_exactly_once() -> Result<()> {
     require_pkg();
     let mut server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     start_vigil(&page, &server, "").await?;
     server.kill().await?;
     page.eval("for (let i = 0; i < 20; i++) v.captureException(new Error('offline ' + i)); true")
@@ -206,9 +198,7 @@ async fn an_error_right_before_navigating_away_arrives() -> Result<()> {
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     start_vigil(&page, &server, "").await?;
     page.eval(
         "v.captureException(new Error('last words'));
@@ -226,9 +216,7 @@ async fn a_429_stops_sending_for_the_time_it_says() -> Result<()> {
     require_pkg();
     let server = Server::start(&["--rate-limit", "0.01", "--rate-limit-burst", "1"]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     start_vigil(&page, &server, "").await?;
     page.eval("v.captureMessage('first'); true").await?;
     wait_events(&server, 1).await?;
@@ -258,9 +246,7 @@ async fn two_starts_then_one_thrown_error_is_one_event_and_before_send_is_safe()
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     start_vigil(&page, &server, "").await?;
     start_vigil(
         &page,

@@ -409,6 +409,12 @@ impl Browser {
         Ok(reply.get("result").cloned().unwrap_or(Value::Null))
     }
 
+    /// Opens `www/test/empty.html` (a page that loads nothing) on `server`.
+    pub async fn open_empty(&self, server: &Server) -> Result<Page<'_>> {
+        self.open(&format!("{}/www/test/empty.html", server.url))
+            .await
+    }
+
     /// Opens a new tab at `url` and waits until its document has loaded.
     pub async fn open(&self, url: &str) -> Result<Page<'_>> {
         let target = self
@@ -551,6 +557,40 @@ impl Page<'_> {
                 .into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Imports and initializes the package in the page as `window.vigil` (module functions and
+    /// classes), once; later calls do nothing.
+    pub async fn load_package(&self) -> Result<()> {
+        self.eval(
+            "(async () => {
+                if (!window.vigil) {
+                    const m = await import('/pkg/vigil.js');
+                    await m.default();
+                    window.vigil = m;
+                }
+                return true;
+            })()",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `vigil.resources()`, checked to be all zeros (the message names what is left).
+    pub async fn assert_no_resources(&self) -> Result<()> {
+        let counts = self.eval("vigil.resources()").await?;
+        let live: Vec<String> = counts
+            .as_object()
+            .ok_or("resources() is an object")?
+            .iter()
+            .filter(|(_, n)| n.as_f64() != Some(0.0))
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        if live.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("resources left: {}", live.join(", ")).into())
         }
     }
 

@@ -21,14 +21,11 @@ async fn orders_arrive_and_a_crashed_server_is_survived() -> Result<()> {
     require_pkg();
     let mut server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
+    page.load_package().await?;
     page.eval(
         "(async () => {
-            const m = await import('/pkg/vigil.js');
-            await m.default();
-            window.vigil = m;
+            const m = vigil;
             const log = window.log = { states: [], orders: [], pongs: [] };
             const ws = window.ws = new m.WebSocketService({
                 url: '/ws',
@@ -98,16 +95,12 @@ async fn two_hundred_connect_dispose_cycles_leak_nothing() -> Result<()> {
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     let baseline = page.dom_counters().await?;
-    let result = page
-        .eval(
-            "(async () => {
-                const m = await import('/pkg/vigil.js');
-                await m.default();
-                window.vigil = m;
+    page.load_package().await?;
+    page.eval(
+        "(async () => {
+                const m = vigil;
                 for (let i = 0; i < 200; i++) {
                     const ws = new m.WebSocketService({ url: '/ws' });
                     ws.subscribe('*', () => {});
@@ -115,13 +108,11 @@ async fn two_hundred_connect_dispose_cycles_leak_nothing() -> Result<()> {
                     ws.send('ping', { timestamp: i });
                     if (i % 2) ws.dispose(); else m.disposeAll();
                 }
-                return m.resources();
+                return true;
             })()",
-        )
-        .await?;
-    for (name, n) in result.as_object().ok_or("resources() is an object")? {
-        assert_eq!(n, &Value::from(0), "resources().{name} after 200 cycles");
-    }
+    )
+    .await?;
+    page.assert_no_resources().await?;
     let after = page.dom_counters().await?;
     assert_eq!(
         after.js_event_listeners, baseline.js_event_listeners,
@@ -191,14 +182,11 @@ async fn dead_sockets_bad_frames_throwing_subscribers_bfcache_and_offline() -> R
     let server = Server::start(&[]).await?;
     let peer = scripted_server().await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
+    page.load_package().await?;
     page.eval(&format!(
         "(async () => {{
-            const m = await import('/pkg/vigil.js');
-            await m.default();
-            window.vigil = m;
+            const m = vigil;
             const log = window.log = {{ ticks: [], states: [] }};
             // With a tracker running, a throwing subscriber becomes an event on the server.
             window.v = m.Vigil.start({{ dsn: 'http://dev@' + location.host + '/1' }});
@@ -271,9 +259,6 @@ async fn dead_sockets_bad_frames_throwing_subscribers_bfcache_and_offline() -> R
         started.elapsed()
     );
     page.eval("vigil.disposeAll(); true").await?;
-    let counts = page.eval("vigil.resources()").await?;
-    for (name, n) in counts.as_object().ok_or("an object")? {
-        assert_eq!(n, &Value::from(0), "resources().{name}");
-    }
+    page.assert_no_resources().await?;
     Ok(())
 }

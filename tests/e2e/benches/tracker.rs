@@ -37,14 +37,12 @@ async fn main() -> Result<()> {
     let server = Server::start(&[]).await?;
     let addr = server.url.trim_start_matches("http://").to_owned();
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
+    let page = browser.open_empty(&server).await?;
     page.eval(HARNESS).await?;
+    page.load_package().await?;
     page.eval(&format!(
         "(async () => {{
-            const m = await import('/pkg/vigil.js');
-            await m.default();
+            const m = vigil;
             window.v = m.Vigil.start({{ dsn: 'http://dev@{addr}/1', beforeSend: () => null }});
             return true;
         }})()"

@@ -57,11 +57,8 @@ async fn throughput() -> Result<()> {
     let server = Server::start(&[]).await?;
     let url = blaster().await?;
     let browser = Browser::launch().await?;
-    let page = browser
-        .open(&format!("{}/www/test/empty.html", server.url))
-        .await?;
-    page.eval("import('/pkg/vigil.js').then(async m => { await m.default(); window.vigil = m; return true; })")
-        .await?;
+    let page = browser.open_empty(&server).await?;
+    page.load_package().await?;
     let plain = format!(
         "new Promise((resolve) => {{
             let n = 0, sum = 0; const start = performance.now();
