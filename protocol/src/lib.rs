@@ -188,6 +188,25 @@ pub mod vitals {
             }
         }
 
+        /// The UCUM unit it is exported with.
+        pub const fn unit(self) -> &'static str {
+            match self {
+                Self::Cls => "1",
+                _ => "ms",
+            }
+        }
+
+        /// The metric description it is exported with.
+        pub const fn description(self) -> &'static str {
+            match self {
+                Self::Lcp => "Largest Contentful Paint",
+                Self::Cls => "Cumulative Layout Shift",
+                Self::Inp => "Interaction to Next Paint",
+                Self::Fcp => "First Contentful Paint",
+                Self::Ttfb => "Time to First Byte",
+            }
+        }
+
         /// `(good, poor)` thresholds.
         pub const fn thresholds(self) -> (f64, f64) {
             match self {

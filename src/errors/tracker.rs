@@ -41,6 +41,8 @@ pub struct Settings {
     navigation_breadcrumbs: bool,
     max_queued_events: usize,
     before_send: Option<js_sys::Function>,
+    metrics_url: Option<String>,
+    flush_interval_ms: u32,
 }
 
 fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, VigilError> {
@@ -107,7 +109,18 @@ impl Settings {
                 "a number from 0 to 10000",
             )? as usize,
             before_send,
+            metrics_url: text("metricsUrl")?,
+            flush_interval_ms: o.millis("flushIntervalMs", 10_000, 1)?,
         })
+    }
+
+    /// What the performance monitor needs: `(service name, environment, export interval)`.
+    pub fn perf(&self) -> (String, String, u32) {
+        (
+            self.release.clone().unwrap_or_else(|| "vigil-page".into()),
+            self.environment.clone(),
+            self.flush_interval_ms,
+        )
     }
 }
 
@@ -144,6 +157,11 @@ pub struct TrackerService {
 }
 
 impl TrackerService {
+    /// The transport, shared with the performance monitor.
+    pub fn transport(&self) -> transport::Shared {
+        Rc::clone(&self.shared.borrow().transport)
+    }
+
     /// A weak handle for the JS wrapper.
     pub fn downgrade(&self) -> Weak<RefCell<Inner>> {
         Rc::downgrade(&self.shared)
@@ -227,8 +245,22 @@ pub fn start(settings: Settings) -> TrackerService {
     let url = settings
         .dsn
         .envelope_url(concat!("vigil/", env!("CARGO_PKG_VERSION")));
+    // Metrics go to the OTLP endpoint: ours takes the key in the query and `text/plain` (no
+    // preflight, so the export survives the page); another collector gets JSON as OTLP says.
+    let metrics = match &settings.metrics_url {
+        Some(u) => (u.clone(), "application/json"),
+        None => (
+            format!(
+                "{}?key={}",
+                settings.dsn.metrics_url(),
+                settings.dsn.public_key
+            ),
+            transport::TEXT,
+        ),
+    };
     let t = transport::create(
         url,
+        vec![(machine::METRIC.into(), metrics.0, metrics.1)],
         storage_key,
         machine::Config {
             max_queued: settings.max_queued_events,
@@ -706,7 +738,7 @@ pub fn stats(shared: &Shared) -> js_sys::Object {
     );
     set(&o, "eventsQueued", &(ts.queued as f64).into());
     set(&o, "eventsSampledOut", &(c.sampled_out as f64).into());
-    set(&o, "metricsSent", &0.into());
+    set(&o, "metricsSent", &(ts.metrics_sent as f64).into());
     set(
         &o,
         "rateLimitedUntil",

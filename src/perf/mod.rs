@@ -3,5 +3,6 @@
 //! and [`otlp`] (the OTLP/HTTP JSON body). The observer shell and the export are next.
 
 pub mod aggregate;
+pub mod monitor;
 pub mod otlp;
 pub mod vitals;

@@ -29,6 +29,11 @@ impl Lcp {
     pub fn value(&self) -> Option<f64> {
         self.value
     }
+
+    /// True after the first input or hide.
+    pub fn is_final(&self) -> bool {
+        self.final_
+    }
 }
 
 /// CLS: the largest session window of layout shifts without recent input; a window holds shifts
@@ -42,6 +47,14 @@ pub struct Cls {
 }
 
 impl Cls {
+    /// Observing started: the value is 0 until something shifts.
+    pub fn started() -> Self {
+        Self {
+            value: Some(0.0),
+            ..Self::default()
+        }
+    }
+
     /// One `layout-shift` entry.
     pub fn entry(&mut self, start_time: f64, value: f64, had_recent_input: bool) {
         if had_recent_input {

@@ -14,6 +14,9 @@ use crate::backoff::{Backoff, Jitter};
 /// Browsers refuse `keepalive` requests beyond 64 KiB in flight; stay under it as Sentry does.
 pub const KEEPALIVE_BUDGET: usize = 60_000;
 
+/// The category of metric exports (counted apart in [`Stats::metrics_sent`]).
+pub const METRIC: &str = "metric";
+
 /// Settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -92,6 +95,8 @@ pub enum Effect {
     Send {
         /// Request id.
         id: u64,
+        /// Rate-limit category: the shell picks the endpoint by it.
+        category: String,
         /// Body.
         body: String,
         /// Use `keepalive` (the request survives the page).
@@ -110,8 +115,10 @@ pub enum Effect {
 /// Counters for `stats()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {
-    /// Envelopes the server acknowledged.
+    /// Envelopes the server acknowledged (every category but `metric`).
     pub sent: u64,
+    /// Metric exports the server acknowledged.
+    pub metrics_sent: u64,
     /// Envelopes dropped: queue bound, 413, other 4xx.
     pub dropped: u64,
     /// Queued or in flight.
@@ -219,7 +226,11 @@ impl Machine {
                 );
                 match status {
                     200..=299 => {
-                        self.stats.sent += 1;
+                        if envelope.category == METRIC {
+                            self.stats.metrics_sent += 1;
+                        } else {
+                            self.stats.sent += 1;
+                        }
                         self.attempts = 0;
                         fx.push(Effect::Persist);
                     }
@@ -323,6 +334,7 @@ impl Machine {
             }
             fx.push(Effect::Send {
                 id: envelope.id,
+                category: envelope.category.clone(),
                 body: envelope.body.clone(),
                 keepalive,
             });
@@ -361,6 +373,7 @@ mod tests {
                     id,
                     body,
                     keepalive,
+                    ..
                 } => Some((*id, body.clone(), *keepalive)),
                 _ => None,
             })
@@ -471,6 +484,43 @@ mod tests {
             },
         );
         assert_eq!(sends(&fx)[0].1, "m");
+    }
+
+    #[test]
+    fn metric_exports_carry_their_category_and_are_counted_apart() {
+        let mut m = Machine::new(Config::default(), true);
+        let fx = m.handle(
+            0.0,
+            Event::Enqueue {
+                category: METRIC.into(),
+                body: "m".into(),
+            },
+        );
+        assert!(
+            matches!(&fx[1], Effect::Send { category, .. } if category == METRIC),
+            "{fx:?}"
+        );
+        m.handle(
+            1.0,
+            Event::Answered {
+                id: 1,
+                status: 200,
+                sentry_limits: None,
+                retry_after: None,
+            },
+        );
+        m.handle(2.0, enqueue("e"));
+        m.handle(
+            3.0,
+            Event::Answered {
+                id: 2,
+                status: 200,
+                sentry_limits: None,
+                retry_after: None,
+            },
+        );
+        let st = m.stats(4.0);
+        assert_eq!((st.sent, st.metrics_sent), (1, 1));
     }
 
     #[test]
@@ -604,7 +654,7 @@ mod tests {
                 }
                 let st = m.stats(now);
                 assert_eq!(
-                    st.sent + st.dropped + st.queued as u64,
+                    st.sent + st.metrics_sent + st.dropped + st.queued as u64,
                     enqueued,
                     "run {run}: {st:?}"
                 );

@@ -23,6 +23,8 @@ pub type Shared = Rc<RefCell<Inner>>;
 pub struct Inner {
     machine: Machine,
     url: String,
+    /// Endpoints of other categories: `(category, url, content type)`.
+    routes: Vec<Route>,
     storage_key: String,
     timer: Option<Timeout>,
     network: Option<(Listener, Listener)>,
@@ -30,12 +32,17 @@ pub struct Inner {
     next_waiter: u64,
 }
 
+/// An endpoint for one category: `(category, url, content type)`.
+pub type Route = (String, String, &'static str);
+
 /// Creates the transport, restores what the last page left undelivered and starts sending it.
-pub fn create(url: String, storage_key: String, config: Config) -> Shared {
+/// Envelopes go to `url` as [`TEXT`]; the categories in `routes` go to their own endpoint.
+pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Config) -> Shared {
     let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
     let shared: Shared = Rc::new(RefCell::new(Inner {
         machine: Machine::new(config, online),
         url,
+        routes,
         storage_key,
         timer: None,
         network: None,
@@ -152,9 +159,10 @@ fn feed(shared: &Shared, event: Event) {
         match effect {
             Effect::Send {
                 id,
+                category,
                 body,
                 keepalive,
-            } => post(shared, id, body, keepalive),
+            } => post(shared, id, &category, body, keepalive),
             Effect::Persist => persist(shared),
             Effect::Arm(ms) => {
                 let weak = Rc::downgrade(shared);
@@ -181,11 +189,17 @@ fn feed(shared: &Shared, event: Event) {
     }
 }
 
-fn post(shared: &Shared, id: u64, body: String, keepalive: bool) {
-    let url = shared.borrow().url.clone();
+fn post(shared: &Shared, id: u64, category: &str, body: String, keepalive: bool) {
+    let (url, content_type) = {
+        let i = shared.borrow();
+        i.routes
+            .iter()
+            .find(|r| r.0 == category)
+            .map_or((i.url.clone(), TEXT), |r| (r.1.clone(), r.2))
+    };
     let weak = Rc::downgrade(shared);
     wasm_bindgen_futures::spawn_local(async move {
-        let outcome = fetch(&url, &body, keepalive).await;
+        let outcome = fetch(&url, content_type, &body, keepalive).await;
         // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
         let Some(s) = weak.upgrade() else { return };
         match outcome {
@@ -203,8 +217,12 @@ fn post(shared: &Shared, id: u64, body: String, keepalive: bool) {
     });
 }
 
+/// A simple request's body type: no CORS preflight (the key travels in the query).
+pub const TEXT: &str = "text/plain;charset=UTF-8";
+
 async fn fetch(
     url: &str,
+    content_type: &str,
     body: &str,
     keepalive: bool,
 ) -> Result<(u16, Option<String>, Option<String>), JsValue> {
@@ -215,7 +233,7 @@ async fn fetch(
     js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::from_bool(keepalive))?;
     // `text/plain` and the key in the query: a simple request, no CORS preflight.
     let headers = web_sys::Headers::new()?;
-    headers.set("Content-Type", "text/plain;charset=UTF-8")?;
+    headers.set("Content-Type", content_type)?;
     init.set_headers(&headers);
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
     let response: web_sys::Response =
