@@ -23,6 +23,7 @@ use wasm_bindgen::prelude::*;
 use error::{millis, VigilError};
 use errors::tracker::{self, Inner as TrackerInner};
 use options::Options;
+use perf::shell::{self as perf_shell, Inner as MonitorInner};
 use runtime::guards::{Interval, Listener, Timeout};
 use runtime::manager::{self, Service};
 use runtime::registry::EntryId;
@@ -503,7 +504,9 @@ export interface VigilOptions {
   captureConsole?: boolean;
   captureGlobalErrors?: boolean;
   navigationBreadcrumbs?: boolean;
+  /** OTLP/HTTP JSON endpoint. Default: the DSN's origin + "/v1/metrics" (key in the query). */
   metricsUrl?: string;
+  /** Metrics export interval. Default 10000. */
   flushIntervalMs?: number;
   /** Offline queue bound (persisted across reloads). Default 100. */
   maxQueuedEvents?: number;
@@ -514,20 +517,31 @@ export type VigilLevel = "fatal" | "error" | "warning" | "info" | "debug";
 export interface VigilStats {
   eventsCaptured: number; eventsSent: number; eventsDropped: number; eventsQueued: number;
   eventsSampledOut: number; metricsSent: number; rateLimitedUntil: number | null;
+  metricExports: number; lastExportBytes: number; metricsDropped: number;
+}
+export type VitalRating = "good" | "needs-improvement" | "poor";
+export interface Vitals {
+  lcp?: { value: number; rating: VitalRating };
+  cls?: { value: number; rating: VitalRating };
+  inp?: { value: number; rating: VitalRating };
+  fcp?: { value: number; rating: VitalRating };
+  ttfb?: { value: number; rating: VitalRating };
 }
 "#;
 
 thread_local! {
-    static CURRENT: RefCell<Option<(EntryId, Weak<RefCell<TrackerInner>>)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Vigil>> = const { RefCell::new(None) };
 }
 
-/// The error tracker (and, later, the performance monitor) of this page. Owned by the cleanup
-/// manager; a second `start` disposes the first.
+/// The error tracker and the performance monitor of this page, sharing one transport. Both are
+/// owned by the cleanup manager (the monitor at a higher priority, so its final export is queued
+/// before the transport flushes); a second `start` disposes the first.
 #[wasm_bindgen]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Vigil {
     tracker: Weak<RefCell<TrackerInner>>,
-    entry: EntryId,
+    monitor: Weak<RefCell<MonitorInner>>,
+    entries: (EntryId, EntryId),
 }
 
 #[wasm_bindgen]
@@ -537,45 +551,67 @@ impl Vigil {
         #[wasm_bindgen(unchecked_param_type = "VigilOptions")] options: JsValue,
     ) -> Result<Vigil, JsValue> {
         let settings = tracker::Settings::parse(&options)?;
-        if let Some((old, _)) = CURRENT.with(|c| c.borrow_mut().take()) {
-            manager::remove(old); // listeners and console patches never double
+        if let Some(old) = CURRENT.with(|c| c.borrow_mut().take()) {
+            old.dispose(); // listeners, observers and console patches never double
         }
+        let (service_name, environment, flush_interval_ms) = settings.perf();
         let service = tracker::start(settings);
+        let transport = service.transport();
         let weak = service.downgrade();
-        let entry = manager::register(manager::priority::DEFAULT, Rc::new(service))
+        let tracker_entry = manager::register(manager::priority::DEFAULT, Rc::new(service))
             .map_err(VigilError::from)?
             .hand_over();
-        CURRENT.with(|c| *c.borrow_mut() = Some((entry, Weak::clone(&weak))));
+        let monitor = perf_shell::start(
+            perf_shell::Settings {
+                service_name,
+                environment,
+                flush_interval_ms,
+                view_id: tracker::new_event_id(),
+            },
+            transport,
+        );
+        let monitor_weak = monitor.downgrade();
+        let monitor_entry = match manager::register(manager::priority::MONITOR, Rc::new(monitor)) {
+            Ok(r) => r.hand_over(),
+            Err(e) => {
+                manager::remove(tracker_entry);
+                return Err(VigilError::from(e).into());
+            }
+        };
+        let vigil = Vigil {
+            tracker: weak,
+            monitor: monitor_weak,
+            entries: (tracker_entry, monitor_entry),
+        };
+        CURRENT.with(|c| *c.borrow_mut() = Some(vigil.clone()));
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             let probe = Vigil {
                 tracker: Weak::new(),
-                entry: EntryId::from_raw(0),
+                monitor: Weak::new(),
+                entries: (EntryId::from_raw(0), EntryId::from_raw(0)),
             };
             alias_symbol_dispose(&JsValue::from(probe), "dispose");
         });
-        Ok(Self {
-            tracker: weak,
-            entry,
-        })
+        Ok(vigil)
     }
 
     /// The live runtime, or `undefined`.
     pub fn current() -> Option<Vigil> {
         CURRENT.with(|c| {
-            c.borrow().as_ref().and_then(|(entry, weak)| {
-                weak.upgrade().map(|_| Vigil {
-                    tracker: Weak::clone(weak),
-                    entry: *entry,
-                })
-            })
+            c.borrow()
+                .as_ref()
+                .filter(|v| v.tracker.strong_count() > 0)
+                .cloned()
         })
     }
 
     fn live(&self) -> Result<tracker::Shared, JsValue> {
-        self.tracker
-            .upgrade()
-            .ok_or_else(|| js_sys::Error::new("this Vigil runtime was disposed").into())
+        self.tracker.upgrade().ok_or_else(disposed)
+    }
+
+    fn perf(&self) -> Result<perf_shell::Shared, JsValue> {
+        self.monitor.upgrade().ok_or_else(disposed)
     }
 
     /// Captures any value (an `Error`, a string, an object, `undefined`); returns the event id.
@@ -643,31 +679,109 @@ impl Vigil {
         Ok(())
     }
 
-    /// Resolves `true` once every queued event reached the server, `false` after `timeoutMs`
-    /// (default 2000).
+    /// Adds a User Timing mark.
+    pub fn mark(&self, name: String) -> Result<(), JsValue> {
+        self.perf()?;
+        perf_shell::mark(&name)
+    }
+
+    /// Adds a User Timing measure (from `startMark`, or the time origin, to `endMark`, or now)
+    /// and returns its duration; it is also recorded as `user_timing.measure{measure.name}`.
+    pub fn measure(
+        &self,
+        name: String,
+        start_mark: Option<String>,
+        end_mark: Option<String>,
+    ) -> Result<f64, JsValue> {
+        let opt = |m: Option<String>| m.map_or(JsValue::UNDEFINED, JsValue::from);
+        perf_shell::measure(&self.perf()?, &name, &opt(start_mark), &opt(end_mark))
+    }
+
+    /// Records a custom gauge point; exported with the next metrics export (the last value of
+    /// each series between two exports).
+    #[wasm_bindgen(js_name = recordMetric)]
+    pub fn record_metric(
+        &self,
+        name: String,
+        value: f64,
+        unit: Option<String>,
+        attributes: JsValue,
+    ) -> Result<(), JsValue> {
+        let m = self.perf()?;
+        if name.is_empty() {
+            return Err(VigilError::BadArgument {
+                name: "name",
+                expected: "a non-empty string",
+                got: "an empty string",
+            }
+            .into());
+        }
+        if !value.is_finite() {
+            return Err(VigilError::BadArgument {
+                name: "value",
+                expected: "a finite number",
+                got: "a number that is not finite",
+            }
+            .into());
+        }
+        let mut attrs = Vec::new();
+        if attributes.is_object() {
+            for pair in js_sys::Object::entries(attributes.unchecked_ref()).iter() {
+                let pair = js_sys::Array::from(&pair);
+                if let Some(k) = pair.get(0).as_string() {
+                    attrs.push((k, tracker::text(&pair.get(1))));
+                }
+            }
+        }
+        perf_shell::record(&m, &name, value, unit.as_deref().unwrap_or("1"), attrs);
+        Ok(())
+    }
+
+    /// `{ lcp?, cls?, inp?, fcp?, ttfb? }`, each `{ value, rating }`: the values measured so far.
+    #[wasm_bindgen(unchecked_return_type = "Vitals")]
+    pub fn vitals(&self) -> Result<js_sys::Object, JsValue> {
+        Ok(perf_shell::vitals(&self.perf()?))
+    }
+
+    /// Exports the metrics measured so far, then resolves `true` once every queued event and
+    /// metric reached the server, `false` after `timeoutMs` (default 2000).
     pub fn flush(&self, timeout_ms: Option<f64>) -> Result<js_sys::Promise, JsValue> {
         let ms = millis("timeoutMs", timeout_ms.unwrap_or(2000.0))?;
-        Ok(tracker::flush(&self.live()?, ms))
+        self.live()?;
+        Ok(perf_shell::flush(&self.perf()?, ms))
     }
 
     /// `{ eventsCaptured, eventsSent, eventsDropped, eventsQueued, eventsSampledOut,
-    /// metricsSent, rateLimitedUntil }`.
+    /// metricsSent, rateLimitedUntil }`, plus `metricExports` (exports built),
+    /// `lastExportBytes` and `metricsDropped` (custom points beyond the series bound).
     #[wasm_bindgen(unchecked_return_type = "VigilStats")]
     pub fn stats(&self) -> Result<js_sys::Object, JsValue> {
-        Ok(tracker::stats(&self.live()?))
+        let o = tracker::stats(&self.live()?);
+        let (exports, bytes, dropped) = perf_shell::counters(&self.perf()?);
+        let set = |k: &str, v: f64| js_sys::Reflect::set(&o, &k.into(), &v.into());
+        set("metricExports", exports as f64)?;
+        set("lastExportBytes", bytes as f64)?;
+        set("metricsDropped", dropped as f64)?;
+        Ok(o)
     }
 
-    /// Removes every listener, restores the console, stops the transport (what is undelivered
-    /// stays queued for the next page load). Idempotent.
+    /// Disconnects the performance observer, clears the export interval, removes every
+    /// listener, restores the console, stops the transport (what is undelivered stays queued
+    /// for the next page load). Idempotent.
     pub fn dispose(&self) {
-        manager::remove(self.entry);
+        manager::remove(self.entries.1);
+        manager::remove(self.entries.0);
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            if c.as_ref().is_some_and(|(e, _)| *e == self.entry) {
+            if c.as_ref().is_some_and(|v| v.entries == self.entries) {
                 *c = None;
             }
         });
     }
+}
+
+fn disposed() -> JsValue {
+    js_sys::Error::new("this Vigil runtime was disposed").into()
 }
 
 fn get_prop(target: &JsValue, key: &str) -> Option<JsValue> {

@@ -143,3 +143,26 @@ async fn the_metrics_preflight_is_answered() {
     assert!(res.status().is_success());
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn a_retried_export_is_stored_once() {
+    let app = TestApp::new().await;
+    let mut body: Value = serde_json::from_str(&otlp(&[("web_vitals.lcp", 1200.0)])).unwrap();
+    body["resourceMetrics"][0]["resource"]["attributes"] =
+        json!([{ "key": "vigil.export_id", "value": { "stringValue": "view-1.1" } }]);
+    for _ in 0..3 {
+        let res = app
+            .send(post("/v1/metrics?key=dev", None, body.to_string()))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "a retry is acknowledged");
+    }
+    body["resourceMetrics"][0]["resource"]["attributes"][0]["value"]["stringValue"] =
+        json!("view-1.2");
+    let res = app
+        .send(post("/v1/metrics?key=dev", None, body.to_string()))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let vitals = json(app.get("/api/1/vitals?window=1h", true).await).await;
+    assert_eq!(vitals["lcp"]["count"], 2, "one point per distinct export");
+    assert_eq!(app.state.metrics().metric_points_ingested.get(), 2);
+}

@@ -201,7 +201,7 @@ fn get(target: &JsValue, key: &str) -> JsValue {
 }
 
 /// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
-fn text(value: &JsValue) -> String {
+pub fn text(value: &JsValue) -> String {
     if value.is_undefined() {
         return "undefined".into();
     }
@@ -216,7 +216,7 @@ fn now_secs() -> f64 {
 }
 
 /// 32 lowercase hex characters (a v4 UUID without dashes).
-fn new_event_id() -> String {
+pub fn new_event_id() -> String {
     let crypto = get(&js_sys::global(), "crypto");
     let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
         .ok()

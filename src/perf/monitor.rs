@@ -160,6 +160,8 @@ pub struct Monitor {
     ids: IdRange,
     /// The interaction count when the current measurement started (bfcache restores).
     interactions_before: u64,
+    /// Measuring since a back/forward-cache restore.
+    restored: bool,
     hidden: bool,
     navigation: Option<Navigation>,
     navigation_sent: bool,
@@ -183,13 +185,16 @@ fn index(vital: Vital) -> usize {
 
 impl Monitor {
     /// A monitor for page view `view_id`. `activation_start` comes from the navigation entry;
-    /// `hidden_at_start` is true when the page loaded in the background (then nothing painted
-    /// counts, as in `web-vitals`).
-    pub fn new(view_id: String, activation_start: f64, hidden_at_start: bool) -> Self {
+    /// `first_hidden` is when the page was first hidden (0 when it loaded in the background,
+    /// infinity when it has always been visible): nothing painted after it counts, as in
+    /// `web-vitals`.
+    pub fn new(view_id: String, activation_start: f64, first_hidden: f64) -> Self {
+        let hidden_at_start = first_hidden <= 0.0;
         Self {
             view_id,
             activation_start,
-            first_hidden: if hidden_at_start { 0.0 } else { f64::INFINITY },
+            first_hidden,
+            restored: false,
             lcp: Lcp::default(),
             cls: Cls::started(),
             inp: Inp::default(),
@@ -288,6 +293,7 @@ impl Monitor {
         self.interactions_before = interaction_count.unwrap_or_else(|| self.ids.estimate());
         self.first_hidden = f64::INFINITY;
         self.hidden = false;
+        self.restored = true;
         self.lcp = Lcp::default();
         self.lcp.entry(paint_ms, 0.0, f64::INFINITY);
         self.lcp.finalize();
@@ -310,7 +316,14 @@ impl Monitor {
         match vital {
             Vital::Lcp => self.lcp.value(),
             Vital::Cls => self.cls.value(),
-            Vital::Inp => self.inp.value(self.interactions(interaction_count)),
+            Vital::Inp => {
+                let count = self.interactions(interaction_count);
+                // After a restore, interactions too short to be observed still give an INP of
+                // 8 ms (one frame at the browser's granularity), as in `web-vitals`.
+                self.inp
+                    .value(count)
+                    .or((self.restored && count > 0).then_some(8.0))
+            }
             Vital::Fcp => self.fcp,
             Vital::Ttfb => self.ttfb,
         }
@@ -546,7 +559,7 @@ mod tests {
 
     #[test]
     fn vitals_are_exported_as_web_vitals_reports_them() {
-        let mut m = Monitor::new("v1".into(), 0.0, false);
+        let mut m = Monitor::new("v1".into(), 0.0, f64::INFINITY);
         m.entry(Entry::Fcp { start_time: 120.0 });
         m.entry(Entry::Lcp { start_time: 150.0 });
         m.entry(nav(80.0));
@@ -567,7 +580,10 @@ mod tests {
         assert_eq!(fcp.time_unix_nano, 1_000_000_000);
         assert!(fcp.attributes.contains(&("rating".into(), "good".into())));
         assert!(fcp.attributes.contains(&(VIEW_ID.into(), "v1".into())));
-        assert!(m.export(2000.0, None).is_empty(), "nothing new, nothing sent");
+        assert!(
+            m.export(2000.0, None).is_empty(),
+            "nothing new, nothing sent"
+        );
 
         m.input();
         m.entry(Entry::Lcp { start_time: 900.0 }); // after the first input: ignored
@@ -592,7 +608,7 @@ mod tests {
 
     #[test]
     fn cls_is_zero_when_nothing_shifted_and_hidden_loads_paint_nothing() {
-        let mut m = Monitor::new("v".into(), 0.0, true);
+        let mut m = Monitor::new("v".into(), 0.0, 0.0);
         m.entry(Entry::Fcp { start_time: 50.0 });
         m.entry(Entry::Lcp { start_time: 60.0 });
         assert_eq!(m.value(Vital::Fcp, None), None);
@@ -604,7 +620,7 @@ mod tests {
 
     #[test]
     fn prerendered_pages_count_from_activation() {
-        let mut m = Monitor::new("v".into(), 500.0, false);
+        let mut m = Monitor::new("v".into(), 500.0, f64::INFINITY);
         m.entry(Entry::Fcp { start_time: 800.0 });
         m.entry(Entry::Lcp { start_time: 300.0 });
         let mut n = Navigation {
@@ -623,7 +639,7 @@ mod tests {
 
     #[test]
     fn a_bfcache_restore_starts_new_measurements() {
-        let mut m = Monitor::new("v".into(), 0.0, false);
+        let mut m = Monitor::new("v".into(), 0.0, f64::INFINITY);
         m.entry(Entry::Fcp { start_time: 100.0 });
         m.entry(Entry::LayoutShift {
             start_time: 1.0,
@@ -651,6 +667,19 @@ mod tests {
             duration: 100.0,
         });
         assert_eq!(m.interactions(None), 1, "counted from the restore");
+        assert_eq!(m.value(Vital::Inp, None), Some(100.0));
+        m.restored(Some(5), 16.0);
+        assert_eq!(m.value(Vital::Inp, Some(5)), None, "no interaction yet");
+        assert_eq!(
+            m.value(Vital::Inp, Some(6)),
+            Some(8.0),
+            "an interaction too short to observe"
+        );
+        m.restored(None, 16.0);
+        m.entry(Entry::Interaction {
+            interaction_id: 38,
+            duration: 100.0,
+        });
         let g = m.export(3000.0, None);
         assert_eq!(
             names(&g),
@@ -660,7 +689,7 @@ mod tests {
 
     #[test]
     fn inp_uses_the_browser_count_or_estimates_it() {
-        let mut m = Monitor::new("v".into(), 0.0, false);
+        let mut m = Monitor::new("v".into(), 0.0, f64::INFINITY);
         for i in 0..60u64 {
             m.entry(Entry::Interaction {
                 interaction_id: 100 + i * 7,
@@ -678,7 +707,7 @@ mod tests {
 
     #[test]
     fn long_tasks_resources_and_custom_metrics() {
-        let mut m = Monitor::new("v".into(), 0.0, false);
+        let mut m = Monitor::new("v".into(), 0.0, f64::INFINITY);
         m.entry(Entry::LongTask { duration: 60.0 });
         m.entry(Entry::LongTask { duration: 120.0 });
         for (name, d, size) in [("/a.js", 30.0, 1000.0), ("/b.png", 80.0, 5000.0)] {

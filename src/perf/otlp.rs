@@ -14,6 +14,8 @@ pub struct Resource<'a> {
     pub environment: &'a str,
     /// `url.full` of the page.
     pub page_url: &'a str,
+    /// `vigil.export_id`: unique per export, so a server can store a retried export once.
+    pub export_id: &'a str,
 }
 
 /// One data point.
@@ -68,6 +70,7 @@ pub fn encode(
             ("service.name", resource.service_name),
             ("deployment.environment", resource.environment),
             ("url.full", resource.page_url),
+            ("vigil.export_id", resource.export_id),
         ],
         &mut out,
     );
@@ -163,6 +166,7 @@ mod tests {
                 service_name: "kiosk@1.4.0",
                 environment: "production",
                 page_url: "http://k/lobby?a=1",
+                export_id: "view.1",
             },
             ("vigil", "0.1.0"),
             &gauges,
@@ -172,6 +176,7 @@ mod tests {
         let rm = &req.resource_metrics[0];
         let attrs = &rm.resource.as_ref().unwrap().attributes;
         assert_eq!(attrs[0].key, "service.name");
+        assert_eq!(attrs[3].key, "vigil.export_id");
         assert_eq!(
             attrs[0].value.as_ref().unwrap().value,
             Some(AnyValue::StringValue("kiosk@1.4.0".into()))

@@ -163,6 +163,50 @@ impl Timeout {
     }
 }
 
+/// An animation frame callback (`requestAnimationFrame`), cancelled when the guard is dropped
+/// before the frame. Counted as a pending timeout until it runs or is dropped.
+///
+/// ```no_run
+/// use vigil::runtime::guards::AnimationFrame;
+/// let frame = AnimationFrame::new(|_time| { /* the next frame is about to paint */ });
+/// drop(frame); // cancelAnimationFrame: it will not run
+/// ```
+#[must_use = "the frame callback is cancelled as soon as this guard is dropped: keep it until it runs"]
+pub struct AnimationFrame {
+    _inner: gloo_render::AnimationFrame,
+    ticket: Rc<Cell<Option<Ticket>>>,
+}
+
+impl std::fmt::Debug for AnimationFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.ticket.take();
+        let pending = t.is_some();
+        self.ticket.set(t);
+        f.debug_struct("AnimationFrame")
+            .field("pending", &pending)
+            .finish()
+    }
+}
+
+impl AnimationFrame {
+    /// Calls `callback` with the frame time before the next repaint.
+    pub fn new<F>(callback: F) -> Self
+    where
+        F: FnOnce(f64) + 'static,
+    {
+        let ticket = Rc::new(Cell::new(Some(Ticket::new(ResourceKind::Timeout))));
+        let ran = Rc::clone(&ticket);
+        let inner = gloo_render::request_animation_frame(move |time| {
+            drop(ran.take());
+            callback(time);
+        });
+        Self {
+            _inner: inner,
+            ticket,
+        }
+    }
+}
+
 /// Event handlers attached to one target, all removed when dropped. Used inside the guards for
 /// objects that emit events (sockets, peer connections, data channels); the owning guard counts
 /// the object, not each handler.

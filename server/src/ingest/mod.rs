@@ -113,13 +113,13 @@ async fn ingest_metrics(
     state
         .ingest()
         .check(&format!("metrics:{}", project.public_key))?;
-    let rows = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    state.store().insert_points(&project.id, &rows).await?;
-    state
-        .metrics()
-        .metric_points_ingested
-        .inc_by(rows.len() as u64);
-    Ok(rows.len())
+    let export = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let stored = state
+        .store()
+        .insert_points(&project.id, export.export_id.as_deref(), &export.rows)
+        .await?;
+    state.metrics().metric_points_ingested.inc_by(stored as u64);
+    Ok(stored)
 }
 
 /// `1h`, `30m`, `7d`, `90s` as seconds; at most 30 days.

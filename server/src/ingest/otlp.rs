@@ -52,14 +52,36 @@ fn attributes(kv: &[KeyValue]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The resource attribute naming one export (written by the vigil runtime): a retried export
+/// with an id already stored is acknowledged and not stored twice.
+pub const EXPORT_ID: &str = "vigil.export_id";
+
+/// The most characters of an export id kept.
+pub const MAX_EXPORT_ID: usize = 128;
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Export {
+    /// The points.
+    pub rows: Vec<Row>,
+    /// The first resource's [`EXPORT_ID`], if any.
+    pub export_id: Option<String>,
+}
+
 /// Parses a request body into rows.
-pub fn parse(body: &[u8]) -> Result<Vec<Row>, OtlpError> {
+pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
     // serde would also take a JSON array as the struct's fields in order; OTLP is an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(OtlpError::Malformed("expected a JSON object".into()));
     }
     let request: ExportMetricsServiceRequest =
         serde_json::from_slice(body).map_err(|e| OtlpError::Malformed(e.to_string()))?;
+    let export_id = request
+        .resource_metrics
+        .first()
+        .and_then(|rm| rm.resource.as_ref())
+        .and_then(|r| attributes(&r.attributes).remove(EXPORT_ID))
+        .filter(|id| !id.is_empty() && id.len() <= MAX_EXPORT_ID);
     let mut rows = Vec::new();
     for rm in &request.resource_metrics {
         for sm in &rm.scope_metrics {
@@ -114,7 +136,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Row>, OtlpError> {
             }
         }
     }
-    Ok(rows)
+    Ok(Export { rows, export_id })
 }
 
 #[cfg(test)]
@@ -130,7 +152,8 @@ mod tests {
               {"name":"lat","unit":"ms","histogram":{"aggregationTemporality":1,"dataPoints":[{"count":"4","sum":40,"timeUnixNano":"2"}]}},
               {"name":"bad","gauge":{"dataPoints":[{"timeUnixNano":"3"}]}}
             ]}]}]}"#;
-        let rows = parse(body).unwrap();
+        let Export { rows, export_id } = parse(body).unwrap();
+        assert_eq!(export_id, None);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].name, "web_vitals.lcp");
         assert_eq!(rows[0].value, 1234.5);
@@ -148,6 +171,16 @@ mod tests {
                 "{body:?}"
             );
         }
-        assert_eq!(parse(b"{}").unwrap(), vec![], "an empty request is fine");
+        assert_eq!(
+            parse(b"{}").unwrap(),
+            Export::default(),
+            "an empty request is fine"
+        );
+    }
+
+    #[test]
+    fn the_export_id_comes_from_the_resource() {
+        let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"vigil.export_id","value":{"stringValue":"v1.3"}}]},"scopeMetrics":[]}]}"#;
+        assert_eq!(parse(body).unwrap().export_id.as_deref(), Some("v1.3"));
     }
 }

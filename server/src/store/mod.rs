@@ -216,13 +216,37 @@ impl Store {
         )
     }
 
-    /// Stores metric points in one transaction.
+    /// Stores metric points in one transaction and returns how many. An export whose id is
+    /// already stored stores nothing (a retry of an export that arrived: at least once on the
+    /// wire, once in the database). Export ids are kept for 7 days.
     pub async fn insert_points(
         &self,
         project: &str,
+        export_id: Option<&str>,
         rows: &[crate::ingest::otlp::Row],
-    ) -> Result<(), AppError> {
+    ) -> Result<usize, AppError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(id) = export_id {
+            sqlx::query(
+                "DELETE FROM metric_exports
+                 WHERE received < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let new = sqlx::query(
+                "INSERT INTO metric_exports (project, export_id, received)
+                 VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                 ON CONFLICT (project, export_id) DO NOTHING",
+            )
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if new == 0 {
+                return Ok(0); // stored already; the transaction rolls back on drop
+            }
+        }
         for r in rows {
             let attributes = serde_json::to_string(&r.attributes)
                 .map_err(|e| AppError::BadRequest(e.to_string()))?;
@@ -245,7 +269,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(rows.len())
     }
 
     /// Values of metric `name` from the last `window_secs` seconds (at most 100,000).

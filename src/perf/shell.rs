@@ -1,0 +1,508 @@
+//! The performance monitor's browser shell: one `PerformanceObserver` guard for every entry type
+//! the browser supports, the listeners that end LCP (first input) and report on hide, the export
+//! `Interval` guard, and the export itself through the transport the error tracker shares.
+//! Entries are read into plain numbers by a small JS function and handed to [`Monitor`].
+//! Every closure holds a `Weak` reference.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::monitor::{Entry, Monitor, Navigation};
+use super::otlp::{self, Resource};
+use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeout};
+use crate::runtime::manager::Service;
+use crate::transport::{machine::METRIC, shell as transport};
+
+#[wasm_bindgen(inline_js = r#"
+const KINDS = ["largest-contentful-paint", "layout-shift", "event", "first-input", "paint",
+  "navigation", "longtask", "resource"];
+export function vigilPerfTypes() {
+  const s = (typeof PerformanceObserver !== "undefined" && PerformanceObserver.supportedEntryTypes) || [];
+  return KINDS.filter((k) => k !== "navigation" && s.includes(k));
+}
+function nav(e) {
+  return [5, e.activationStart || 0, e.domainLookupStart, e.domainLookupEnd, e.connectStart,
+    e.connectEnd, e.requestStart, e.responseStart, e.responseEnd, e.domInteractive,
+    e.domContentLoadedEventEnd, e.loadEventEnd];
+}
+// Entries as arrays of numbers: [kind, startTime, value or duration, extra, name?].
+export function vigilPerfRead(list) {
+  const out = [];
+  for (const e of (Array.isArray(list) ? list : list.getEntries())) {
+    switch (e.entryType) {
+      case "largest-contentful-paint": out.push([0, e.startTime]); break;
+      case "layout-shift": out.push([1, e.startTime, e.value, e.hadRecentInput ? 1 : 0]); break;
+      case "event": case "first-input": out.push([2, e.startTime, e.duration, e.interactionId || 0]); break;
+      case "paint": if (e.name === "first-contentful-paint") out.push([4, e.startTime]); break;
+      case "longtask": out.push([6, e.startTime, e.duration]); break;
+      case "resource": out.push([7, e.startTime, e.duration, e.transferSize || 0, e.name]); break;
+    }
+  }
+  return out;
+}
+export function vigilPerfNavigation() {
+  const e = performance.getEntriesByType("navigation")[0];
+  return e ? nav(e) : null;
+}
+// When the page was first hidden, as web-vitals finds it: 0 if hidden now, else Infinity.
+export function vigilPerfFirstHidden(activationStart) {
+  const e = document.prerendering ? undefined : performance.getEntriesByType("visibility-state")
+    .find((e) => e.name === "hidden" && e.startTime >= activationStart);
+  if (e) return e.startTime;
+  return document.visibilityState === "hidden" && !document.prerendering ? 0 : Infinity;
+}
+export function vigilPerfState() {
+  const m = performance.memory;
+  return [
+    typeof performance.interactionCount === "number" ? performance.interactionCount : -1,
+    m ? m.usedJSHeapSize : -1,
+    document.visibilityState === "hidden" ? 1 : 0,
+    performance.now(),
+  ];
+}
+export function vigilPerfMark(name) { performance.mark(name); }
+export function vigilPerfMeasure(name, start, end) {
+  const m = performance.measure(name, start, end);
+  if (m && typeof m.duration === "number") return m.duration;
+  const all = performance.getEntriesByName(name, "measure");
+  return all.length ? all[all.length - 1].duration : 0;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilPerfTypes)]
+    fn supported_types() -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilPerfRead)]
+    fn read_entries(list: &JsValue) -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilPerfNavigation)]
+    fn navigation_entry() -> JsValue;
+    #[wasm_bindgen(js_name = vigilPerfFirstHidden)]
+    fn first_hidden(activation_start: f64) -> f64;
+    #[wasm_bindgen(js_name = vigilPerfState)]
+    fn page_state() -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilPerfMark, catch)]
+    fn mark_js(name: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(js_name = vigilPerfMeasure, catch)]
+    fn measure_js(name: &str, start: &JsValue, end: &JsValue) -> Result<f64, JsValue>;
+}
+
+/// What the monitor exports under.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `service.name`: the release, or `vigil-page`.
+    pub service_name: String,
+    /// `deployment.environment`.
+    pub environment: String,
+    /// Export interval.
+    pub flush_interval_ms: u32,
+    /// The page view id (`page.view_id` on vitals, and the export ids).
+    pub view_id: String,
+}
+
+/// Everything one monitor holds; dropping it disconnects the observer and clears the interval.
+#[derive(Debug)]
+pub struct Inner {
+    monitor: Monitor,
+    settings: Settings,
+    transport: transport::Shared,
+    observer: Option<Observer>,
+    listeners: Vec<Listener>,
+    interval: Option<Interval>,
+    /// Reads the navigation entry once `load` has ended.
+    after_load: Option<Timeout>,
+    /// The double animation frame after a back/forward-cache restore.
+    frame: Option<AnimationFrame>,
+    exports: u64,
+    /// Bytes of the last export body (for `stats`).
+    last_export_bytes: usize,
+}
+
+/// Shared monitor state.
+pub type Shared = Rc<RefCell<Inner>>;
+
+/// The monitor as the cleanup manager owns it.
+#[derive(Debug)]
+pub struct MonitorService {
+    shared: Shared,
+}
+
+impl MonitorService {
+    /// A weak handle for the JS wrapper.
+    pub fn downgrade(&self) -> Weak<RefCell<Inner>> {
+        Rc::downgrade(&self.shared)
+    }
+}
+
+impl Service for MonitorService {
+    /// The page is going away or into the back/forward cache: final values go now.
+    fn flush(&self) {
+        hidden(&self.shared);
+    }
+
+    /// Back from the back/forward cache: new measurements, LCP and FCP from the next frames.
+    fn resume(&self) {
+        restored(&self.shared);
+    }
+}
+
+impl Drop for MonitorService {
+    fn drop(&mut self) {
+        let held = {
+            let mut i = self.shared.borrow_mut();
+            (
+                i.observer.take(),
+                std::mem::take(&mut i.listeners),
+                i.interval.take(),
+                i.after_load.take(),
+                i.frame.take(),
+            )
+        };
+        drop(held);
+    }
+}
+
+fn num(v: &JsValue) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// `[interactionCount or -1, usedJSHeapSize or -1, hidden, performance.now()]`.
+fn state() -> (Option<u64>, Option<f64>, bool, f64) {
+    let s = page_state();
+    let count = num(&s.get(0));
+    let heap = num(&s.get(1));
+    (
+        (count >= 0.0).then_some(count as u64),
+        (heap >= 0.0).then_some(heap),
+        num(&s.get(2)) > 0.0,
+        num(&s.get(3)),
+    )
+}
+
+fn to_entry(e: &JsValue) -> Option<Entry> {
+    let a: &js_sys::Array = e.unchecked_ref();
+    let f = |i: u32| num(&a.get(i));
+    Some(match f(0) as u32 {
+        0 => Entry::Lcp { start_time: f(1) },
+        1 => Entry::LayoutShift {
+            start_time: f(1),
+            value: f(2),
+            had_recent_input: f(3) > 0.0,
+        },
+        2 => Entry::Interaction {
+            interaction_id: f(3) as u64,
+            duration: f(2),
+        },
+        4 => Entry::Fcp { start_time: f(1) },
+        5 => Entry::Navigation(Navigation {
+            activation_start: f(1),
+            domain_lookup_start: f(2),
+            domain_lookup_end: f(3),
+            connect_start: f(4),
+            connect_end: f(5),
+            request_start: f(6),
+            response_start: f(7),
+            response_end: f(8),
+            dom_interactive: f(9),
+            dom_content_loaded: f(10),
+            load_event_end: f(11),
+        }),
+        6 => Entry::LongTask { duration: f(2) },
+        7 => Entry::Resource {
+            name: a.get(4).as_string().unwrap_or_default(),
+            duration: f(2),
+            transfer_size: f(3),
+        },
+        _ => return None,
+    })
+}
+
+fn feed(shared: &Shared, entries: &js_sys::Array) {
+    let mut i = shared.borrow_mut();
+    for e in entries.iter() {
+        if let Some(entry) = to_entry(&e) {
+            i.monitor.entry(entry);
+        }
+    }
+}
+
+/// Entries the observer holds but has not delivered yet (`takeRecords()`).
+fn take_records(shared: &Shared) {
+    let records = {
+        let i = shared.borrow();
+        let Some(o) = &i.observer else { return };
+        read_entries(&o.raw().take_records())
+    };
+    feed(shared, &records);
+}
+
+/// Starts observing; the caller registers the returned service with the cleanup manager.
+pub fn start(settings: Settings, transport: transport::Shared) -> MonitorService {
+    let nav = navigation_entry();
+    let activation_start = if nav.is_null() {
+        0.0
+    } else {
+        num(&js_sys::Array::from(&nav).get(1))
+    };
+    let monitor = Monitor::new(
+        settings.view_id.clone(),
+        activation_start,
+        first_hidden(activation_start),
+    );
+    let interval_ms = settings.flush_interval_ms;
+    let shared: Shared = Rc::new(RefCell::new(Inner {
+        monitor,
+        settings,
+        transport,
+        observer: None,
+        listeners: Vec::new(),
+        interval: None,
+        after_load: None,
+        frame: None,
+        exports: 0,
+        last_export_bytes: 0,
+    }));
+    observe(&shared);
+    listen(&shared);
+
+    let weak = Rc::downgrade(&shared);
+    let interval = Interval::new(interval_ms, move || {
+        if let Some(s) = weak.upgrade() {
+            export(&s);
+        }
+    });
+    shared.borrow_mut().interval = Some(interval);
+    MonitorService { shared }
+}
+
+fn observe(shared: &Shared) {
+    let weak = Rc::downgrade(shared);
+    let Ok(observer) = Observer::new(move |list: JsValue, _observer: JsValue| {
+        if let Some(s) = weak.upgrade() {
+            feed(&s, &read_entries(&list));
+        }
+    }) else {
+        return; // no PerformanceObserver: nothing to measure
+    };
+    for kind in supported_types().iter() {
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"type".into(), &kind);
+        let _ = js_sys::Reflect::set(&options, &"buffered".into(), &JsValue::TRUE);
+        if kind.as_string().as_deref() == Some("event") {
+            let _ = js_sys::Reflect::set(&options, &"durationThreshold".into(), &40.into());
+        }
+        let _ = observer.observe(&options);
+    }
+    shared.borrow_mut().observer = Some(observer);
+}
+
+fn listen(shared: &Shared) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let mut listeners = Vec::new();
+    // The first input ends LCP (after the entries the observer still holds).
+    for name in ["keydown", "click"] {
+        let weak = Rc::downgrade(shared);
+        listeners.push(Listener::new_with_options(
+            &window,
+            name,
+            gloo_events::EventListenerOptions::run_in_capture_phase(),
+            move |event| {
+                if !event.is_trusted() {
+                    return; // a script's synthetic click is not the user's first input
+                }
+                if let Some(s) = weak.upgrade() {
+                    take_records(&s);
+                    s.borrow_mut().monitor.input();
+                }
+            },
+        ));
+    }
+    if let Some(document) = window.document() {
+        let weak = Rc::downgrade(shared);
+        listeners.push(Listener::new(&document, "visibilitychange", move |_| {
+            let Some(s) = weak.upgrade() else { return };
+            let (_, _, is_hidden, _) = state();
+            if is_hidden {
+                hidden(&s);
+            } else {
+                s.borrow_mut().monitor.visible();
+            }
+        }));
+        if document.ready_state() == "complete" {
+            read_navigation(shared);
+        } else {
+            let weak = Rc::downgrade(shared);
+            listeners.push(Listener::new(&window, "load", move |_| {
+                let Some(s) = weak.upgrade() else { return };
+                // `loadEventEnd` is set once the load handlers have run.
+                let w = Rc::downgrade(&s);
+                let t = Timeout::new(0, move || {
+                    if let Some(s) = w.upgrade() {
+                        read_navigation(&s);
+                    }
+                });
+                s.borrow_mut().after_load = Some(t);
+            }));
+        }
+    }
+    shared.borrow_mut().listeners = listeners;
+}
+
+fn read_navigation(shared: &Shared) {
+    let nav = navigation_entry();
+    if nav.is_null() {
+        return;
+    }
+    feed(shared, &js_sys::Array::of1(&nav));
+}
+
+/// Hidden or going away: take what the observer holds, report final values, send at once.
+fn hidden(shared: &Shared) {
+    take_records(shared);
+    let (_, _, _, now) = state();
+    shared.borrow_mut().monitor.hidden(now);
+    export(shared);
+    let t = Rc::clone(&shared.borrow().transport);
+    transport::flush_now(&t);
+}
+
+fn restored(shared: &Shared) {
+    let (count, _, _, shown_at) = state();
+    let weak = Rc::downgrade(shared);
+    // Two frames after the `pageshow`: the restored page has painted (as `web-vitals` measures).
+    let first = AnimationFrame::new(move |_| {
+        let Some(s) = weak.upgrade() else { return };
+        let w = Rc::downgrade(&s);
+        let second = AnimationFrame::new(move |_| {
+            let Some(s) = w.upgrade() else { return };
+            let (_, _, _, now) = state();
+            s.borrow_mut().monitor.restored(count, now - shown_at);
+            let f = s.borrow_mut().frame.take();
+            drop(f);
+        });
+        s.borrow_mut().frame = Some(second);
+    });
+    shared.borrow_mut().frame = Some(first);
+}
+
+/// Builds and queues an export of what is new; nothing when nothing is.
+pub fn export(shared: &Shared) {
+    let (count, heap, _, _) = state();
+    let body = {
+        let mut i = shared.borrow_mut();
+        let now = now_ms();
+        if let Some(heap) = heap {
+            i.monitor
+                .record("browser.memory.js_heap_used", "By", heap, vec![], now);
+        }
+        let wasm = wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length();
+        i.monitor
+            .record("browser.memory.wasm", "By", f64::from(wasm), vec![], now);
+        let gauges = i.monitor.export(now, count);
+        if gauges.is_empty() {
+            return;
+        }
+        i.exports += 1;
+        let export_id = format!("{}.{}", i.settings.view_id, i.exports);
+        let page_url = web_sys::window()
+            .and_then(|w| w.location().href().ok())
+            .unwrap_or_default();
+        let body = otlp::encode(
+            &Resource {
+                service_name: &i.settings.service_name,
+                environment: &i.settings.environment,
+                page_url: &page_url,
+                export_id: &export_id,
+            },
+            ("vigil", env!("CARGO_PKG_VERSION")),
+            &gauges,
+            &|v, out| {
+                out.push_str(&String::from(
+                    js_sys::Number::from(v)
+                        .to_string_with_radix(10)
+                        .unwrap_or_else(|_| "0".into()),
+                ))
+            },
+        );
+        i.last_export_bytes = body.len();
+        body
+    };
+    let t = Rc::clone(&shared.borrow().transport);
+    transport::send(&t, METRIC, body);
+}
+
+/// `vitals()`: `{ lcp?, cls?, inp?, fcp?, ttfb? }`, each `{ value, rating }`.
+pub fn vitals(shared: &Shared) -> js_sys::Object {
+    let (count, ..) = state();
+    let out = js_sys::Object::new();
+    for m in shared.borrow().monitor.vitals(count) {
+        let v = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&v, &"value".into(), &m.value.into());
+        let _ = js_sys::Reflect::set(&v, &"rating".into(), &m.rating.as_str().into());
+        let _ = js_sys::Reflect::set(&out, &m.vital.name().into(), &v);
+    }
+    out
+}
+
+/// `recordMetric(name, value, unit, attributes)`.
+pub fn record(
+    shared: &Shared,
+    name: &str,
+    value: f64,
+    unit: &str,
+    attributes: Vec<(String, String)>,
+) {
+    shared
+        .borrow_mut()
+        .monitor
+        .record(name, unit, value, attributes, now_ms());
+}
+
+/// `measure(name, start?, end?)`: the User Timing measure, also recorded as
+/// `user_timing.measure{measure.name}`.
+pub fn measure(
+    shared: &Shared,
+    name: &str,
+    start: &JsValue,
+    end: &JsValue,
+) -> Result<f64, JsValue> {
+    let duration = measure_js(name, start, end)?;
+    record(
+        shared,
+        "user_timing.measure",
+        duration,
+        "ms",
+        vec![("measure.name".into(), name.into())],
+    );
+    Ok(duration)
+}
+
+/// `mark(name)`: a User Timing mark.
+pub fn mark(name: &str) -> Result<(), JsValue> {
+    mark_js(name)
+}
+
+/// Monitor counters for `stats()`: `(exports built, bytes of the last one, points dropped)`.
+pub fn counters(shared: &Shared) -> (u64, usize, u64) {
+    let i = shared.borrow();
+    (i.exports, i.last_export_bytes, i.monitor.dropped())
+}
+
+/// `flush()`: export what is new now (not final values), then wait for the transport.
+pub fn flush(shared: &Shared, timeout_ms: u32) -> js_sys::Promise {
+    take_records(shared);
+    export(shared);
+    let t = Rc::clone(&shared.borrow().transport);
+    transport::flush(&t, timeout_ms)
+}
