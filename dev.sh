@@ -18,6 +18,7 @@ ROOT=$PWD
 WASM_PACK_VERSION=0.15.1
 BINARYEN_VERSION=132.0.0
 SENTRY_BROWSER_VERSION=11.12.0   # benchmarks only
+WEB_VITALS_VERSION=6.2.3         # tests: the performance monitor is compared with it
 ESBUILD_VERSION=0.25
 # npm packages for the build (binaryen's wasm-opt), shared by every checkout on this machine.
 TOOLS="${VIGIL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil/tools}"
@@ -76,6 +77,13 @@ setup() {
     say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
     mkdir -p "$TOOLS"
     npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+  fi
+
+  # Google's web-vitals, loaded next to ours in the performance monitor's end-to-end tests.
+  if ! grep -qs "\"version\": \"$WEB_VITALS_VERSION\"" "$TOOLS/node_modules/web-vitals/package.json"; then
+    say "installing web-vitals $WEB_VITALS_VERSION (npm, for the tests)"
+    mkdir -p "$TOOLS"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "web-vitals@$WEB_VITALS_VERSION"
   fi
 
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
@@ -147,7 +155,7 @@ case "$cmd" in
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
     say "native unit tests, server tests and end-to-end tests (headless Chromium)"
-    cargo test --workspace
+    VIGIL_TOOLS="$TOOLS" cargo test --workspace
     say "browser tests (wasm-bindgen-test, headless Chrome)"
     wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)"
     say "all suites passed"

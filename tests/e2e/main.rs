@@ -3,6 +3,7 @@
 //! package is built.
 
 mod demo;
+mod perf;
 mod server_process;
 mod tracker;
 mod websocket;

@@ -62,6 +62,31 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// A file from the npm tools directory `./dev.sh setup` fills (`$VIGIL_TOOLS`, by default
+/// `~/.cache/vigil/tools`), e.g. `node_modules/web-vitals/dist/web-vitals.iife.js`; the error
+/// says how to install it.
+pub fn tool_file(relative: &str) -> Result<PathBuf> {
+    let dir = std::env::var_os("VIGIL_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(cache.join("vigil/tools"))
+        })
+        .ok_or("neither VIGIL_TOOLS nor HOME is set")?;
+    let file = dir.join(relative);
+    if file.exists() {
+        Ok(file)
+    } else {
+        Err(format!(
+            "{} is missing: run `./dev.sh setup` (`./dev.sh test` does it)",
+            file.display()
+        )
+        .into())
+    }
+}
+
 /// Panics with instructions when the package has not been built into `pkg/`.
 pub fn require_pkg() {
     let wasm = workspace_root().join("pkg/vigil_bg.wasm");
@@ -521,6 +546,37 @@ impl Page<'_> {
             Duration::from_secs(20),
         )
         .await
+    }
+
+    /// Runs `source` in every document this page loads from now on, before the page's own
+    /// scripts (e.g. a library the page expects on `window`).
+    pub async fn add_init_script(&self, source: &str) -> Result<()> {
+        self.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": source }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Clicks the middle of the element `selector` with real (trusted) mouse events.
+    pub async fn click(&self, selector: &str) -> Result<()> {
+        let sel = serde_json::to_string(selector)?;
+        let at = self
+            .eval(&format!(
+                "(() => {{ const r = document.querySelector({sel}).getBoundingClientRect();
+                   return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+            ))
+            .await?;
+        let (x, y) = (at[0].as_f64().ok_or("x")?, at[1].as_f64().ok_or("y")?);
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Evaluates `expression` (awaiting a promise) and returns its value as JSON.
