@@ -366,6 +366,15 @@ fn read_navigation(shared: &Shared) {
 /// Hidden or going away: take what the observer holds, report final values, send at once.
 fn hidden(shared: &Shared) {
     take_records(shared);
+    // Leaving before `load` ended: the navigation entry already has `responseStart`.
+    let no_ttfb = shared
+        .borrow()
+        .monitor
+        .value(super::vitals::Vital::Ttfb, None)
+        .is_none();
+    if no_ttfb {
+        read_navigation(shared);
+    }
     let (_, _, _, now) = state();
     shared.borrow_mut().monitor.hidden(now);
     export(shared);
