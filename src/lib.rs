@@ -517,7 +517,7 @@ export type VigilLevel = "fatal" | "error" | "warning" | "info" | "debug";
 export interface VigilStats {
   eventsCaptured: number; eventsSent: number; eventsDropped: number; eventsQueued: number;
   eventsSampledOut: number; metricsSent: number; rateLimitedUntil: number | null;
-  metricExports: number; lastExportBytes: number; metricsDropped: number;
+  metricsQueued: number; metricExports: number; lastExportBytes: number; metricsDropped: number;
 }
 export type VitalRating = "good" | "needs-improvement" | "poor";
 export interface Vitals {
@@ -752,7 +752,7 @@ impl Vigil {
     }
 
     /// `{ eventsCaptured, eventsSent, eventsDropped, eventsQueued, eventsSampledOut,
-    /// metricsSent, rateLimitedUntil }`, plus `metricExports` (exports built),
+    /// metricsSent, rateLimitedUntil }`, plus `metricsQueued`, `metricExports` (exports built),
     /// `lastExportBytes` and `metricsDropped` (custom points beyond the series bound).
     #[wasm_bindgen(unchecked_return_type = "VigilStats")]
     pub fn stats(&self) -> Result<js_sys::Object, JsValue> {

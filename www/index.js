@@ -77,9 +77,31 @@ function startTracker() {
   return vigil;
 }
 
+// The performance monitor (part of the same Vigil runtime): vitals as they are measured.
+const VITALS = [
+  ["lcp", "Largest Contentful Paint", "ms"],
+  ["inp", "Interaction to Next Paint", "ms"],
+  ["cls", "Cumulative Layout Shift", ""],
+  ["fcp", "First Contentful Paint", "ms"],
+  ["ttfb", "Time to First Byte", "ms"],
+];
+
+function drawVitals() {
+  const live = Vigil.current();
+  if (!live) return;
+  const v = live.vitals();
+  $("vitals").tBodies[0].innerHTML = VITALS.map(([key, name, unit]) => {
+    const m = v[key];
+    const value = !m ? "–" : unit ? `${Math.round(m.value)} ${unit}` : m.value.toFixed(3);
+    const rating = m ? m.rating : "pending";
+    return `<tr data-vital="${key}"><td>${name}</td><td class="rating ${rating}">${m ? rating : "waiting"}</td><td class="n">${value}</td></tr>`;
+  }).join("");
+}
+
 function startServices() {
   const started = Date.now();
   startTracker();
+  every(500, drawVitals);
   const showViewport = () => { $("viewport").textContent = `${innerWidth} × ${innerHeight}`; };
   showViewport();
   listen(window, "resize", showViewport);
@@ -130,6 +152,18 @@ try {
   });
   $("console-error").addEventListener("click", () => console.error("the demo logged an error"));
   $("message").addEventListener("click", () => Vigil.current()?.captureMessage("hello from the kiosk", "info"));
+  // A click whose handler blocks the main thread: the next paint waits, INP grows.
+  $("slow-click").addEventListener("click", () => {
+    const end = performance.now() + 250;
+    while (performance.now() < end) { /* busy on purpose */ }
+  });
+  $("record-metric").addEventListener("click", () => {
+    const live = Vigil.current();
+    if (!live) return;
+    live.mark("demo-start");
+    live.recordMetric("kiosk.queue_length", Math.floor(Math.random() * 12), "1", { lane: "demo" });
+    log(`recorded kiosk.queue_length; measure took ${live.measure("demo", "demo-start").toFixed(2)} ms`);
+  });
   drawResources();
   window.vigilDemo = { ready: true };
 } catch (e) {

@@ -737,6 +737,7 @@ pub fn stats(shared: &Shared) -> js_sys::Object {
         &((c.dropped + ts.dropped) as f64).into(),
     );
     set(&o, "eventsQueued", &(ts.queued as f64).into());
+    set(&o, "metricsQueued", &(ts.metrics_queued as f64).into());
     set(&o, "eventsSampledOut", &(c.sampled_out as f64).into());
     set(&o, "metricsSent", &(ts.metrics_sent as f64).into());
     set(

@@ -109,6 +109,12 @@ pub struct Inner {
     transport: transport::Shared,
     observer: Option<Observer>,
     listeners: Vec<Listener>,
+    /// `keydown` and `click`: removed after the first input (LCP is final then).
+    inputs: Vec<Listener>,
+    /// `load`: removed once the navigation entry was read.
+    load: Option<Listener>,
+    /// Removes the input listeners after the first input (not from inside their own call).
+    retire: Option<Timeout>,
     interval: Option<Interval>,
     /// Reads the navigation entry once `load` has ended.
     after_load: Option<Timeout>,
@@ -154,6 +160,9 @@ impl Drop for MonitorService {
             (
                 i.observer.take(),
                 std::mem::take(&mut i.listeners),
+                std::mem::take(&mut i.inputs),
+                i.load.take(),
+                i.retire.take(),
                 i.interval.take(),
                 i.after_load.take(),
                 i.frame.take(),
@@ -261,6 +270,9 @@ pub fn start(settings: Settings, transport: transport::Shared) -> MonitorService
         transport,
         observer: None,
         listeners: Vec::new(),
+        inputs: Vec::new(),
+        load: None,
+        retire: None,
         interval: None,
         after_load: None,
         frame: None,
@@ -306,10 +318,11 @@ fn listen(shared: &Shared) {
         return;
     };
     let mut listeners = Vec::new();
+    let mut inputs = Vec::new();
     // The first input ends LCP (after the entries the observer still holds).
     for name in ["keydown", "click"] {
         let weak = Rc::downgrade(shared);
-        listeners.push(Listener::new_with_options(
+        inputs.push(Listener::new_with_options(
             &window,
             name,
             gloo_events::EventListenerOptions::run_in_capture_phase(),
@@ -317,10 +330,19 @@ fn listen(shared: &Shared) {
                 if !event.is_trusted() {
                     return; // a script's synthetic click is not the user's first input
                 }
-                if let Some(s) = weak.upgrade() {
-                    take_records(&s);
-                    s.borrow_mut().monitor.input();
+                let Some(s) = weak.upgrade() else { return };
+                if s.borrow().retire.is_some() {
+                    return; // already final
                 }
+                take_records(&s);
+                s.borrow_mut().monitor.input();
+                let w = Rc::downgrade(&s);
+                let retire = Timeout::new(0, move || {
+                    let Some(s) = w.upgrade() else { return };
+                    let inputs = std::mem::take(&mut s.borrow_mut().inputs);
+                    drop(inputs);
+                });
+                s.borrow_mut().retire = Some(retire);
             },
         ));
     }
@@ -339,20 +361,24 @@ fn listen(shared: &Shared) {
             read_navigation(shared);
         } else {
             let weak = Rc::downgrade(shared);
-            listeners.push(Listener::new(&window, "load", move |_| {
+            let load = Listener::new(&window, "load", move |_| {
                 let Some(s) = weak.upgrade() else { return };
                 // `loadEventEnd` is set once the load handlers have run.
                 let w = Rc::downgrade(&s);
                 let t = Timeout::new(0, move || {
-                    if let Some(s) = w.upgrade() {
-                        read_navigation(&s);
-                    }
+                    let Some(s) = w.upgrade() else { return };
+                    read_navigation(&s);
+                    let load = s.borrow_mut().load.take();
+                    drop(load);
                 });
                 s.borrow_mut().after_load = Some(t);
-            }));
+            });
+            shared.borrow_mut().load = Some(load);
         }
     }
-    shared.borrow_mut().listeners = listeners;
+    let mut i = shared.borrow_mut();
+    i.listeners = listeners;
+    i.inputs = inputs;
 }
 
 fn read_navigation(shared: &Shared) {

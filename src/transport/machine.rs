@@ -121,8 +121,10 @@ pub struct Stats {
     pub metrics_sent: u64,
     /// Envelopes dropped: queue bound, 413, other 4xx.
     pub dropped: u64,
-    /// Queued or in flight.
+    /// Queued or in flight (every category but `metric`).
     pub queued: usize,
+    /// Metric exports queued or in flight.
+    pub metrics_queued: usize,
     /// Epoch ms until which something is rate limited (0 when nothing is).
     pub rate_limited_until: f64,
 }
@@ -170,8 +172,10 @@ impl Machine {
             .iter()
             .filter_map(|c| self.limits.limited_until(c, now_ms))
             .fold(0.0, f64::max);
+        let metrics_queued = self.undelivered().filter(|e| e.category == METRIC).count();
         Stats {
-            queued: self.queue.len() + self.in_flight.len(),
+            queued: self.queue.len() + self.in_flight.len() - metrics_queued,
+            metrics_queued,
             rate_limited_until: until,
             ..self.stats
         }
@@ -521,6 +525,16 @@ mod tests {
         );
         let st = m.stats(4.0);
         assert_eq!((st.sent, st.metrics_sent), (1, 1));
+        m.handle(
+            5.0,
+            Event::Enqueue {
+                category: METRIC.into(),
+                body: "m2".into(),
+            },
+        );
+        m.handle(5.0, enqueue("e2"));
+        let st = m.stats(6.0);
+        assert_eq!((st.queued, st.metrics_queued), (1, 1));
     }
 
     #[test]
@@ -654,7 +668,7 @@ mod tests {
                 }
                 let st = m.stats(now);
                 assert_eq!(
-                    st.sent + st.metrics_sent + st.dropped + st.queued as u64,
+                    st.sent + st.metrics_sent + st.dropped + (st.queued + st.metrics_queued) as u64,
                     enqueued,
                     "run {run}: {st:?}"
                 );

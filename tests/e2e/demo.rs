@@ -26,12 +26,15 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
         format!("Number(document.querySelector('tr[data-name={name}] td.n').textContent)")
     };
     // resize, visibilitychange, online, offline (the WebSocket service), pagehide, pageshow,
-    // and the tracker's 10 (error, unhandledrejection, visibilitychange, popstate, focus, blur,
-    // online, offline, and its transport's online/offline).
-    page.wait_for(&format!("{} === 16", live("listeners")), WAIT)
+    // the tracker's 10 (error, unhandledrejection, visibilitychange, popstate, focus, blur,
+    // online, offline, and its transport's online/offline), and the performance monitor's 3
+    // (keydown and click until the first input, visibilitychange; `load` is gone once read).
+    page.wait_for(&format!("{} === 19", live("listeners")), WAIT)
         .await?;
-    assert_eq!(page.eval(&live("intervals")).await?, Value::from(3));
-    assert_eq!(page.eval(&live("services")).await?, Value::from(8));
+    // uptime, the orders stats, the tracker stats, the vitals display, the metrics export.
+    assert_eq!(page.eval(&live("intervals")).await?, Value::from(5));
+    assert_eq!(page.eval(&live("observers")).await?, Value::from(1));
+    assert_eq!(page.eval(&live("services")).await?, Value::from(10));
     assert_eq!(page.eval(&live("consolePatches")).await?, Value::from(2));
     // The tracker's buttons: a thrown error arrives on the server.
     page.eval("document.getElementById('throw').click()")
@@ -56,6 +59,13 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     .await?;
     page.wait_for(
         "document.getElementById('ws-rtt').textContent.endsWith('ms')",
+        WAIT,
+    )
+    .await?;
+    // The vitals panel: FCP and TTFB are measured and rated by now.
+    page.wait_for(
+        "['fcp', 'ttfb'].every(k => ['good', 'needs-improvement', 'poor']
+            .includes(document.querySelector(`tr[data-vital=${k}] td.rating`)?.textContent))",
         WAIT,
     )
     .await?;
@@ -84,7 +94,7 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     // "Start again" brings the services back: the runtime is reusable after disposeAll.
     page.eval("document.getElementById('restart').click()")
         .await?;
-    page.wait_for(&format!("{} === 16", live("listeners")), WAIT)
+    page.wait_for(&format!("{} === 19", live("listeners")), WAIT)
         .await?;
     Ok(())
 }
