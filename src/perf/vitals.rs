@@ -98,20 +98,29 @@ impl Inp {
         if interaction_id == 0 {
             return;
         }
-        if let Some(existing) = self
+        let latency = match self
             .longest
-            .iter_mut()
-            .find(|(id, _)| *id == interaction_id)
+            .iter()
+            .position(|(id, _)| *id == interaction_id)
         {
-            existing.1 = existing.1.max(duration);
-        } else if self.longest.len() < INP_KEEP
-            || self.longest.last().is_some_and(|(_, l)| duration > *l)
-        {
-            self.longest.push((interaction_id, duration));
-        } else {
-            return;
-        }
-        self.longest.sort_by(|a, b| b.1.total_cmp(&a.1));
+            Some(at) => {
+                let (_, old) = self.longest.remove(at);
+                old.max(duration)
+            }
+            None if self.longest.len() < INP_KEEP
+                || self.longest.last().is_some_and(|(_, l)| duration > *l) =>
+            {
+                duration
+            }
+            None => return,
+        };
+        // Kept longest first by inserting in place (at most 10 entries; no sort code in wasm).
+        let at = self
+            .longest
+            .iter()
+            .position(|(_, l)| latency > *l)
+            .unwrap_or(self.longest.len());
+        self.longest.insert(at, (interaction_id, latency));
         self.longest.truncate(INP_KEEP);
     }
 

@@ -210,3 +210,43 @@ async fn dispose_stops_the_observer_and_the_export_interval() -> Result<()> {
     assert!(err.to_string().contains("disposed"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_back_forward_cache_restore_starts_new_measurements() -> Result<()> {
+    require_pkg();
+    let server = Server::start(&[]).await?;
+    let browser = Browser::launch().await?;
+    let page = browser.open_empty(&server).await?;
+    let url = format!("{}/www/test/vitals.html?flush=60000", server.url);
+    page.goto(&url).await?;
+    page.wait_for(
+        "window.ready && v.vitals().cls.value > 0 && v.vitals().lcp",
+        WAIT,
+    )
+    .await?;
+    let before = page.eval("v.vitals()").await?;
+    page.goto(&format!("{}/www/test/empty.html", server.url))
+        .await?;
+    page.eval("history.back(); true").await?;
+    page.wait_for("window.restores === 1", WAIT).await?;
+    // Two frames after the restore: LCP and FCP are the time to the next paint, TTFB 0, CLS 0.
+    page.wait_for("v.vitals().ttfb.value === 0", WAIT).await?;
+    let after = page.eval("v.vitals()").await?;
+    assert_eq!(after["cls"]["value"], 0.0, "{after}");
+    let lcp = after["lcp"]["value"].as_f64().ok_or("lcp")?;
+    assert!(
+        lcp < before["lcp"]["value"].as_f64().ok_or("lcp before")? && lcp >= 0.0,
+        "{before} {after}"
+    );
+    assert_eq!(after["lcp"], after["fcp"], "{after}");
+    assert_eq!(page.eval("vigil.resources().observers").await?, 1);
+    // The first visit's values were exported when it went into the cache; the restored
+    // measurements go when this one is left.
+    page.goto(&format!("{}/www/test/empty.html?again", server.url))
+        .await?;
+    let ttfb = wait_points(&server, "web_vitals.ttfb", |p| p.len() >= 2).await?;
+    let views = view_ids(&ttfb);
+    assert_eq!(views.len(), 1, "the same page view: {ttfb:?}");
+    assert!(ttfb.iter().any(|p| p["value"] == 0.0), "{ttfb:?}");
+    Ok(())
+}
