@@ -4,6 +4,8 @@
 
 /// The most series held between two exports.
 pub const MAX_SERIES: usize = 256;
+/// The most attributes a point keeps (the first ones given).
+pub const MAX_ATTRIBUTES: usize = 16;
 
 /// One series between two exports.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,17 @@ pub struct Series {
     pub count: u64,
     /// When the last value was recorded (ms since the epoch).
     pub time_ms: f64,
+}
+
+/// Sorts a few attributes by insertion (no slice-sort code in the wasm bundle).
+fn sort_small(v: &mut [(String, String)]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1] > v[j] {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// The aggregator.
@@ -47,7 +60,8 @@ impl Aggregator {
             self.dropped += 1;
             return;
         }
-        attributes.sort();
+        attributes.truncate(MAX_ATTRIBUTES);
+        sort_small(&mut attributes);
         if let Some(s) = self
             .series
             .iter_mut()
