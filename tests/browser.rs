@@ -571,8 +571,11 @@ fn vigil_start_patches_once_and_dispose_restores_everything() {
         .count();
     assert_eq!(console_crumbs, 1);
     // error, unhandledrejection, visibilitychange, popstate, focus, blur, online, offline, the
-    // transport's online/offline, and the manager's pagehide/pageshow.
-    assert_eq!(js_count("listeners"), 12.0);
+    // transport's online/offline, the manager's pagehide/pageshow, and the performance monitor's
+    // keydown/click (until the first input) and visibilitychange.
+    assert_eq!(js_count("listeners"), 15.0);
+    assert_eq!(js_count("observers"), 1.0, "one PerformanceObserver");
+    assert_eq!(js_count("intervals"), 1.0, "the metrics export");
     second.dispose();
     second.dispose();
     let now = js_sys::Reflect::get(&console, &"error".into()).unwrap();
@@ -669,6 +672,60 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
         .dyn_into()
         .unwrap();
     assert!(String::from(err.message()).starts_with("sampleRate:"));
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
+#[wasm_bindgen_test]
+async fn vigil_measures_the_page_and_checks_metric_arguments() {
+    let v = vigil::Vigil::start(vigil_options(", flushIntervalMs: 50")).unwrap();
+    // This harness page has painted and has a navigation entry: FCP and TTFB are known (after the
+    // buffered entries are delivered), each with a rating.
+    gloo_timers::future::TimeoutFuture::new(100).await;
+    let vitals = v.vitals().unwrap();
+    let ttfb = js_sys::Reflect::get(&vitals, &"ttfb".into()).unwrap();
+    assert!(
+        js_sys::Reflect::get(&ttfb, &"value".into())
+            .unwrap()
+            .as_f64()
+            .is_some_and(|t| t >= 0.0),
+        "TTFB measured"
+    );
+    let rating = js_sys::Reflect::get(&ttfb, &"rating".into()).unwrap();
+    assert!(["good", "needs-improvement", "poor"]
+        .iter()
+        .any(|r| rating == *r));
+    v.mark("a".into()).unwrap();
+    let ms = v
+        .measure("a-to-now".into(), Some("a".into()), None)
+        .unwrap();
+    assert!(ms >= 0.0);
+    assert!(
+        v.measure("bad".into(), Some("no-such-mark".into()), None)
+            .is_err(),
+        "an unknown mark throws as performance.measure does"
+    );
+    v.record_metric("queue".into(), 3.0, None, JsValue::UNDEFINED)
+        .unwrap();
+    let err: js_sys::Error = v
+        .record_metric("".into(), 1.0, None, JsValue::UNDEFINED)
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).starts_with("name:"));
+    assert!(v
+        .record_metric("x".into(), f64::NAN, None, JsValue::UNDEFINED)
+        .is_err());
+    // The export interval builds exports (nothing listens on port 9: they stay queued).
+    gloo_timers::future::TimeoutFuture::new(200).await;
+    let stats = v.stats().unwrap();
+    let exports = js_sys::Reflect::get(&stats, &"metricExports".into())
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(exports >= 1.0, "exports built: {exports}");
+    v.dispose();
+    assert!(v.vitals().is_err(), "disposed");
     assert_all_zero();
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
