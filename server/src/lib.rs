@@ -10,6 +10,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod store;
+pub mod voice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
