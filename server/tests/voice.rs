@@ -446,6 +446,56 @@ async fn server_shutdown_ends_live_peers() {
 }
 
 #[tokio::test]
+async fn a_client_closing_its_peer_connection_ends_the_call() {
+    let server = live().await;
+    let (mut client, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(1).await;
+    // RTCP BYE, SCTP shutdown and DTLS close_notify, as a browser's pc.close() sends.
+    client.rtc.close().unwrap();
+    client
+        .drive_until(Duration::from_millis(200), |_| false)
+        .await;
+    server.wait_voice_sessions(0).await;
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"peer_closed\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// The slow one (~16 s): str0m's ICE-lite agent drops a pair after 15 s without a STUN binding
+/// request (a fixed constant of the `is` crate), which is how a vanished browser is noticed.
+#[tokio::test]
+async fn a_client_that_vanishes_is_ended_by_ice_disconnect() {
+    let server = live().await;
+    let (client, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(1).await;
+    // Gone without a word: no close, its socket closed (the server's sends now hit a closed
+    // port).
+    drop(client);
+    let started = Instant::now();
+    while server.state.voice().session_count() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "the peer outlived its ICE timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.wait_voice_sessions(0).await;
+    eprintln!(
+        "voice: a vanished client was noticed after {:?}",
+        started.elapsed()
+    );
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"ice_disconnected\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
     let server = LiveServer::start_with_voice(
         vigil_server::hub::HubConfig::default(),
