@@ -98,6 +98,82 @@ async fn realtime_answers_201_with_sdp_and_location() {
     assert_eq!(app.state.metrics().voice_sessions.get(), 1);
 }
 
+/// An offer as Chromium writes it for `VoiceConnection` (mic track + `oai-events`), with an mDNS
+/// host candidate (Chromium hides local IPs behind `….local` names, which str0m cannot parse).
+const CHROMIUM_OFFER: &str = "v=0\r
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+a=group:BUNDLE 0 1\r
+a=extmap-allow-mixed\r
+a=msid-semantic: WMS stream\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
+c=IN IP4 0.0.0.0\r
+a=rtcp:9 IN IP4 0.0.0.0\r
+a=candidate:2999745851 1 udp 2122260223 4e1f1c8a-0f0e-4b5e-9d8b-1c2d3e4f5a6b.local 54321 typ host generation 0 network-id 1\r
+a=ice-ufrag:Zx9b\r
+a=ice-pwd:aBcDeFgHiJkLmNoPqRsTuVwX\r
+a=ice-options:trickle\r
+a=fingerprint:sha-256 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F\r
+a=setup:actpass\r
+a=mid:0\r
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r
+a=sendrecv\r
+a=msid:stream track\r
+a=rtcp-mux\r
+a=rtcp-rsize\r
+a=rtpmap:111 opus/48000/2\r
+a=rtcp-fb:111 transport-cc\r
+a=fmtp:111 minptime=10;useinbandfec=1\r
+a=rtpmap:63 red/48000/2\r
+a=fmtp:63 111/111\r
+a=rtpmap:9 G722/8000\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:13 CN/8000\r
+a=rtpmap:110 telephone-event/48000\r
+a=rtpmap:126 telephone-event/8000\r
+a=ssrc:1234567 cname:q1w2e3r4t5y6u7i8\r
+a=ssrc:1234567 msid:stream track\r
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r
+c=IN IP4 0.0.0.0\r
+a=candidate:2999745851 1 udp 2122260223 4e1f1c8a-0f0e-4b5e-9d8b-1c2d3e4f5a6b.local 54321 typ host generation 0 network-id 1\r
+a=ice-ufrag:Zx9b\r
+a=ice-pwd:aBcDeFgHiJkLmNoPqRsTuVwX\r
+a=ice-options:trickle\r
+a=fingerprint:sha-256 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F\r
+a=setup:actpass\r
+a=mid:1\r
+a=sctp-port:5000\r
+a=max-message-size:262144\r
+";
+
+#[tokio::test]
+async fn a_chromium_offer_with_mdns_candidates_is_answered() {
+    let app = TestApp::new().await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", CHROMIUM_OFFER))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let answer = text(res).await;
+    for needle in [
+        "a=ice-lite",
+        "a=mid:0",
+        "a=mid:1",
+        "a=sendrecv",
+        "opus/48000/2",
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "webrtc-datachannel",
+        "a=setup:passive",
+    ] {
+        assert!(answer.contains(needle), "{needle} missing from\n{answer}");
+    }
+}
+
 #[tokio::test]
 async fn realtime_refuses_missing_unknown_and_reused_keys_with_401() {
     let app = TestApp::new().await;
