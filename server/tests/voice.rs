@@ -326,7 +326,7 @@ async fn live() -> LiveServer {
 
 /// Mints a key and posts `offer` over HTTP; returns the answer, the `Location` and how long the
 /// POST took.
-async fn call(server: &LiveServer, offer: &str) -> (String, String, Duration) {
+async fn call(server: &impl Base, offer: &str) -> (String, String, Duration) {
     let http = reqwest::Client::new();
     let session: Value = http
         .post(server.url("/voice/session"))
@@ -355,7 +355,7 @@ async fn call(server: &LiveServer, offer: &str) -> (String, String, Duration) {
 
 /// A client whose events channel is open and has received `session.created`; also returns the
 /// POST time and the time from creating the offer to the channel opening.
-async fn connected(server: &LiveServer) -> (RtcClient, String, Duration, Duration) {
+async fn connected(server: &impl Base) -> (RtcClient, String, Duration, Duration) {
     let started = Instant::now();
     let (mut client, offer) = RtcClient::new().await;
     let (answer, location, post) = call(server, &offer).await;
@@ -594,10 +594,10 @@ async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
     server.stop().await;
 }
 
-/// Prints figures (run with `--nocapture`): POST time, offer-to-open time over 20 sequential
-/// calls, and the UDP sockets and memory held per live call. Asserts only correctness.
+/// Prints figures (run with `--nocapture`): POST time and offer-to-open time over 20 sequential
+/// calls, each hung up before the next. Asserts only correctness.
 #[tokio::test]
-async fn figures_handshake_times_and_cost_per_call() {
+async fn figures_handshake_times_over_20_calls() {
     let server = live().await;
     let mut posts = Vec::new();
     let mut opens = Vec::new();
@@ -625,37 +625,158 @@ async fn figures_handshake_times_and_cost_per_call() {
     );
 
     server.stop().await;
+}
 
-    // Cost per live call, on a voice address of its own so its sockets can be counted.
-    let server = LiveServer::start_with_voice(
-        vigil_server::hub::HubConfig::default(),
-        VoiceConfig {
-            udp: "127.0.0.3:0".parse().unwrap(),
-            ..VoiceConfig::default()
-        },
-    )
-    .await;
-    assert_eq!(udp_sockets_on("127.0.0.3"), 0);
-    let rss_before = rss_kib();
-    let mut live_calls = Vec::new();
-    for _ in 0..10 {
-        live_calls.push(connected(&server).await.0);
+/// Where a server answers HTTP: the in-process [`LiveServer`] or the real binary.
+trait Base {
+    /// `http://ADDR{path}`
+    fn url(&self, path: &str) -> String;
+}
+
+impl Base for LiveServer {
+    fn url(&self, path: &str) -> String {
+        LiveServer::url(self, path)
     }
-    server.wait_voice_sessions(10).await;
-    let rss = rss_kib() - rss_before;
+}
+
+/// The real `vigil-server` binary on free ports, its voice peers on `voice_ip`.
+struct Process {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Base for Process {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Process {
+    fn start(voice_ip: &str) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-server"))
+            .args(["--addr", "127.0.0.1:0", "--admin-token", "t"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/v.db", dir.path().display()))
+            .arg("--www")
+            .arg(dir.path())
+            .arg("--pkg")
+            .arg(dir.path())
+            .arg("--voice-udp")
+            .arg(format!("{voice_ip}:0"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// Resident memory of the server process.
+    fn rss_kib(&self) -> i64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Open file descriptors of the server process.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An IP of 127.0.0.0/8 unlikely to be shared with another run of this suite, so the UDP sockets
+/// on it can be counted.
+fn private_loopback_ip() -> String {
+    let pid = std::process::id();
+    format!("127.{}.{}.3", (pid >> 8) & 0xff, pid & 0xff)
+}
+
+/// The real binary: what one live call costs the server (RSS, fds, one UDP socket on
+/// `--voice-udp`), and SIGTERM with live calls exits 0 within 5 s, freeing every socket and
+/// telling the clients.
+#[tokio::test]
+async fn the_binary_holds_one_socket_per_call_and_exits_cleanly_with_live_calls() {
+    let ip = private_loopback_ip();
+    let server = Process::start(&ip);
+    assert_eq!(udp_sockets_on(&ip), 0);
+    // One call first, so allocations made once (TLS provider, pools) are not counted per call.
+    let warm = connected(&server).await.0;
+    let (rss_before, fds_before) = (server.rss_kib(), server.fds());
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        calls.push(connected(&server).await.0);
+    }
+    let (rss, fds) = (server.rss_kib() - rss_before, server.fds() - fds_before);
     assert_eq!(
-        udp_sockets_on("127.0.0.3"),
-        10,
-        "one UDP socket per peer, on --voice-udp"
+        udp_sockets_on(&ip),
+        11,
+        "one UDP socket per call, on --voice-udp"
     );
     eprintln!(
-        "voice figures: 10 live calls: 10 server UDP sockets; {rss} KiB more RSS in this process \
-         (server peer + str0m client each, other tests running alongside): ~{} KiB per pair",
+        "voice figures: the server process, 10 more live calls: +{rss} KiB RSS (~{} KiB per call), +{fds} fds",
         rss / 10
     );
-    drop(live_calls);
-    server.stop().await;
-    assert_eq!(udp_sockets_on("127.0.0.3"), 0, "every peer socket is freed");
+    calls.push(warm);
+
+    let mut server = server;
+    let started = Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "voice figures: SIGTERM with 11 live calls: exit {status} after {:?}",
+        started.elapsed()
+    );
+    assert!(status.success(), "{status}");
+    assert_eq!(udp_sockets_on(&ip), 0, "every peer socket is freed");
+    for client in &mut calls {
+        assert!(
+            client
+                .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
+                .await,
+            "a client was not told"
+        );
+    }
 }
 
 /// UDP sockets bound to the IPv4 address `ip` in this network namespace (`/proc/net/udp`).
@@ -673,14 +794,4 @@ fn udp_sockets_on(ip: &str) -> usize {
                 .is_some_and(|local| local.starts_with(&format!("{hex}:")))
         })
         .count()
-}
-
-/// This process's resident memory.
-fn rss_kib() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
