@@ -486,9 +486,7 @@ async fn hang_up_closes_the_call_and_the_client_sees_it() {
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
     server.wait_voice_sessions(0).await;
     assert!(
-        client
-            .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
-            .await,
+        client.drive_until(WAIT, RtcClient::is_ended).await,
         "the client was not told"
     );
     server.stop().await;
@@ -513,9 +511,7 @@ async fn server_shutdown_ends_live_peers() {
     );
     for client in [&mut a, &mut b] {
         assert!(
-            client
-                .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
-                .await,
+            client.drive_until(WAIT, RtcClient::is_ended).await,
             "a client was not told"
         );
     }
@@ -642,6 +638,8 @@ impl Base for LiveServer {
 /// The real `vigil-server` binary on free ports, its voice peers on `voice_ip`.
 struct Process {
     child: std::process::Child,
+    // Kept open: the server prints more start-up lines, and a closed pipe would kill it.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
     base: String,
     _dir: tempfile::TempDir,
 }
@@ -672,9 +670,8 @@ impl Process {
             .spawn()
             .unwrap();
         let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
         let base = first
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -682,6 +679,7 @@ impl Process {
             .to_owned();
         Self {
             child,
+            _stdout: stdout,
             base,
             _dir: dir,
         }
@@ -771,9 +769,7 @@ async fn the_binary_holds_one_socket_per_call_and_exits_cleanly_with_live_calls(
     assert_eq!(udp_sockets_on(&ip), 0, "every peer socket is freed");
     for client in &mut calls {
         assert!(
-            client
-                .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
-                .await,
+            client.drive_until(WAIT, RtcClient::is_ended).await,
             "a client was not told"
         );
     }
