@@ -445,9 +445,11 @@ async fn a_str0m_client_gets_events_speech_and_its_audio_echoed() {
         started["audio_start_ms"].as_u64().unwrap(),
         stopped["audio_end_ms"].as_u64().unwrap(),
     );
-    // Loud from 0 to ~380 ms, then 200 ms of silence.
-    assert!(start < 100, "audio_start_ms {start}");
-    assert!((450..=900).contains(&end), "audio_end_ms {end}");
+    // The first frame is loud and the padding is 0, so speech starts at the call's first audio.
+    // It ends 200 ms (the silence duration) after the last loud frame, ~380 ms in by the sender's
+    // pacing; arrival times stretch or bunch on a loaded machine, so the bound is loose.
+    assert_eq!(start, 0, "audio_start_ms");
+    assert!((200..=5000).contains(&end), "audio_end_ms {end}");
 
     // The echo: the frames come back, in order.
     assert!(
@@ -572,7 +574,7 @@ async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
     let server = LiveServer::start_with_voice(
         vigil_server::hub::HubConfig::default(),
         VoiceConfig {
-            connect_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(1),
             ..VoiceConfig::default()
         },
     )
