@@ -42,7 +42,9 @@ async fn chromium_gets_events_and_its_microphone_echoed() -> Result<()> {
         .eval(
             "(async () => {
                 const log = window.vlog = { events: [], open: false, tracks: 0 };
+                const t0 = performance.now();
                 const session = await (await fetch('/voice/session', { method: 'POST' })).json();
+                log.sessionMs = performance.now() - t0;
                 const pc = window.pc = new RTCPeerConnection();
                 const dc = window.dc = pc.createDataChannel('oai-events');
                 dc.onopen = () => { log.open = true; };
@@ -152,7 +154,7 @@ async fn chromium_gets_events_and_its_microphone_echoed() -> Result<()> {
         "{pair}"
     );
     let figures = page
-        .eval("({ postMs: vlog.postMs, openMs: vlog.openMs, types: vlog.events.map(e => e.type) })")
+        .eval("({ sessionMs: vlog.sessionMs, postMs: vlog.postMs, openMs: vlog.openMs, types: vlog.events.map(e => e.type) })")
         .await?;
     eprintln!("voice e2e: echoed {stats}; {figures}");
 
