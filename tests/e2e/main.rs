@@ -6,4 +6,5 @@ mod demo;
 mod perf;
 mod server_process;
 mod tracker;
+mod voice_peer;
 mod websocket;
