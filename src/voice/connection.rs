@@ -748,10 +748,19 @@ fn set_answer(shared: &Shared, g: u64, sdp: String) {
 }
 
 fn on_track(shared: &Shared, g: u64, event: &web_sys::Event) {
+    let Some(event) = event.dyn_ref::<web_sys::RtcTrackEvent>() else {
+        return;
+    };
+    // `streams[0]`; a peer that sends no stream id (no `msid`) gives none: wrap the track.
     let stream = event
-        .dyn_ref::<web_sys::RtcTrackEvent>()
-        .map(|e| e.streams().get(0))
-        .and_then(|s| s.dyn_into::<web_sys::MediaStream>().ok());
+        .streams()
+        .get(0)
+        .dyn_into::<web_sys::MediaStream>()
+        .ok()
+        .or_else(|| {
+            let tracks = js_sys::Array::of1(&event.track());
+            web_sys::MediaStream::new_with_tracks(&tracks).ok()
+        });
     if let Some(stream) = stream {
         feed_with(shared, Incoming::Remote(stream), Event::RemoteTrack(g));
     }
