@@ -5,4 +5,5 @@
 mod demo;
 mod server_process;
 mod tracker;
+mod voice;
 mod websocket;
