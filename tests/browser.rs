@@ -693,8 +693,8 @@ const VOICE_STUB: &str = r#"
       return new Response(JSON.stringify({ client_secret: { value: 'ek_test', expires_at: 0 }, realtime_url: 'realtime' }));
     }
     if (u.endsWith('/stub/realtime')) {
-      stub.auth = init.headers.get('Authorization');
-      stub.contentType = init.headers.get('Content-Type');
+      stub.auth = new Headers(init.headers).get('Authorization');
+      stub.contentType = new Headers(init.headers).get('Content-Type');
       if (stub.realtime === 'refuse') return new Response('{"error":"key refused"}', { status: 401 });
       if (stub.realtime === 'garbage') return new Response('<html>nope</html>', { status: 201 });
       const pc = stub.remote = new RTCPeerConnection();

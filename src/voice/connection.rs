@@ -28,8 +28,94 @@ pub use super::machine::Config;
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
 /// The most `connect()` promises waiting at once; more are rejected at once.
 pub const MAX_PENDING_CONNECTS: usize = 64;
-/// At most this many characters of an error response body go into an error message.
-const MAX_BODY_IN_MESSAGE: usize = 200;
+
+// Conversions with the browser's promise APIs, kept in JS: one small function per step instead of
+// a Rust future and a web-sys import per call. Each rejects with a string: the step's detail.
+// Decisions stay in the machine; resources that come back (tracks) go into guards in Rust.
+#[wasm_bindgen(inline_js = r#"
+const detail = (e) => typeof e === 'string' ? e : e && e.name ? e.name + ': ' + e.message : String(e);
+const fail = (e) => { throw detail(e); };
+const post = async (url, body, headers, signal) => {
+  const r = await fetch(url, { method: 'POST', body, headers, signal });
+  const text = await r.text();
+  if (r.ok) return text;
+  const t = text.trim();
+  throw 'POST ' + url + ' answered ' + r.status + (t ? ': ' + t.slice(0, 200) : '') +
+    (r.status === 401 ? ' (the key was refused: used already, or expired)' : '');
+};
+export function vigilVoiceSession(url, signal) {
+  return post(url, '{}', { 'Content-Type': 'application/json' }, signal).then((text) => {
+    let a;
+    try { a = JSON.parse(text); } catch (_) { throw 'the session answer is not JSON'; }
+    const key = a && a.client_secret && a.client_secret.value;
+    if (typeof key !== 'string') throw 'the session answer has no client_secret.value';
+    if (typeof a.realtime_url !== 'string') throw 'the session answer has no realtime_url';
+    return [key, new URL(a.realtime_url, url).href];
+  }).catch(fail);
+}
+export function vigilVoiceMicrophone(audio) {
+  const devices = navigator.mediaDevices;
+  if (!devices) return Promise.reject('navigator.mediaDevices is missing (not a secure context?)');
+  return devices.getUserMedia({ audio }).catch(fail);
+}
+export function vigilVoiceAddTracks(pc, stream) { for (const t of stream.getTracks()) pc.addTrack(t, stream); }
+export function vigilVoiceReceiveOnly(pc) { pc.addTransceiver('audio', { direction: 'recvonly' }); }
+export function vigilVoiceOffer(pc) {
+  return pc.createOffer().then((o) => pc.setLocalDescription(o).then(() => o.sdp)).catch(fail);
+}
+export function vigilVoiceExchange(url, key, sdp, signal) {
+  return post(url, sdp, { 'Content-Type': 'application/sdp', Authorization: 'Bearer ' + key }, signal).catch(fail);
+}
+export function vigilVoiceAnswer(pc, sdp) { return pc.setRemoteDescription({ type: 'answer', sdp }).catch(fail); }
+export function vigilVoicePlay(el, stream) {
+  el.srcObject = stream;
+  const p = el.play(); // autoplay may be refused until a user gesture; the element keeps the stream
+  if (p) p.catch(() => {});
+}
+export function vigilVoiceStop(el) { el.pause(); el.srcObject = null; }
+export function vigilVoiceUpdate(session) {
+  return JSON.stringify({ type: 'session.update', session: { type: 'realtime', ...session } });
+}
+export async function vigilVoiceStats(pc, c) {
+  const out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, roundTripTimeMs: null,
+    eventsIn: c[0], eventsOut: c[1], invalidEvents: c[2] };
+  if (pc) (await pc.getStats()).forEach((s) => {
+    if (s.kind === 'audio' && s.type === 'outbound-rtp') { out.packetsSent += s.packetsSent || 0; out.bytesSent += s.bytesSent || 0; }
+    if (s.kind === 'audio' && s.type === 'inbound-rtp') { out.packetsReceived += s.packetsReceived || 0; out.bytesReceived += s.bytesReceived || 0; }
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) out.roundTripTimeMs = s.currentRoundTripTime * 1000;
+  });
+  return out;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilVoiceSession)]
+    fn js_session(url: &str, signal: Option<&web_sys::AbortSignal>) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = vigilVoiceMicrophone)]
+    fn js_microphone(audio: &JsValue) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = vigilVoiceAddTracks)]
+    fn js_add_tracks(pc: &web_sys::RtcPeerConnection, stream: &web_sys::MediaStream);
+    #[wasm_bindgen(js_name = vigilVoiceReceiveOnly)]
+    fn js_receive_only(pc: &web_sys::RtcPeerConnection);
+    #[wasm_bindgen(js_name = vigilVoiceOffer)]
+    fn js_offer(pc: &web_sys::RtcPeerConnection) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = vigilVoiceExchange)]
+    fn js_exchange(
+        url: &str,
+        key: &str,
+        sdp: &str,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = vigilVoiceAnswer)]
+    fn js_answer(pc: &web_sys::RtcPeerConnection, sdp: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = vigilVoicePlay)]
+    fn js_play(element: &web_sys::HtmlMediaElement, stream: &web_sys::MediaStream);
+    #[wasm_bindgen(js_name = vigilVoiceStop)]
+    fn js_stop(element: &web_sys::HtmlMediaElement);
+    #[wasm_bindgen(js_name = vigilVoiceUpdate)]
+    fn js_session_update(session: &JsValue) -> String;
+    #[wasm_bindgen(js_name = vigilVoiceStats)]
+    fn js_stats(pc: Option<&web_sys::RtcPeerConnection>, counters: &[f64]) -> js_sys::Promise;
+}
 
 /// A shared handle on one connection's state.
 pub type Shared = Rc<RefCell<Inner>>;
@@ -118,8 +204,7 @@ impl Drop for Attempt {
         self.microphone.clear();
         if let Some(audio) = self.audio.take() {
             if let Some(media) = audio.media() {
-                let _ = media.pause();
-                media.set_src_object(None);
+                js_stop(&media);
             }
             drop(audio); // a created element leaves the page here
         }
@@ -286,83 +371,16 @@ pub fn counters(shared: &Shared) -> Counters {
 /// `getStats()` (audio `outbound-rtp` / `inbound-rtp`, the nominated candidate pair), plus the
 /// event counters. All zero (and `roundTripTimeMs: null`) without a peer connection.
 pub fn stats(shared: &Shared) -> js_sys::Promise {
-    let (pc, c) = {
-        let i = shared.borrow();
-        (
-            i.attempt.peer.as_ref().map(|p| p.raw().clone()),
-            i.machine.counters(),
-        )
-    };
-    wasm_bindgen_futures::future_to_promise(async move {
-        let mut sums = [0.0_f64; 4]; // packetsSent, packetsReceived, bytesSent, bytesReceived
-        let mut rtt = JsValue::NULL;
-        if let Some(pc) = pc {
-            let report = JsFuture::from(pc.get_stats()).await?;
-            let values: js_sys::Function = get(&report, "values").dyn_into()?;
-            let iter = values.call0(&report)?;
-            if let Some(iter) = js_sys::try_iter(&iter)? {
-                for stat in iter {
-                    let stat = stat?;
-                    let kind = get(&stat, "type").as_string().unwrap_or_default();
-                    let audio = get(&stat, "kind").as_string().as_deref() == Some("audio");
-                    let num = |k: &str| get(&stat, k).as_f64().unwrap_or(0.0);
-                    match kind.as_str() {
-                        "outbound-rtp" if audio => {
-                            sums[0] += num("packetsSent");
-                            sums[2] += num("bytesSent");
-                        }
-                        "inbound-rtp" if audio => {
-                            sums[1] += num("packetsReceived");
-                            sums[3] += num("bytesReceived");
-                        }
-                        "candidate-pair" if get(&stat, "nominated").is_truthy() => {
-                            if let Some(s) = get(&stat, "currentRoundTripTime").as_f64() {
-                                rtt = JsValue::from(s * 1000.0);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        let out = js_sys::Object::new();
-        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(drop);
-        for (k, v) in [
-            "packetsSent",
-            "packetsReceived",
-            "bytesSent",
-            "bytesReceived",
-        ]
-        .iter()
-        .zip(sums)
-        {
-            set(k, &v.into())?;
-        }
-        set("roundTripTimeMs", &rtt)?;
-        set("eventsIn", &(c.events_in as f64).into())?;
-        set("eventsOut", &(c.events_out as f64).into())?;
-        set("invalidEvents", &(c.invalid as f64).into())?;
-        Ok(out.into())
-    })
+    let i = shared.borrow();
+    let c = i.machine.counters();
+    js_stats(
+        i.attempt.peer.as_ref().map(PeerConnection::raw),
+        &[c.events_in as f64, c.events_out as f64, c.invalid as f64],
+    )
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// `name: message` of a thrown value, for error messages.
-fn describe(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
-    }
-    let name = get(e, "name").as_string().unwrap_or_default();
-    let message = get(e, "message").as_string().unwrap_or_default();
-    match (name.is_empty(), message.is_empty()) {
-        (true, true) => "an unknown error".to_owned(),
-        (false, true) => name,
-        (true, false) => message,
-        (false, false) => name + ": " + &message,
-    }
 }
 
 /// Feeds one event to the machine and applies the effects. No borrow is held while page code
@@ -421,21 +439,18 @@ fn apply(shared: &Shared, effect: Effect) {
             let mut i = shared.borrow_mut();
             if let Some(Incoming::Microphone(stream, tracks)) = i.incoming.take() {
                 let muted = i.muted;
+                for t in &tracks {
+                    t.raw().set_enabled(!muted);
+                }
                 if let Some(pc) = i.attempt.peer.as_ref() {
-                    for t in &tracks {
-                        t.raw().set_enabled(!muted);
-                        pc.raw().add_track_0(t.raw(), &stream);
-                    }
+                    js_add_tracks(pc.raw(), &stream);
                 }
                 i.attempt.microphone.extend(tracks);
             }
         }
         Effect::ReceiveOnly => {
-            let i = shared.borrow();
-            if let Some(pc) = i.attempt.peer.as_ref() {
-                let init = web_sys::RtcRtpTransceiverInit::new();
-                init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
-                pc.raw().add_transceiver_with_str_and_init("audio", &init);
+            if let Some(pc) = peer_of(shared) {
+                js_receive_only(&pc);
             }
         }
         Effect::CreateOffer(g) => create_offer(shared, g),
@@ -444,8 +459,8 @@ fn apply(shared: &Shared, effect: Effect) {
             url,
             key,
             sdp,
-        } => post_offer(shared, generation, url, key, sdp),
-        Effect::SetAnswer { generation, sdp } => set_answer(shared, generation, sdp),
+        } => post_offer(shared, generation, &url, &key, &sdp),
+        Effect::SetAnswer { generation, sdp } => set_answer(shared, generation, &sdp),
         Effect::PlayRemote => play_remote(shared),
         Effect::SendSessionUpdate => send_session_update(shared),
         Effect::Dispatch => dispatch(shared),
@@ -487,101 +502,67 @@ fn abort_signal(shared: &Shared) -> Option<web_sys::AbortSignal> {
         .map(web_sys::AbortController::signal)
 }
 
-/// `fetch(url, {method: "POST", body, headers, signal})`; the status and the body text.
-async fn post(
-    url: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-    signal: Option<&web_sys::AbortSignal>,
-) -> Result<(u16, String), String> {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
-    init.set_signal(signal);
-    let h = web_sys::Headers::new().map_err(|e| describe(&e))?;
-    for (k, v) in headers {
-        h.set(k, v).map_err(|e| describe(&e))?;
-    }
-    init.set_headers(&h);
-    let window = web_sys::window().ok_or("no window")?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
-        .await
-        .map_err(|e| describe(&e))?
-        .unchecked_into();
-    let text = match response.text() {
-        Ok(p) => JsFuture::from(p)
+/// What to do with the outcome of one step's promise (rejections are the step's detail text).
+type Done = fn(&Shared, u64, Result<JsValue, String>);
+
+/// Awaits a step's promise, then hands the outcome to `done` if the connection still exists.
+/// One generic runner for every step keeps one future type in the bundle.
+fn run(shared: &Shared, g: u64, promise: js_sys::Promise, done: Done) {
+    let weak = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = JsFuture::from(promise)
             .await
-            .map_err(|e| describe(&e))?
-            .as_string()
-            .unwrap_or_default(),
-        Err(e) => return Err(describe(&e)),
-    };
-    Ok((response.status(), text))
+            .map_err(|e| e.as_string().unwrap_or_default());
+        match weak.upgrade() {
+            Some(s) => done(&s, g, result),
+            // Disposed meanwhile: a microphone granted now is stopped at once.
+            None => drop(result.ok().map(|v| tracks_of(&v))),
+        }
+    });
 }
 
-/// "POST {url} answered {status}: {body…}"
-fn refused(url: &str, status: u16, body: &str) -> String {
-    let mut s = String::from("POST ");
-    s.push_str(url);
-    s.push_str(" answered ");
-    s.push_str(&status.to_string());
-    let body = body.trim();
-    if !body.is_empty() {
-        s.push_str(": ");
-        s.extend(body.chars().take(MAX_BODY_IN_MESSAGE));
-    }
-    s
+/// Every track of a `MediaStream` in a guard (none for another value).
+fn tracks_of(value: &JsValue) -> Vec<MediaTrack> {
+    value
+        .dyn_ref::<web_sys::MediaStream>()
+        .map(|stream| {
+            stream
+                .get_tracks()
+                .iter()
+                .map(|t| MediaTrack::new(t.unchecked_into()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn failed(step: Step) -> impl Fn(u64, String) -> Event {
+    move |g, detail| Event::StepFailed(g, step, detail)
 }
 
 fn request_session(shared: &Shared, g: u64) {
     let url = shared.borrow().settings.session_url.clone();
     let signal = abort_signal(shared);
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = session(&url, signal.as_ref()).await;
-        let Some(s) = weak.upgrade() else { return };
-        feed(
-            &s,
-            match result {
-                Ok((key, url)) => Event::SessionReady {
+    run(shared, g, js_session(&url, signal.as_ref()), |s, g, r| {
+        let event = match r {
+            Ok(pair) => {
+                let pair = js_sys::Array::from(&pair);
+                Event::SessionReady {
                     generation: g,
-                    key,
-                    url,
-                },
-                Err(detail) => Event::StepFailed(g, Step::Session, detail),
-            },
-        );
+                    key: pair.get(0).as_string().unwrap_or_default(),
+                    url: pair.get(1).as_string().unwrap_or_default(),
+                }
+            }
+            Err(detail) => failed(Step::Session)(g, detail),
+        };
+        feed(s, event);
     });
-}
-
-/// `POST sessionUrl` → `(client_secret.value, realtime_url resolved against sessionUrl)`.
-async fn session(
-    url: &str,
-    signal: Option<&web_sys::AbortSignal>,
-) -> Result<(String, String), String> {
-    let (status, text) = post(url, "{}", &[("Content-Type", "application/json")], signal).await?;
-    if !(200..300).contains(&status) {
-        return Err(refused(url, status, &text));
-    }
-    let answer =
-        js_sys::JSON::parse(&text).map_err(|_| "the session answer is not JSON".to_owned())?;
-    let secret = get(&answer, "client_secret");
-    let key = get(&secret, "value")
-        .as_string()
-        .ok_or("the session answer has no client_secret.value")?;
-    let realtime = get(&answer, "realtime_url")
-        .as_string()
-        .ok_or("the session answer has no realtime_url")?;
-    let resolved = web_sys::Url::new_with_base(&realtime, url)
-        .map_err(|_| "the session answer's realtime_url is not a URL".to_owned())?;
-    Ok((key, resolved.href()))
 }
 
 fn open_peer(shared: &Shared, g: u64) {
     let label = shared.borrow().settings.label.clone();
-    let pc = match web_sys::RtcPeerConnection::new() {
-        Ok(pc) => pc,
-        Err(e) => return feed(shared, Event::StepFailed(g, Step::Peer, describe(&e))),
+    let Ok(pc) = web_sys::RtcPeerConnection::new() else {
+        let detail = "new RTCPeerConnection() threw".to_owned();
+        return feed(shared, Event::StepFailed(g, Step::Peer, detail));
     };
     let mut peer = PeerConnection::new(pc);
     let mut channel = DataChannel::new(peer.raw().create_data_channel(&label));
@@ -620,49 +601,15 @@ fn open_peer(shared: &Shared, g: u64) {
 
 fn request_microphone(shared: &Shared, g: u64) {
     let audio = shared.borrow().settings.audio.clone();
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = microphone(&audio).await;
-        let Some(s) = weak.upgrade() else { return }; // the tracks (if any) stop as they drop
-        match result {
-            Ok((stream, tracks)) => {
-                feed_with(
-                    &s,
-                    Incoming::Microphone(stream, tracks),
-                    Event::MicrophoneReady(g),
-                );
-            }
-            Err(detail) => feed(&s, Event::StepFailed(g, Step::Microphone, detail)),
+    run(shared, g, js_microphone(&audio), |s, g, r| match r {
+        Ok(stream) => {
+            // In guards before anything else runs: if the machine does not keep them, they stop.
+            let tracks = tracks_of(&stream);
+            let incoming = Incoming::Microphone(stream.unchecked_into(), tracks);
+            feed_with(s, incoming, Event::MicrophoneReady(g));
         }
+        Err(detail) => feed(s, failed(Step::Microphone)(g, detail)),
     });
-}
-
-/// `getUserMedia({audio})`; every track is in a guard as soon as it exists.
-async fn microphone(audio: &JsValue) -> Result<(web_sys::MediaStream, Vec<MediaTrack>), String> {
-    let devices = web_sys::window()
-        .ok_or("no window")?
-        .navigator()
-        .media_devices()
-        .map_err(|_| {
-            "navigator.mediaDevices is not available (not a secure context?)".to_owned()
-        })?;
-    let constraints = web_sys::MediaStreamConstraints::new();
-    constraints.set_audio(audio);
-    let promise = devices
-        .get_user_media_with_constraints(&constraints)
-        .map_err(|e| describe(&e))?;
-    let stream: web_sys::MediaStream = JsFuture::from(promise)
-        .await
-        .map_err(|e| describe(&e))?
-        .unchecked_into();
-    let tracks = stream
-        .get_tracks()
-        .iter()
-        // `Clone::clone` is not needed: each JsValue is ours; `MediaStreamTrack::clone` would
-        // make a new track.
-        .map(|t| MediaTrack::new(t.unchecked_into()))
-        .collect();
-    Ok((stream, tracks))
 }
 
 fn peer_of(shared: &Shared) -> Option<web_sys::RtcPeerConnection> {
@@ -676,72 +623,43 @@ fn peer_of(shared: &Shared) -> Option<web_sys::RtcPeerConnection> {
 
 fn create_offer(shared: &Shared, g: u64) {
     let Some(pc) = peer_of(shared) else { return };
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = async {
-            let offer = JsFuture::from(pc.create_offer()).await?;
-            let sdp = get(&offer, "sdp").as_string().unwrap_or_default();
-            JsFuture::from(pc.set_local_description(offer.unchecked_ref())).await?;
-            Ok::<_, JsValue>(sdp)
-        }
-        .await;
-        let Some(s) = weak.upgrade() else { return };
+    run(shared, g, js_offer(&pc), |s, g, r| {
         feed(
-            &s,
-            match result {
-                Ok(sdp) => Event::OfferReady(g, sdp),
-                Err(e) => Event::StepFailed(g, Step::Offer, describe(&e)),
+            s,
+            match r {
+                Ok(sdp) => Event::OfferReady(g, sdp.as_string().unwrap_or_default()),
+                Err(detail) => failed(Step::Offer)(g, detail),
             },
         );
     });
 }
 
-fn post_offer(shared: &Shared, g: u64, url: String, key: String, sdp: String) {
+fn post_offer(shared: &Shared, g: u64, url: &str, key: &str, sdp: &str) {
     let signal = abort_signal(shared);
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let bearer = String::from("Bearer ") + &key;
-        let result = post(
-            &url,
-            &sdp,
-            &[
-                ("Content-Type", "application/sdp"),
-                ("Authorization", &bearer),
-            ],
-            signal.as_ref(),
-        )
-        .await;
-        let Some(s) = weak.upgrade() else { return };
-        feed(
-            &s,
-            match result {
-                Ok((status, body)) if (200..300).contains(&status) => Event::AnswerReady(g, body),
-                Ok((status, body)) => {
-                    let mut detail = refused(&url, status, &body);
-                    if status == 401 {
-                        detail.push_str(" (the key was refused: used already, or expired)");
-                    }
-                    Event::StepFailed(g, Step::Exchange, detail)
-                }
-                Err(detail) => Event::StepFailed(g, Step::Exchange, detail),
-            },
-        );
-    });
+    run(
+        shared,
+        g,
+        js_exchange(url, key, sdp, signal.as_ref()),
+        |s, g, r| {
+            feed(
+                s,
+                match r {
+                    Ok(body) => Event::AnswerReady(g, body.as_string().unwrap_or_default()),
+                    Err(detail) => failed(Step::Exchange)(g, detail),
+                },
+            );
+        },
+    );
 }
 
-fn set_answer(shared: &Shared, g: u64, sdp: String) {
+fn set_answer(shared: &Shared, g: u64, sdp: &str) {
     let Some(pc) = peer_of(shared) else { return };
-    let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let answer = web_sys::RtcSessionDescriptionInit::new(web_sys::RtcSdpType::Answer);
-        answer.set_sdp(&sdp);
-        let result = JsFuture::from(pc.set_remote_description(&answer)).await;
-        let Some(s) = weak.upgrade() else { return };
+    run(shared, g, js_answer(&pc, sdp), |s, g, r| {
         feed(
-            &s,
-            match result {
+            s,
+            match r {
                 Ok(_) => Event::AnswerSet(g),
-                Err(e) => Event::StepFailed(g, Step::Answer, describe(&e)),
+                Err(detail) => failed(Step::Answer)(g, detail),
             },
         );
     });
@@ -767,7 +685,7 @@ fn on_track(shared: &Shared, g: u64, event: &web_sys::Event) {
 }
 
 fn play_remote(shared: &Shared) {
-    let media = {
+    let (media, stream) = {
         let mut i = shared.borrow_mut();
         let Some(Incoming::Remote(stream)) = i.incoming.take() else {
             return;
@@ -778,19 +696,10 @@ fn play_remote(shared: &Shared) {
                 None => create_audio_element().map(Audio::Created),
             };
         }
-        let media = i.attempt.audio.as_ref().and_then(Audio::media);
-        if let Some(m) = &media {
-            m.set_src_object(Some(&stream));
-        }
-        media
+        (i.attempt.audio.as_ref().and_then(Audio::media), stream)
     };
     if let Some(m) = media {
-        if let Ok(p) = m.play() {
-            // Autoplay may be refused until a user gesture; the element still holds the stream.
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = JsFuture::from(p).await;
-            });
-        }
+        js_play(&m, &stream);
     }
 }
 
@@ -813,21 +722,9 @@ fn send_session_update(shared: &Shared) {
         )
     };
     let Some(channel) = channel else { return };
-    let session = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&session, &"type".into(), &"realtime".into());
-    if let Some(given) = given {
-        js_sys::Object::assign(&session, &given);
-    }
-    let message = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&message, &"type".into(), &"session.update".into());
-    let _ = js_sys::Reflect::set(&message, &"session".into(), &session);
-    match js_sys::JSON::stringify(&message) {
-        Ok(text) => {
-            if let Err(e) = channel.send_with_str(&String::from(text)) {
-                report::report("VoiceConnection could not send session.update", &e);
-            }
-        }
-        Err(e) => report::report("VoiceConnection: session cannot be serialized as JSON", &e),
+    let text = js_session_update(given.as_ref().map_or(&JsValue::UNDEFINED, |g| g.as_ref()));
+    if let Err(e) = channel.send_with_str(&text) {
+        report::report("VoiceConnection could not send session.update", &e);
     }
 }
 
