@@ -60,9 +60,15 @@ pub struct Config {
     #[arg(long, env = "VIGIL_RATE_LIMIT_BURST", default_value_t = 1000.0)]
     pub rate_limit_burst: f64,
 
-    /// The address the voice peer's UDP sockets bind to.
-    #[arg(long, env = "VIGIL_VOICE_UDP", default_value = "127.0.0.1:0")]
+    /// The address the voice peer's UDP sockets bind to: each call binds its own socket on this
+    /// IP; port 0 lets the system pick one per call, a port P gives calls the range
+    /// P..P+voice-max-sessions.
+    #[arg(long, env = "VIGIL_VOICE_UDP", default_value = "127.0.0.1:0", value_parser = concrete_ip)]
     pub voice_udp: SocketAddr,
+
+    /// Voice calls at once; more are refused with 503.
+    #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
+    pub voice_max_sessions: usize,
 }
 
 impl Config {
@@ -78,6 +84,19 @@ impl Config {
             "test-admin",
         ])
     }
+}
+
+/// A socket address whose IP can go in an ICE candidate (not `0.0.0.0` or `::`).
+fn concrete_ip(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("expected IP:PORT, got {s:?}: {e}"))?;
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "{s}: the voice peer announces this IP to browsers, so it must be a concrete address"
+        ));
+    }
+    Ok(addr)
 }
 
 /// `ID:PUBLIC_KEY`, e.g. `1:dev`.
@@ -144,6 +163,24 @@ mod tests {
         ]);
         let ids: Vec<_> = c.projects.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn voice_flags_have_defaults_and_refuse_unspecified_ips() {
+        let c = Config::parse_from(["vigil-server"]);
+        assert_eq!(c.voice_udp.to_string(), "127.0.0.1:0");
+        assert_eq!(c.voice_max_sessions, 16);
+        let c = Config::parse_from([
+            "vigil-server",
+            "--voice-udp",
+            "127.0.0.2:40000",
+            "--voice-max-sessions",
+            "3",
+        ]);
+        assert_eq!(c.voice_udp.port(), 40000);
+        assert_eq!(c.voice_max_sessions, 3);
+        let e = Config::try_parse_from(["vigil-server", "--voice-udp", "0.0.0.0:0"]).unwrap_err();
+        assert!(e.to_string().contains("concrete"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum AppError {
     /// At capacity (sessions, peers).
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A server-side failure other than storage (details go to the log).
+    #[error("internal error")]
+    Internal(String),
     /// The database failed.
     #[error("storage error")]
     Storage(#[from] sqlx::Error),
@@ -45,7 +48,9 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Storage(_) | Self::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Storage(_) | Self::Migrate(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -105,6 +110,24 @@ impl From<axum::extract::rejection::BytesRejection> for AppError {
                 Self::PayloadTooLarge("the request body is over the 1 MiB limit".into())
             }
             _ => Self::BadRequest(rejection.body_text()),
+        }
+    }
+}
+
+impl From<crate::voice::VoiceError> for AppError {
+    fn from(e: crate::voice::VoiceError) -> Self {
+        use crate::voice::keys::KeyError;
+        use crate::voice::VoiceError as V;
+        match e {
+            V::MissingKey => Self::Unauthorized(
+                "missing Authorization: Bearer ek_… (mint one with POST /voice/session)",
+            ),
+            V::Key(KeyError::Unknown) => Self::Unauthorized("unknown or already used key"),
+            V::Key(KeyError::Expired) => Self::Unauthorized("the key expired"),
+            V::BadOffer(reason) => Self::BadRequest(reason),
+            V::Full(_) => Self::Unavailable("the voice peer holds its maximum of sessions"),
+            V::ShuttingDown => Self::Unavailable("the server is shutting down"),
+            e @ V::Socket(..) => Self::Internal(e.to_string()),
         }
     }
 }

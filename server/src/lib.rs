@@ -10,6 +10,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod store;
+pub mod voice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ use metrics::Metrics;
 use store::Store;
 use vigil_protocol::orders::{NewOrder, Order};
 use vigil_protocol::IssueSummary;
+use voice::{VoiceConfig, VoiceHub};
 
 /// The crate version, printed at start and recorded in the database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -55,6 +57,7 @@ struct Inner {
     store: Store,
     metrics: Metrics,
     hub: Hub,
+    voice: VoiceHub,
     ingest: ingest::Ingest,
     allowed_origins: Vec<HeaderValue>,
     admin_token: String,
@@ -73,6 +76,11 @@ impl AppState {
 
     /// As [`AppState::new`], with the hub's limits and timings given (tests shorten them).
     pub fn with_hub_config(config: &Config, store: Store, hub: HubConfig) -> Self {
+        Self::with_configs(config, store, hub, VoiceConfig::from_config(config))
+    }
+
+    /// As [`AppState::with_hub_config`], with the voice peer's limits and timings given too.
+    pub fn with_configs(config: &Config, store: Store, hub: HubConfig, voice: VoiceConfig) -> Self {
         let admin_token = config
             .admin_token
             .clone()
@@ -80,6 +88,7 @@ impl AppState {
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
         let hub = Hub::new(hub, store.clone(), metrics.clone(), shutdown.clone());
+        let voice = VoiceHub::new(voice, metrics.clone(), shutdown.clone());
         let rate = ingest::ratelimit::Rate {
             per_sec: config.rate_limit.max(0.001),
             burst: config.rate_limit_burst.max(1.0),
@@ -94,6 +103,7 @@ impl AppState {
                 store,
                 metrics,
                 hub,
+                voice,
                 ingest: ingest::Ingest::new(rate),
                 allowed_origins,
                 admin_token,
@@ -113,6 +123,11 @@ impl AppState {
     /// The WebSocket hub.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// The voice peer.
+    pub fn voice(&self) -> &VoiceHub {
+        &self.inner.voice
     }
 
     /// Ingestion state (the rate limiter).
@@ -182,6 +197,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/ws", get(ws_upgrade))
+        .route("/voice/session", post(voice_session))
+        .route(
+            voice::REALTIME_PATH,
+            post(voice_realtime).layer(DefaultBodyLimit::max(voice::MAX_OFFER_BYTES)),
+        )
+        .route("/voice/calls/{id}", axum::routing::delete(voice_hang_up))
         .route(
             "/api/orders",
             post(create_order).layer(DefaultBodyLimit::max(64 * 1024)),
@@ -345,6 +366,50 @@ async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Respon
         })
 }
 
+/// `POST /voice/session`: a single-use key for one call.
+async fn voice_session(State(voice): State<VoiceHub>) -> Json<vigil_protocol::VoiceSession> {
+    Json(voice.mint())
+}
+
+/// `POST /voice/realtime`: the SDP offer in, `201` with the SDP answer and `Location` out.
+async fn voice_realtime(
+    State(voice): State<VoiceHub>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, AppError> {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let body = body?;
+    let call = voice
+        .open_call(
+            header(header::AUTHORIZATION),
+            header(header::CONTENT_TYPE),
+            &body,
+        )
+        .await?;
+    let location = format!("{}/{}", voice::CALLS_PATH, call.id);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, location),
+        ],
+        call.answer,
+    )
+        .into_response())
+}
+
+/// `DELETE /voice/calls/{id}`: hang up (`204`), `404` when no such call is live.
+async fn voice_hang_up(
+    State(voice): State<VoiceHub>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    if voice.hang_up(&id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound(format!("no live call {id}")))
+    }
+}
+
 /// `POST /api/orders`: store an order and broadcast `order:created`.
 async fn create_order(
     State(state): State<AppState>,
@@ -375,6 +440,12 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 impl FromRef<AppState> for Hub {
     fn from_ref(state: &AppState) -> Self {
         state.inner.hub.clone()
+    }
+}
+
+impl FromRef<AppState> for VoiceHub {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.voice.clone()
     }
 }
 
@@ -428,6 +499,15 @@ impl Server {
 
     /// As [`Server::bind`], with the hub's limits and timings given (tests shorten them).
     pub async fn bind_with_hub(config: &Config, hub: HubConfig) -> Result<Self, StartError> {
+        Self::bind_with_configs(config, hub, VoiceConfig::from_config(config)).await
+    }
+
+    /// As [`Server::bind_with_hub`], with the voice peer's limits and timings given too.
+    pub async fn bind_with_configs(
+        config: &Config,
+        hub: HubConfig,
+        voice: VoiceConfig,
+    ) -> Result<Self, StartError> {
         let store = Store::connect(&config.database_url)
             .await
             .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
@@ -443,7 +523,7 @@ impl Server {
             .map_err(|e| StartError::Bind(config.addr, e))?;
         Ok(Self {
             listener,
-            state: AppState::with_hub_config(config, store, hub),
+            state: AppState::with_configs(config, store, hub, voice),
             addr,
         })
     }
@@ -495,10 +575,12 @@ impl Server {
 }
 
 /// After the listener stops: make sure long-lived tasks were told (serve may end on an error),
-/// wait for the reaper, let sessions send their 1001 close, then close the database.
+/// wait for the reaper, end every voice peer, let sessions send their 1001 close, then close the
+/// database.
 async fn app_shutdown_done(state: &AppState) {
     state.shutdown().cancel();
     state.hub().stop_reaper().await;
+    state.voice().shutdown().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     while state.hub().session_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

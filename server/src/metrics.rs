@@ -25,6 +25,10 @@ pub struct Metrics {
     pub ws_messages: IntCounterVec,
     /// Live voice peers.
     pub voice_sessions: IntGauge,
+    /// Voice calls ended, by `reason` (channel_closed, ice_disconnected, stopped, …).
+    pub voice_sessions_ended: IntCounterVec,
+    /// Voice keys dropped unspent, by `reason` (expired, evicted).
+    pub voice_keys_dropped: IntCounterVec,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
     /// OTLP requests refused, by `reason`.
@@ -59,6 +63,22 @@ impl Metrics {
             .expect("valid metric"),
             voice_sessions: IntGauge::new("vigil_voice_sessions", "Live voice peers")
                 .expect("valid metric"),
+            voice_sessions_ended: IntCounterVec::new(
+                Opts::new(
+                    "vigil_voice_sessions_ended_total",
+                    "Voice calls ended, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            voice_keys_dropped: IntCounterVec::new(
+                Opts::new(
+                    "vigil_voice_keys_dropped_total",
+                    "Voice keys dropped unspent, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             metric_points_ingested: IntCounter::new(
                 "vigil_metric_points_ingested_total",
                 "OTLP metric points stored",
@@ -96,6 +116,8 @@ impl Metrics {
             Box::new(m.ws_connections.clone()),
             Box::new(m.ws_messages.clone()),
             Box::new(m.voice_sessions.clone()),
+            Box::new(m.voice_sessions_ended.clone()),
+            Box::new(m.voice_keys_dropped.clone()),
             Box::new(m.metric_points_ingested.clone()),
             Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.metric_requests_rejected.clone()),
@@ -109,6 +131,12 @@ impl Metrics {
         }
         for end in crate::hub::session::End::ALL {
             m.ws_sessions_ended.with_label_values(&[end.reason()]);
+        }
+        for end in crate::voice::peer::End::ALL {
+            m.voice_sessions_ended.with_label_values(&[end.reason()]);
+        }
+        for r in ["expired", "evicted"] {
+            m.voice_keys_dropped.with_label_values(&[r]);
         }
         for r in REJECT_REASONS {
             m.events_rejected.with_label_values(&[r]);
@@ -147,6 +175,8 @@ mod tests {
             "vigil_ws_connections 0",
             "vigil_ws_messages_total{direction=\"in\"} 0",
             "vigil_voice_sessions 0",
+            "vigil_voice_sessions_ended_total{reason=\"stopped\"} 0",
+            "vigil_voice_keys_dropped_total{reason=\"evicted\"} 0",
             "vigil_metric_points_ingested_total 0",
             "# TYPE vigil_ws_connections gauge",
         ] {

@@ -5,6 +5,8 @@
 //! - `hub`: `/ws` with a real WebSocket client: every exit path, limits, the orders feed.
 //! - `ingest`: `POST /api/{project}/envelope/` and the read API, in-process.
 //! - `metrics`: `POST /v1/metrics` (OTLP/HTTP JSON), vitals p75 and metric points.
+//! - `voice`: `/voice/*`: keys, refusals, the cap, and a real WebRTC call from a `str0m` client
+//!   over 127.0.0.1 UDP (events, echo, speech events, every way a call ends).
 //!
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
@@ -14,3 +16,4 @@ mod ingest;
 mod metrics;
 mod socket;
 mod util;
+mod voice;

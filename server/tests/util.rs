@@ -27,6 +27,18 @@ impl TestApp {
 
     /// As [`TestApp::new`], after `change` edits the config.
     pub async fn with_config(change: impl FnOnce(&mut Config)) -> Self {
+        Self::build(change, None).await
+    }
+
+    /// As [`TestApp::new`], with the voice peer's limits and timings given (short key TTL, cap).
+    pub async fn with_voice(voice: vigil_server::voice::VoiceConfig) -> Self {
+        Self::build(|_| {}, Some(voice)).await
+    }
+
+    async fn build(
+        change: impl FnOnce(&mut Config),
+        voice: Option<vigil_server::voice::VoiceConfig>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let www = dir.path().join("www");
         let pkg = dir.path().join("pkg");
@@ -41,7 +53,15 @@ impl TestApp {
         config.pkg = pkg;
         change(&mut config);
         let store = Store::connect(&config.database_url).await.unwrap();
-        let state = AppState::new(&config, store);
+        let state = match voice {
+            Some(voice) => AppState::with_configs(
+                &config,
+                store,
+                vigil_server::hub::HubConfig::default(),
+                voice,
+            ),
+            None => AppState::new(&config, store),
+        };
         Self {
             router: app(state.clone()),
             state,
@@ -87,11 +107,19 @@ pub struct LiveServer {
 impl LiveServer {
     /// Binds and serves in the background.
     pub async fn start(hub: vigil_server::hub::HubConfig) -> Self {
+        Self::start_with_voice(hub, vigil_server::voice::VoiceConfig::default()).await
+    }
+
+    /// As [`LiveServer::start`], with the voice peer's limits and timings given too.
+    pub async fn start_with_voice(
+        hub: vigil_server::hub::HubConfig,
+        voice: vigil_server::voice::VoiceConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(&format!("sqlite://{}/vigil.db", dir.path().display()));
         config.www = dir.path().to_path_buf();
         config.pkg = dir.path().to_path_buf();
-        let server = vigil_server::Server::bind_with_hub(&config, hub)
+        let server = vigil_server::Server::bind_with_configs(&config, hub, voice)
             .await
             .unwrap();
         let addr = server.local_addr();
@@ -129,6 +157,16 @@ impl LiveServer {
         }
     }
 
+    /// `http://ADDR{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits (at most 5 s) until the voice peer holds `n` calls and the gauge says the same.
+    pub async fn wait_voice_sessions(&self, n: usize) {
+        wait_voice_sessions(&self.state, n).await;
+    }
+
     /// Shuts down gracefully and waits for the serve task.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -145,5 +183,179 @@ impl LiveServer {
 impl Drop for LiveServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Waits (at most 5 s) until `state`'s voice peer holds `n` calls and `vigil_voice_sessions`
+/// says the same.
+pub async fn wait_voice_sessions(state: &AppState, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let count = state.voice().session_count();
+        let gauge = state.metrics().voice_sessions.get();
+        if count == n && gauge == n as i64 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {n} voice calls, the peer has {count}, the gauge says {gauge}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A `str0m` peer playing the browser's part of the OpenAI Realtime flow over 127.0.0.1 UDP:
+/// it offers a sendrecv audio track and the `oai-events` data channel, like `VoiceConnection`.
+///
+/// Use: [`RtcClient::new`] gives the offer SDP; POST it; [`RtcClient::accept_answer`]; then
+/// [`RtcClient::drive_until`] runs the network until a condition holds. Each `send_*` call is one
+/// str0m mutation: call `drive_until` (which drains first) before the next one.
+pub struct RtcClient {
+    pub rtc: str0m::Rtc,
+    socket: tokio::net::UdpSocket,
+    local: std::net::SocketAddr,
+    pending: Option<str0m::change::SdpPendingOffer>,
+    /// The audio track's mid.
+    pub mid: str0m::media::Mid,
+    /// The events channel.
+    pub channel: str0m::channel::ChannelId,
+    /// ICE + DTLS are up.
+    pub connected: bool,
+    /// The events channel is open.
+    pub open: bool,
+    /// The events channel was closed by the server.
+    pub channel_closed: bool,
+    /// ICE reported the server gone.
+    pub disconnected: bool,
+    /// Every message received on the events channel, parsed as JSON.
+    pub events: Vec<serde_json::Value>,
+    /// Every media frame received (the server's echo).
+    pub media: Vec<Vec<u8>>,
+    rtp_time: u64,
+}
+
+impl RtcClient {
+    /// A client with its own socket on 127.0.0.1 and its offer SDP.
+    pub async fn new() -> (Self, String) {
+        use str0m::media::{Direction, MediaKind};
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = str0m::RtcConfig::new().build(std::time::Instant::now());
+        rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let channel = change.add_channel("oai-events".into());
+        let (offer, pending) = change.apply().unwrap();
+        let client = Self {
+            rtc,
+            socket,
+            local,
+            pending: Some(pending),
+            mid,
+            channel,
+            connected: false,
+            open: false,
+            channel_closed: false,
+            disconnected: false,
+            events: Vec::new(),
+            media: Vec::new(),
+            rtp_time: 0,
+        };
+        (client, offer.to_sdp_string())
+    }
+
+    /// Applies the server's SDP answer.
+    pub fn accept_answer(&mut self, sdp: &str) {
+        let answer = str0m::change::SdpAnswer::from_sdp_string(sdp).unwrap();
+        let pending = self.pending.take().expect("one answer per offer");
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Runs the network (drain, then wait for a datagram or a timeout) until `done` holds or
+    /// `timeout` passes; returns whether `done` held.
+    pub async fn drive_until(
+        &mut self,
+        timeout: std::time::Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> bool {
+        use str0m::{Event, IceConnectionState, Input, Output};
+        let deadline = std::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let next = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Output::Event(e) => match e {
+                        Event::Connected => self.connected = true,
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            self.disconnected = true
+                        }
+                        Event::ChannelOpen(id, _) if id == self.channel => self.open = true,
+                        Event::ChannelClose(id) if id == self.channel => self.channel_closed = true,
+                        Event::ChannelData(d) if d.id == self.channel => {
+                            self.events.push(serde_json::from_slice(&d.data).unwrap())
+                        }
+                        Event::MediaData(d) => self.media.push(d.data.to_vec()),
+                        _ => {}
+                    },
+                }
+            };
+            if done(self) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline || !self.rtc.is_alive() {
+                return false;
+            }
+            let wake = tokio::time::Instant::from_std(next.min(deadline));
+            let input = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    let (n, source) = r.unwrap();
+                    Input::Receive(std::time::Instant::now(), str0m::net::Receive {
+                        proto: str0m::net::Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents: buf[..n].try_into().unwrap(),
+                    })
+                }
+                () = tokio::time::sleep_until(wake) => Input::Timeout(std::time::Instant::now()),
+            };
+            self.rtc.handle_input(input).unwrap();
+        }
+    }
+
+    /// Sends `text` on the events channel.
+    pub fn send_text(&mut self, text: &str) {
+        let mut channel = self.rtc.channel(self.channel).expect("the channel is open");
+        assert!(channel.write(false, text.as_bytes()).unwrap());
+    }
+
+    /// Sends one 20 ms Opus frame carrying `payload`, with the RFC 6464 audio level `level`
+    /// (-dBov: 0 loud, 127 silence) in its header extension.
+    pub fn send_audio(&mut self, payload: &[u8], level: u8) {
+        use str0m::media::{Frequency, MediaTime};
+        let time = MediaTime::new(self.rtp_time, Frequency::FORTY_EIGHT_KHZ);
+        self.rtp_time += 960;
+        let writer = self.rtc.writer(self.mid).expect("the audio track exists");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+            .expect("opus was negotiated")
+            .pt();
+        writer
+            .audio_level(-(level.min(127) as i8), level < 127)
+            .write(pt, std::time::Instant::now(), time, payload.to_vec())
+            .unwrap();
+    }
+
+    /// The `type`s of the events received so far.
+    pub fn event_types(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 }

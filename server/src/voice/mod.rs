@@ -1,0 +1,413 @@
+//! The voice peer (`/voice/*`): a realtime-compatible WebRTC peer for development and tests.
+//!
+//! - [`keys`] (pure): single-use `ek_…` keys with expiry, bounded.
+//! - [`vad`] (pure): the speech detector over RFC 6464 audio levels.
+//! - [`events`] (pure): the `oai-events` data channel types and what to answer.
+//! - [`peer`]: the shell, one tokio task per call owning its `str0m::Rtc` and UDP socket.
+//!
+//! [`VoiceHub`] ties them: it mints keys, opens calls under a cap, keeps the calls map and the
+//! `vigil_voice_sessions` gauge, and on shutdown stops every peer and waits for them. A call
+//! leaves the map in one place, the drop of its [`Slot`], so every end path cleans the same way.
+//!
+//! UDP: each call binds its own socket on the `--voice-udp` IP. With port 0 (the default) the
+//! system picks a free port per call; with a port `P`, calls take the first free port of
+//! `P..P+max_sessions`, so a firewall rule can name the range.
+
+pub mod events;
+pub mod keys;
+pub mod peer;
+pub mod vad;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use str0m::change::SdpOffer;
+use str0m::{Candidate, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vigil_protocol::{ClientSecret, VoiceSession};
+
+use crate::metrics::Metrics;
+use events::Conversation;
+use keys::{KeyError, KeyStore};
+use vad::VadConfig;
+
+/// Where the page posts its offer (the `realtime_url` of a minted session).
+pub const REALTIME_PATH: &str = "/voice/realtime";
+/// Where a call lives (`Location` of the answer).
+pub const CALLS_PATH: &str = "/voice/calls";
+/// Largest SDP offer read.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+/// Limits and timings of the voice peer.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    /// The IP (and optional first port) calls bind their UDP sockets to.
+    pub udp: SocketAddr,
+    /// Calls at once; more are refused with 503.
+    pub max_sessions: usize,
+    /// How long a minted key works.
+    pub key_ttl: Duration,
+    /// Keys outstanding at once (the oldest is evicted past it).
+    pub max_keys: usize,
+    /// How long ICE + DTLS may take before the call is ended.
+    pub connect_timeout: Duration,
+    /// How long shutdown waits for peers to end.
+    pub shutdown_grace: Duration,
+    /// The speech detector's defaults.
+    pub vad: VadConfig,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            udp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_sessions: 16,
+            key_ttl: Duration::from_secs(60),
+            max_keys: 1024,
+            connect_timeout: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(2),
+            vad: VadConfig::default(),
+        }
+    }
+}
+
+impl VoiceConfig {
+    /// The defaults with the flags of `config` (`--voice-udp`, `--voice-max-sessions`).
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            udp: config.voice_udp,
+            max_sessions: config.voice_max_sessions,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a call was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    /// No `Authorization: Bearer ek_…`.
+    #[error("missing Authorization: Bearer ek_… (mint one with POST /voice/session)")]
+    MissingKey,
+    /// The key is unknown, spent or expired.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The body is not an SDP offer.
+    #[error("{0}")]
+    BadOffer(String),
+    /// At the cap of concurrent calls.
+    #[error("the voice peer holds its maximum of {0} sessions")]
+    Full(usize),
+    /// The server is stopping.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// No UDP socket could be bound.
+    #[error("cannot bind a UDP socket on {0}: {1}")]
+    Socket(SocketAddr, #[source] std::io::Error),
+}
+
+/// An opened call: its id and the SDP answer.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `rtc_…`, the last segment of `Location`.
+    pub id: String,
+    /// The SDP answer (the response body).
+    pub answer: String,
+}
+
+/// The voice peer's state, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct VoiceHub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: VoiceConfig,
+    metrics: Metrics,
+    keys: Mutex<KeyStore>,
+    calls: Mutex<HashMap<String, CancellationToken>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl VoiceHub {
+    /// A voice peer that stops its calls when `shutdown` is cancelled.
+    pub fn new(config: VoiceConfig, metrics: Metrics, shutdown: CancellationToken) -> Self {
+        let keys = KeyStore::new(config.key_ttl, config.max_keys);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                metrics,
+                keys: Mutex::new(keys),
+                calls: Mutex::default(),
+                shutdown,
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &VoiceConfig {
+        &self.inner.config
+    }
+
+    /// Live calls.
+    pub fn session_count(&self) -> usize {
+        lock(&self.inner.calls).len()
+    }
+
+    /// Keys outstanding.
+    pub fn key_count(&self) -> usize {
+        lock(&self.inner.keys).len()
+    }
+
+    /// `POST /voice/session`: a fresh single-use key.
+    pub fn mint(&self) -> VoiceSession {
+        let value = keys::new_key();
+        let (dropped_before, dropped_after) = {
+            let mut store = lock(&self.inner.keys);
+            let before = store.dropped();
+            store.insert(value.clone(), Instant::now());
+            (before, store.dropped())
+        };
+        self.count_dropped(dropped_before, dropped_after);
+        let expires_at = SystemTime::now()
+            .checked_add(self.inner.config.key_ttl)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        VoiceSession {
+            client_secret: ClientSecret { value, expires_at },
+            realtime_url: REALTIME_PATH.into(),
+        }
+    }
+
+    /// `POST /voice/realtime`: spends the key in `authorization`, accepts the SDP `offer`, and
+    /// starts the peer. The key is spent by any attempt it authorizes, even one that fails later.
+    pub async fn open_call(
+        &self,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        offer: &[u8],
+    ) -> Result<Call, VoiceError> {
+        let key = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(VoiceError::MissingKey)?;
+        self.redeem(key)?;
+        let offer = parse_offer(content_type, offer)?;
+        let slot = self.reserve()?;
+        let socket = bind_socket(self.inner.config.udp, self.inner.config.max_sessions).await?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| VoiceError::Socket(self.inner.config.udp, e))?;
+        let mut rtc = RtcConfig::new().set_ice_lite(true).build(Instant::now());
+        let candidate = Candidate::host(local, "udp")
+            .map_err(|e| VoiceError::Socket(local, std::io::Error::other(e.to_string())))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| VoiceError::BadOffer(format!("the offer cannot be answered: {e}")))?;
+        let conversation =
+            Conversation::new(&format!("sess_{}", &slot.id[4..]), self.inner.config.vad);
+        let peer = peer::Peer {
+            rtc,
+            socket,
+            local,
+            stop: slot.stop.clone(),
+            conversation,
+            vad: self.inner.config.vad,
+            connect_timeout: self.inner.config.connect_timeout,
+        };
+        let id = slot.id.clone();
+        let metrics = self.inner.metrics.clone();
+        self.inner.tasks.spawn(async move {
+            let (end, stats) = peer::run(peer).await;
+            metrics
+                .voice_sessions_ended
+                .with_label_values(&[end.reason()])
+                .inc();
+            tracing::debug!(call = %slot.id, reason = end.reason(), ?stats, "voice call ended");
+            drop(slot);
+        });
+        Ok(Call {
+            id,
+            answer: answer.to_sdp_string(),
+        })
+    }
+
+    /// Ends the call `id` (its peer sends a close first). Whether it was live.
+    pub fn hang_up(&self, id: &str) -> bool {
+        lock(&self.inner.calls)
+            .get(id)
+            .map(CancellationToken::cancel)
+            .is_some()
+    }
+
+    /// Stops every call and waits (at most the configured grace) for their tasks to end.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(self.inner.config.shutdown_grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.session_count(),
+                "voice peers still running after the grace period"
+            );
+        }
+    }
+
+    fn redeem(&self, key: &str) -> Result<(), KeyError> {
+        let (result, before, after) = {
+            let mut store = lock(&self.inner.keys);
+            let before = store.dropped();
+            let result = store.redeem(key, Instant::now());
+            (result, before, store.dropped())
+        };
+        self.count_dropped(before, after);
+        result
+    }
+
+    fn count_dropped(&self, before: keys::Dropped, after: keys::Dropped) {
+        let m = &self.inner.metrics.voice_keys_dropped;
+        m.with_label_values(&["expired"])
+            .inc_by(after.expired - before.expired);
+        m.with_label_values(&["evicted"])
+            .inc_by(after.evicted - before.evicted);
+    }
+
+    /// Takes a place under the cap, or says why not.
+    fn reserve(&self) -> Result<Slot, VoiceError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(VoiceError::ShuttingDown);
+        }
+        let mut calls = lock(&self.inner.calls);
+        if calls.len() >= self.inner.config.max_sessions {
+            return Err(VoiceError::Full(self.inner.config.max_sessions));
+        }
+        let id = format!("rtc_{}", uuid::Uuid::new_v4().simple());
+        let stop = self.inner.shutdown.child_token();
+        calls.insert(id.clone(), stop.clone());
+        self.inner.metrics.voice_sessions.set(calls.len() as i64);
+        Ok(Slot {
+            inner: self.inner.clone(),
+            id,
+            stop,
+        })
+    }
+}
+
+/// One call's place in the map; dropping it is the one way a call leaves.
+#[derive(Debug)]
+struct Slot {
+    inner: Arc<Inner>,
+    id: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.inner.calls);
+        calls.remove(&self.id);
+        self.inner.metrics.voice_sessions.set(calls.len() as i64);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps stay consistent across a panic in another holder (each update is one call).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The body as an SDP offer, or a reason for the 400.
+fn parse_offer(content_type: Option<&str>, body: &[u8]) -> Result<SdpOffer, VoiceError> {
+    let mime = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if mime.as_deref() != Some("application/sdp") {
+        return Err(VoiceError::BadOffer(
+            "the body must be an SDP offer with Content-Type: application/sdp".into(),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| VoiceError::BadOffer("the SDP offer is not UTF-8".into()))?;
+    if !text.trim_start().starts_with("v=0") {
+        return Err(VoiceError::BadOffer(
+            "the body is not SDP (it must start with v=0)".into(),
+        ));
+    }
+    SdpOffer::from_sdp_string(text)
+        .map_err(|e| VoiceError::BadOffer(format!("the SDP offer does not parse: {e}")))
+}
+
+/// A socket for one call: port 0 lets the system choose; a fixed port starts a range.
+async fn bind_socket(udp: SocketAddr, max_sessions: usize) -> Result<UdpSocket, VoiceError> {
+    if udp.port() == 0 {
+        return UdpSocket::bind(udp)
+            .await
+            .map_err(|e| VoiceError::Socket(udp, e));
+    }
+    let mut last = None;
+    for offset in 0..max_sessions.max(1) {
+        let Some(port) = udp.port().checked_add(offset as u16) else {
+            break;
+        };
+        match UdpSocket::bind(SocketAddr::new(udp.ip(), port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(VoiceError::Socket(
+        udp,
+        last.unwrap_or_else(|| std::io::Error::other("no port left in the range")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER_START: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+
+    #[test]
+    fn offers_need_the_sdp_content_type_and_sdp_text() {
+        for (ct, body) in [
+            (None, OFFER_START),
+            (Some("application/json"), OFFER_START),
+            (Some("application/sdp"), "{\"sdp\":1}"),
+            (Some("application/sdp"), ""),
+        ] {
+            let e = parse_offer(ct, body.as_bytes()).unwrap_err();
+            assert!(matches!(e, VoiceError::BadOffer(_)), "{ct:?} {body:?}: {e}");
+        }
+        assert!(matches!(
+            parse_offer(Some("application/sdp"), b"\xff\xfe"),
+            Err(VoiceError::BadOffer(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_fixed_port_starts_a_range() {
+        // Find a free port, then take two sockets from it.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap();
+        drop(probe);
+        let a = bind_socket(base, 4).await.unwrap();
+        let b = bind_socket(base, 4).await.unwrap();
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        assert_eq!(pa, base.port());
+        assert!(pb > pa && pb < base.port() + 4, "{pa} {pb}");
+        // A range of one, already taken, is an error that names the address.
+        let e = bind_socket(base, 1).await.unwrap_err();
+        assert!(e.to_string().contains(&base.to_string()), "{e}");
+    }
+}

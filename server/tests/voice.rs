@@ -1,0 +1,560 @@
+//! `/voice/*`: key minting and refusals in-process, then real calls from a `str0m` client over
+//! 127.0.0.1 UDP against the live server (events, echo, speech events, hang-up, shutdown).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use vigil_server::voice::vad::VadConfig;
+use vigil_server::voice::VoiceConfig;
+
+use crate::util::{json, text, wait_voice_sessions, LiveServer, RtcClient, TestApp};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn mint(app: &TestApp) -> String {
+    let res = app
+        .send(Request::post("/voice/session").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    json(res).await["client_secret"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn offer_request(key: Option<&str>, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    let mut r = Request::post("/voice/realtime").header("content-type", content_type);
+    if let Some(k) = key {
+        r = r.header("authorization", format!("Bearer {k}"));
+    }
+    r.body(body.into()).unwrap()
+}
+
+async fn offer() -> String {
+    RtcClient::new().await.1
+}
+
+/// Asserts a JSON `{ error }` body with `status`, and returns the reason.
+async fn refused(res: axum::http::Response<Body>, status: StatusCode) -> String {
+    assert_eq!(res.status(), status);
+    let body = json(res).await;
+    body["error"].as_str().expect("an error reason").to_owned()
+}
+
+#[tokio::test]
+async fn session_mints_single_use_keys_in_the_realtime_shape() {
+    let app = TestApp::new().await;
+    let res = app
+        .send(Request::post("/voice/session").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json(res).await;
+    let key = body["client_secret"]["value"].as_str().unwrap();
+    assert!(key.starts_with("ek_") && key.len() > 20, "{key}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = body["client_secret"]["expires_at"].as_u64().unwrap();
+    assert!(
+        (now + 55..=now + 61).contains(&expires_at),
+        "{expires_at} vs {now}"
+    );
+    assert_eq!(body["realtime_url"], "/voice/realtime");
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["client_secret", "realtime_url"]
+    );
+    assert_ne!(mint(&app).await, key);
+    assert_eq!(app.state.voice().key_count(), 2);
+}
+
+#[tokio::test]
+async fn realtime_answers_201_with_sdp_and_location() {
+    let app = TestApp::new().await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["content-type"], "application/sdp");
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/voice/calls/rtc_"), "{location}");
+    let answer = text(res).await;
+    assert!(answer.starts_with("v=0"), "{answer}");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(
+        answer.contains("typ host") && answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("m=audio") && answer.contains("a=sendrecv"),
+        "{answer}"
+    );
+    assert!(answer.contains("webrtc-datachannel"), "{answer}");
+    assert_eq!(app.state.voice().session_count(), 1);
+    assert_eq!(app.state.metrics().voice_sessions.get(), 1);
+}
+
+#[tokio::test]
+async fn realtime_refuses_missing_unknown_and_reused_keys_with_401() {
+    let app = TestApp::new().await;
+    let sdp = offer().await;
+    let reason = refused(
+        app.send(offer_request(None, "application/sdp", sdp.clone()))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(reason.contains("Bearer"), "{reason}");
+    let reason = refused(
+        app.send(offer_request(
+            Some("ek_nope"),
+            "application/sdp",
+            sdp.clone(),
+        ))
+        .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(reason, "unknown or already used key");
+
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", sdp.clone()))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let reason = refused(
+        app.send(offer_request(Some(&key), "application/sdp", sdp))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(reason, "unknown or already used key");
+    assert_eq!(app.state.voice().session_count(), 1);
+}
+
+#[tokio::test]
+async fn realtime_refuses_expired_keys_with_401_and_counts_them() {
+    let app = TestApp::with_voice(VoiceConfig {
+        key_ttl: Duration::from_millis(50),
+        ..VoiceConfig::default()
+    })
+    .await;
+    let key = mint(&app).await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let reason = refused(
+        app.send(offer_request(Some(&key), "application/sdp", offer().await))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(reason, "the key expired");
+    let metrics = app.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_keys_dropped_total{reason=\"expired\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(app.state.voice().session_count(), 0);
+}
+
+#[tokio::test]
+async fn realtime_answers_bodies_that_are_not_sdp_offers_with_400() {
+    let app = TestApp::new().await;
+    for (content_type, body) in [
+        ("application/json", r#"{"sdp":"v=0"}"#.to_owned()),
+        ("application/sdp", "hello".to_owned()),
+        ("application/sdp", "v=0\r\nthis is not sdp\r\n".to_owned()),
+        ("text/plain", offer().await),
+    ] {
+        let key = mint(&app).await;
+        let reason = refused(
+            app.send(offer_request(Some(&key), content_type, body.clone()))
+                .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(!reason.is_empty(), "{content_type} {body}");
+    }
+    // Over the 64 KiB limit: refused before being read whole.
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(
+            Some(&key),
+            "application/sdp",
+            "v".repeat(70_000),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.state.voice().session_count(), 0);
+}
+
+#[tokio::test]
+async fn calls_past_the_cap_get_503_until_one_hangs_up() {
+    let app = TestApp::with_voice(VoiceConfig {
+        max_sessions: 1,
+        ..VoiceConfig::default()
+    })
+    .await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+
+    let key = mint(&app).await;
+    let reason = refused(
+        app.send(offer_request(Some(&key), "application/sdp", offer().await))
+            .await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(reason.contains("maximum"), "{reason}");
+
+    let hang_up = |path: String| Request::delete(path).body(Body::empty()).unwrap();
+    assert_eq!(
+        app.send(hang_up(location.clone())).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    wait_voice_sessions(&app.state, 0).await;
+    assert_eq!(
+        app.send(hang_up(location)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// A live server whose detector reacts quickly (so the test sends little audio).
+async fn live() -> LiveServer {
+    LiveServer::start_with_voice(
+        vigil_server::hub::HubConfig::default(),
+        VoiceConfig {
+            vad: VadConfig {
+                threshold: 50,
+                min_speech_ms: 60,
+                silence_duration_ms: 200,
+                prefix_padding_ms: 0,
+            },
+            ..VoiceConfig::default()
+        },
+    )
+    .await
+}
+
+/// Mints a key and posts `offer` over HTTP; returns the answer, the `Location` and how long the
+/// POST took.
+async fn call(server: &LiveServer, offer: &str) -> (String, String, Duration) {
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(server.url("/voice/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = session["client_secret"]["value"].as_str().unwrap();
+    let url = server.url(session["realtime_url"].as_str().unwrap());
+    let started = Instant::now();
+    let res = http
+        .post(url)
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {key}"))
+        .body(offer.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    (res.text().await.unwrap(), location, took)
+}
+
+/// A client whose events channel is open and has received `session.created`; also returns the
+/// POST time and the time from creating the offer to the channel opening.
+async fn connected(server: &LiveServer) -> (RtcClient, String, Duration, Duration) {
+    let started = Instant::now();
+    let (mut client, offer) = RtcClient::new().await;
+    let (answer, location, post) = call(server, &offer).await;
+    client.accept_answer(&answer);
+    assert!(
+        client.drive_until(WAIT, |c| c.open).await,
+        "the events channel did not open"
+    );
+    let open = started.elapsed();
+    assert!(
+        client.drive_until(WAIT, |c| !c.events.is_empty()).await,
+        "no session.created"
+    );
+    (client, location, post, open)
+}
+
+/// Drives until an event of `kind` arrives; returns it.
+async fn expect_event(client: &mut RtcClient, kind: &str) -> Value {
+    let seen = client.events.len();
+    expect_event_since(client, kind, seen).await
+}
+
+/// Drives until an event of `kind` is among the events from index `seen` on; returns it.
+async fn expect_event_since(client: &mut RtcClient, kind: &str, seen: usize) -> Value {
+    assert!(
+        client
+            .drive_until(WAIT, |c| c.events[seen..].iter().any(|e| e["type"] == kind))
+            .await,
+        "no {kind}; got {:?}",
+        client.event_types()
+    );
+    client.events[seen..]
+        .iter()
+        .find(|e| e["type"] == kind)
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_str0m_client_gets_events_speech_and_its_audio_echoed() {
+    let server = live().await;
+    let (mut client, _location, post, open) = connected(&server).await;
+    eprintln!("voice: POST /voice/realtime {post:?}, offer to channel open {open:?}");
+    server.wait_voice_sessions(1).await;
+
+    let created = client.events[0].clone();
+    assert_eq!(created["type"], "session.created");
+    assert_eq!(created["session"]["type"], "realtime");
+    assert!(created["session"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sess_"));
+
+    client.send_text(
+        &json!({"type":"session.update","session":{"type":"realtime","instructions":"echo me"}})
+            .to_string(),
+    );
+    let updated = expect_event(&mut client, "session.updated").await;
+    assert_eq!(updated["session"]["instructions"], "echo me");
+    assert_eq!(updated["session"]["id"], created["session"]["id"]);
+
+    client.send_text(r#"{"type":"bogus","event_id":"evt_1"}"#);
+    let error = expect_event(&mut client, "error").await;
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(error["error"]["code"], "unknown_event");
+    assert_eq!(error["error"]["event_id"], "evt_1");
+
+    client.send_text("not json");
+    let error = expect_event(&mut client, "error").await;
+    assert_eq!(error["error"]["code"], "invalid_json");
+
+    // 400 ms of loud frames, then 400 ms of silence, paced at 20 ms like a microphone.
+    let mut sent = Vec::new();
+    let mark = client.events.len();
+    for i in 0..40u8 {
+        let payload = vec![0xfc, i, i.wrapping_mul(7), 0x42];
+        client.send_audio(&payload, if i < 20 { 20 } else { 127 });
+        sent.push(payload);
+        client
+            .drive_until(Duration::from_millis(20), |_| false)
+            .await;
+    }
+    let started = expect_event_since(&mut client, "input_audio_buffer.speech_started", mark).await;
+    let stopped = expect_event_since(&mut client, "input_audio_buffer.speech_stopped", mark).await;
+    assert_eq!(started["item_id"], stopped["item_id"]);
+    let (start, end) = (
+        started["audio_start_ms"].as_u64().unwrap(),
+        stopped["audio_end_ms"].as_u64().unwrap(),
+    );
+    // Loud from 0 to ~380 ms, then 200 ms of silence.
+    assert!(start < 100, "audio_start_ms {start}");
+    assert!((450..=900).contains(&end), "audio_end_ms {end}");
+
+    // The echo: the frames come back, in order.
+    assert!(
+        client
+            .drive_until(WAIT, |c| c.media.len() >= sent.len())
+            .await,
+        "echoed {} of {} frames",
+        client.media.len(),
+        sent.len()
+    );
+    assert_eq!(client.media, sent);
+
+    // Closing the channel ends the call on the server.
+    client.rtc.direct_api().close_data_channel(client.channel);
+    client
+        .drive_until(Duration::from_millis(300), |_| false)
+        .await;
+    server.wait_voice_sessions(0).await;
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"channel_closed\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hang_up_closes_the_call_and_the_client_sees_it() {
+    let server = live().await;
+    let (mut client, location, _, _) = connected(&server).await;
+    let res = reqwest::Client::new()
+        .delete(server.url(&location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    server.wait_voice_sessions(0).await;
+    assert!(
+        client
+            .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
+            .await,
+        "the client was not told"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_shutdown_ends_live_peers() {
+    let server = live().await;
+    let (mut a, _, _, _) = connected(&server).await;
+    let (mut b, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(2).await;
+    let state = server.state.clone();
+    let started = Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(state.voice().session_count(), 0);
+    assert_eq!(state.metrics().voice_sessions.get(), 0);
+    let metrics = state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"stopped\"} 2"),
+        "{metrics}"
+    );
+    for client in [&mut a, &mut b] {
+        assert!(
+            client
+                .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
+                .await,
+            "a client was not told"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
+    let server = LiveServer::start_with_voice(
+        vigil_server::hub::HubConfig::default(),
+        VoiceConfig {
+            connect_timeout: Duration::from_millis(300),
+            ..VoiceConfig::default()
+        },
+    )
+    .await;
+    // The offer is posted but the client never sends a packet.
+    let (_client, offer) = RtcClient::new().await;
+    call(&server, &offer).await;
+    server.wait_voice_sessions(1).await;
+    server.wait_voice_sessions(0).await;
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"connect_timeout\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// Prints figures (run with `--nocapture`): POST time, offer-to-open time over 20 sequential
+/// calls, and the UDP sockets and memory held per live call. Asserts only correctness.
+#[tokio::test]
+async fn figures_handshake_times_and_cost_per_call() {
+    let server = live().await;
+    let mut posts = Vec::new();
+    let mut opens = Vec::new();
+    for _ in 0..20 {
+        let (_client, location, post, open) = connected(&server).await;
+        posts.push(post);
+        opens.push(open);
+        let res = reqwest::Client::new()
+            .delete(server.url(&location))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+        server.wait_voice_sessions(0).await;
+    }
+    posts.sort();
+    opens.sort();
+    eprintln!(
+        "voice figures: POST /voice/realtime median {:?} (max {:?}); offer to channel open median {:?} (max {:?}) over {} calls",
+        posts[posts.len() / 2],
+        posts[posts.len() - 1],
+        opens[opens.len() / 2],
+        opens[opens.len() - 1],
+        opens.len()
+    );
+
+    server.stop().await;
+
+    // Cost per live call, on a voice address of its own so its sockets can be counted.
+    let server = LiveServer::start_with_voice(
+        vigil_server::hub::HubConfig::default(),
+        VoiceConfig {
+            udp: "127.0.0.3:0".parse().unwrap(),
+            ..VoiceConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(udp_sockets_on("127.0.0.3"), 0);
+    let rss_before = rss_kib();
+    let mut live_calls = Vec::new();
+    for _ in 0..10 {
+        live_calls.push(connected(&server).await.0);
+    }
+    server.wait_voice_sessions(10).await;
+    let rss = rss_kib() - rss_before;
+    assert_eq!(
+        udp_sockets_on("127.0.0.3"),
+        10,
+        "one UDP socket per peer, on --voice-udp"
+    );
+    eprintln!(
+        "voice figures: 10 live calls: 10 server UDP sockets; {rss} KiB more RSS in this process \
+         (server peer + str0m client each, other tests running alongside): ~{} KiB per pair",
+        rss / 10
+    );
+    drop(live_calls);
+    server.stop().await;
+    assert_eq!(udp_sockets_on("127.0.0.3"), 0, "every peer socket is freed");
+}
+
+/// UDP sockets bound to the IPv4 address `ip` in this network namespace (`/proc/net/udp`).
+fn udp_sockets_on(ip: &str) -> usize {
+    let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+    // The table writes the address as the hex of its in-memory (network order) u32.
+    let hex = format!("{:08X}", u32::from_ne_bytes(ip.octets()));
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|local| local.starts_with(&format!("{hex}:")))
+        })
+        .count()
+}
+
+/// This process's resident memory.
+fn rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
