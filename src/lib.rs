@@ -642,6 +642,7 @@ impl VoiceConnection {
 
     /// Runs the connect steps; resolves when the data channel is open. A failure rejects with an
     /// `Error` naming the step (also in its `step` property) and leaves nothing behind.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn connect(&self) -> Result<js_sys::Promise, JsValue> {
         Ok(voice_conn::connect(&self.live()?))
     }
@@ -650,7 +651,7 @@ impl VoiceConnection {
     pub fn on(
         &self,
         #[wasm_bindgen(js_name = "type")] kind: String,
-        handler: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "(event: any) => void")] handler: js_sys::Function,
     ) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = voice_conn::subscribe(&s, Some(kind), handler)
@@ -660,7 +661,11 @@ impl VoiceConnection {
 
     /// Calls `handler(state)` on every state change.
     #[wasm_bindgen(js_name = onState)]
-    pub fn on_state(&self, handler: js_sys::Function) -> Result<Subscription, JsValue> {
+    pub fn on_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(state: VoiceState) => void")]
+        handler: js_sys::Function,
+    ) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = voice_conn::subscribe(&s, None, handler)
             .map_err(|e| js_sys::Error::new(&e.to_string()))?;

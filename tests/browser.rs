@@ -1039,3 +1039,51 @@ async fn voice_connects_to_a_loopback_peer_talks_and_releases_everything() {
     remove_voice_stub();
     assert_all_zero();
 }
+
+#[wasm_bindgen_test]
+async fn voice_subscribers_may_disconnect_and_dispose_from_inside_a_callback() {
+    voice_stub("ok", "peer");
+    // Driven from JS, as a page would: the callback runs inside the data channel's own handler,
+    // whose guard the disconnect drops.
+    let v = JsValue::from(voice(""));
+    js_sys::Reflect::set(&js_sys::global(), &"__voice".into(), &v).unwrap();
+    let outcome = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(
+        js_sys::eval(
+            "(async () => {
+                const v = window.__voice;
+                const states = [];
+                v.onState((s) => {
+                    states.push(s);
+                    if (s === 'disconnected') v.dispose(); // from inside a state callback
+                });
+                const ended = new Promise((done) => v.on('session.created', () => {
+                    v.disconnect();
+                    v.disconnect();
+                    done(v.sendEvent({ type: 'x' }));
+                }));
+                await v.connect();
+                const sent = await ended;
+                v.dispose(); // idempotent
+                delete window.__voice;
+                return { sent, states, state: v.state };
+            })()",
+        )
+        .unwrap(),
+    ))
+    .await
+    .unwrap();
+    let get = |k: &str| js_sys::Reflect::get(&outcome, &k.into()).unwrap();
+    assert_eq!(
+        get("sent"),
+        false,
+        "sendEvent after disconnect() is refused"
+    );
+    assert_eq!(get("state"), "disconnected");
+    let states: Vec<String> = js_sys::Array::from(&get("states"))
+        .iter()
+        .map(|s| s.as_string().unwrap())
+        .collect();
+    assert_eq!(states, ["connecting", "connected", "disconnected"]);
+    remove_voice_stub();
+    assert_all_zero();
+}
