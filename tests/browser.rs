@@ -1087,3 +1087,30 @@ async fn voice_subscribers_may_disconnect_and_dispose_from_inside_a_callback() {
     remove_voice_stub();
     assert_all_zero();
 }
+
+#[wasm_bindgen_test]
+async fn voice_bfcache_pagehide_closes_the_call_and_a_final_pagehide_disposes() {
+    voice_stub("ok", "peer");
+    let v = voice("");
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect("connect() resolves");
+    assert_eq!(js_count("peerConnections"), 1.0);
+    // Into the back/forward cache: an open peer connection would keep the page out of it.
+    page_transition("pagehide", true);
+    assert_eq!(v.state(), "disconnected");
+    for kind in ["peerConnections", "dataChannels", "mediaTracks", "elements"] {
+        assert_eq!(js_count(kind), 0.0, "{kind} after a bfcache pagehide");
+    }
+    page_transition("pageshow", true);
+    assert_eq!(v.state(), "disconnected", "a call is not resumed by itself");
+    // The page may call again after it came back.
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect("connect() again resolves");
+    assert_eq!(v.state(), "connected");
+    page_transition("pagehide", false);
+    assert_eq!(v.state(), "disconnected", "disposed");
+    remove_voice_stub();
+    assert_all_zero();
+}

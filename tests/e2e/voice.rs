@@ -397,3 +397,44 @@ async fn a_denied_microphone_rejects_connect_cleanly() -> Result<()> {
     wait_for_sessions(&server, 0).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_call_the_server_ends_is_released_in_the_page() -> Result<()> {
+    require_pkg();
+    let server = Server::start(&[]).await?;
+    let browser = Browser::launch().await?;
+    let page = browser.open_empty(&server).await?;
+    voice_page(&page, "").await?;
+    page.eval("v.connect().then(() => true)").await?;
+    page.wait_for("document.querySelectorAll('audio').length === 1", WAIT)
+        .await?;
+    // SIGTERM: the server closes every peer on its way out.
+    let started = Instant::now();
+    let (status, _) = server.terminate(Duration::from_secs(5)).await?;
+    assert!(status.success(), "{status:?}");
+    page.wait_for("v.state !== 'connected'", Duration::from_secs(40))
+        .await?;
+    println!(
+        "voice figures: the page saw the server's shutdown as `{}` after {} ms",
+        page.eval("v.state").await?,
+        started.elapsed().as_millis()
+    );
+    let resources = page.eval("vigil.resources()").await?;
+    for kind in [
+        "peerConnections",
+        "dataChannels",
+        "mediaTracks",
+        "elements",
+        "timeouts",
+    ] {
+        assert_eq!(resources[kind], 0, "{kind}: {resources}");
+    }
+    assert_eq!(
+        page.eval("document.querySelectorAll('audio').length")
+            .await?,
+        0
+    );
+    page.eval("v.dispose(); true").await?;
+    page.assert_no_resources().await?;
+    Ok(())
+}
