@@ -227,6 +227,8 @@ pub struct RtcClient {
     pub channel_closed: bool,
     /// ICE reported the server gone.
     pub disconnected: bool,
+    /// The engine's error, when `poll_output` failed (the client is then unusable).
+    pub failed: Option<String>,
     /// Every message received on the events channel, parsed as JSON.
     pub events: Vec<serde_json::Value>,
     /// Every media frame received (the server's echo).
@@ -257,6 +259,7 @@ impl RtcClient {
             open: false,
             channel_closed: false,
             disconnected: false,
+            failed: None,
             events: Vec::new(),
             media: Vec::new(),
             rtp_time: 0,
@@ -283,7 +286,15 @@ impl RtcClient {
         let mut buf = vec![0u8; 2048];
         loop {
             let next = loop {
-                match self.rtc.poll_output().unwrap() {
+                let output = match self.rtc.poll_output() {
+                    Ok(o) => o,
+                    // The engine gave up on the connection (e.g. the server vanished mid-close).
+                    Err(e) => {
+                        self.failed = Some(e.to_string());
+                        return done(self);
+                    }
+                };
+                match output {
                     Output::Timeout(t) => break t,
                     Output::Transmit(t) => {
                         let _ = self.socket.send_to(&t.contents, t.destination).await;
@@ -307,7 +318,7 @@ impl RtcClient {
                 return true;
             }
             let now = std::time::Instant::now();
-            if now >= deadline || !self.rtc.is_alive() {
+            if now >= deadline || !self.rtc.is_alive() || self.failed.is_some() {
                 return false;
             }
             let wake = tokio::time::Instant::from_std(next.min(deadline));
@@ -323,7 +334,10 @@ impl RtcClient {
                 }
                 () = tokio::time::sleep_until(wake) => Input::Timeout(std::time::Instant::now()),
             };
-            self.rtc.handle_input(input).unwrap();
+            if let Err(e) = self.rtc.handle_input(input) {
+                self.failed = Some(e.to_string());
+                return done(self);
+            }
         }
     }
 
@@ -349,6 +363,12 @@ impl RtcClient {
             .audio_level(-(level.min(127) as i8), level < 127)
             .write(pt, std::time::Instant::now(), time, payload.to_vec())
             .unwrap();
+    }
+
+    /// Whether the call is over for this client: the server closed the channel or the peer
+    /// connection (str0m may report a DTLS close as an engine error).
+    pub fn is_ended(&self) -> bool {
+        self.channel_closed || !self.rtc.is_alive() || self.failed.is_some()
     }
 
     /// The `type`s of the events received so far.

@@ -98,6 +98,82 @@ async fn realtime_answers_201_with_sdp_and_location() {
     assert_eq!(app.state.metrics().voice_sessions.get(), 1);
 }
 
+/// An offer as Chromium writes it for `VoiceConnection` (mic track + `oai-events`), with an mDNS
+/// host candidate (Chromium hides local IPs behind `….local` names, which str0m cannot parse).
+const CHROMIUM_OFFER: &str = "v=0\r
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+a=group:BUNDLE 0 1\r
+a=extmap-allow-mixed\r
+a=msid-semantic: WMS stream\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
+c=IN IP4 0.0.0.0\r
+a=rtcp:9 IN IP4 0.0.0.0\r
+a=candidate:2999745851 1 udp 2122260223 4e1f1c8a-0f0e-4b5e-9d8b-1c2d3e4f5a6b.local 54321 typ host generation 0 network-id 1\r
+a=ice-ufrag:Zx9b\r
+a=ice-pwd:aBcDeFgHiJkLmNoPqRsTuVwX\r
+a=ice-options:trickle\r
+a=fingerprint:sha-256 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F\r
+a=setup:actpass\r
+a=mid:0\r
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r
+a=sendrecv\r
+a=msid:stream track\r
+a=rtcp-mux\r
+a=rtcp-rsize\r
+a=rtpmap:111 opus/48000/2\r
+a=rtcp-fb:111 transport-cc\r
+a=fmtp:111 minptime=10;useinbandfec=1\r
+a=rtpmap:63 red/48000/2\r
+a=fmtp:63 111/111\r
+a=rtpmap:9 G722/8000\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:13 CN/8000\r
+a=rtpmap:110 telephone-event/48000\r
+a=rtpmap:126 telephone-event/8000\r
+a=ssrc:1234567 cname:q1w2e3r4t5y6u7i8\r
+a=ssrc:1234567 msid:stream track\r
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r
+c=IN IP4 0.0.0.0\r
+a=candidate:2999745851 1 udp 2122260223 4e1f1c8a-0f0e-4b5e-9d8b-1c2d3e4f5a6b.local 54321 typ host generation 0 network-id 1\r
+a=ice-ufrag:Zx9b\r
+a=ice-pwd:aBcDeFgHiJkLmNoPqRsTuVwX\r
+a=ice-options:trickle\r
+a=fingerprint:sha-256 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F\r
+a=setup:actpass\r
+a=mid:1\r
+a=sctp-port:5000\r
+a=max-message-size:262144\r
+";
+
+#[tokio::test]
+async fn a_chromium_offer_with_mdns_candidates_is_answered() {
+    let app = TestApp::new().await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", CHROMIUM_OFFER))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let answer = text(res).await;
+    for needle in [
+        "a=ice-lite",
+        "a=mid:0",
+        "a=mid:1",
+        "a=sendrecv",
+        "opus/48000/2",
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "webrtc-datachannel",
+        "a=setup:passive",
+    ] {
+        assert!(answer.contains(needle), "{needle} missing from\n{answer}");
+    }
+}
+
 #[tokio::test]
 async fn realtime_refuses_missing_unknown_and_reused_keys_with_401() {
     let app = TestApp::new().await;
@@ -250,7 +326,7 @@ async fn live() -> LiveServer {
 
 /// Mints a key and posts `offer` over HTTP; returns the answer, the `Location` and how long the
 /// POST took.
-async fn call(server: &LiveServer, offer: &str) -> (String, String, Duration) {
+async fn call(server: &impl Base, offer: &str) -> (String, String, Duration) {
     let http = reqwest::Client::new();
     let session: Value = http
         .post(server.url("/voice/session"))
@@ -279,7 +355,7 @@ async fn call(server: &LiveServer, offer: &str) -> (String, String, Duration) {
 
 /// A client whose events channel is open and has received `session.created`; also returns the
 /// POST time and the time from creating the offer to the channel opening.
-async fn connected(server: &LiveServer) -> (RtcClient, String, Duration, Duration) {
+async fn connected(server: &impl Base) -> (RtcClient, String, Duration, Duration) {
     let started = Instant::now();
     let (mut client, offer) = RtcClient::new().await;
     let (answer, location, post) = call(server, &offer).await;
@@ -369,9 +445,11 @@ async fn a_str0m_client_gets_events_speech_and_its_audio_echoed() {
         started["audio_start_ms"].as_u64().unwrap(),
         stopped["audio_end_ms"].as_u64().unwrap(),
     );
-    // Loud from 0 to ~380 ms, then 200 ms of silence.
-    assert!(start < 100, "audio_start_ms {start}");
-    assert!((450..=900).contains(&end), "audio_end_ms {end}");
+    // The first frame is loud and the padding is 0, so speech starts at the call's first audio.
+    // It ends 200 ms (the silence duration) after the last loud frame, ~380 ms in by the sender's
+    // pacing; arrival times stretch or bunch on a loaded machine, so the bound is loose.
+    assert_eq!(start, 0, "audio_start_ms");
+    assert!((200..=5000).contains(&end), "audio_end_ms {end}");
 
     // The echo: the frames come back, in order.
     assert!(
@@ -410,9 +488,7 @@ async fn hang_up_closes_the_call_and_the_client_sees_it() {
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
     server.wait_voice_sessions(0).await;
     assert!(
-        client
-            .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
-            .await,
+        client.drive_until(WAIT, RtcClient::is_ended).await,
         "the client was not told"
     );
     server.stop().await;
@@ -437,12 +513,60 @@ async fn server_shutdown_ends_live_peers() {
     );
     for client in [&mut a, &mut b] {
         assert!(
-            client
-                .drive_until(WAIT, |c| c.channel_closed || !c.rtc.is_alive())
-                .await,
+            client.drive_until(WAIT, RtcClient::is_ended).await,
             "a client was not told"
         );
     }
+}
+
+#[tokio::test]
+async fn a_client_closing_its_peer_connection_ends_the_call() {
+    let server = live().await;
+    let (mut client, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(1).await;
+    // RTCP BYE, SCTP shutdown and DTLS close_notify, as a browser's pc.close() sends.
+    client.rtc.close().unwrap();
+    client
+        .drive_until(Duration::from_millis(200), |_| false)
+        .await;
+    server.wait_voice_sessions(0).await;
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"peer_closed\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// The slow one (~16 s): str0m's ICE-lite agent drops a pair after 15 s without a STUN binding
+/// request (a fixed constant of the `is` crate), which is how a vanished browser is noticed.
+#[tokio::test]
+async fn a_client_that_vanishes_is_ended_by_ice_disconnect() {
+    let server = live().await;
+    let (client, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(1).await;
+    // Gone without a word: no close, its socket closed (the server's sends now hit a closed
+    // port).
+    drop(client);
+    let started = Instant::now();
+    while server.state.voice().session_count() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "the peer outlived its ICE timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.wait_voice_sessions(0).await;
+    eprintln!(
+        "voice: a vanished client was noticed after {:?}",
+        started.elapsed()
+    );
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"ice_disconnected\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -450,7 +574,7 @@ async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
     let server = LiveServer::start_with_voice(
         vigil_server::hub::HubConfig::default(),
         VoiceConfig {
-            connect_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(1),
             ..VoiceConfig::default()
         },
     )
@@ -468,10 +592,10 @@ async fn a_client_that_never_connects_is_ended_by_the_connect_timeout() {
     server.stop().await;
 }
 
-/// Prints figures (run with `--nocapture`): POST time, offer-to-open time over 20 sequential
-/// calls, and the UDP sockets and memory held per live call. Asserts only correctness.
+/// Prints figures (run with `--nocapture`): POST time and offer-to-open time over 20 sequential
+/// calls, each hung up before the next. Asserts only correctness.
 #[tokio::test]
-async fn figures_handshake_times_and_cost_per_call() {
+async fn figures_handshake_times_over_20_calls() {
     let server = live().await;
     let mut posts = Vec::new();
     let mut opens = Vec::new();
@@ -499,37 +623,158 @@ async fn figures_handshake_times_and_cost_per_call() {
     );
 
     server.stop().await;
+}
 
-    // Cost per live call, on a voice address of its own so its sockets can be counted.
-    let server = LiveServer::start_with_voice(
-        vigil_server::hub::HubConfig::default(),
-        VoiceConfig {
-            udp: "127.0.0.3:0".parse().unwrap(),
-            ..VoiceConfig::default()
-        },
-    )
-    .await;
-    assert_eq!(udp_sockets_on("127.0.0.3"), 0);
-    let rss_before = rss_kib();
-    let mut live_calls = Vec::new();
-    for _ in 0..10 {
-        live_calls.push(connected(&server).await.0);
+/// Where a server answers HTTP: the in-process [`LiveServer`] or the real binary.
+trait Base {
+    /// `http://ADDR{path}`
+    fn url(&self, path: &str) -> String;
+}
+
+impl Base for LiveServer {
+    fn url(&self, path: &str) -> String {
+        LiveServer::url(self, path)
     }
-    server.wait_voice_sessions(10).await;
-    let rss = rss_kib() - rss_before;
+}
+
+/// The real `vigil-server` binary on free ports, its voice peers on `voice_ip`.
+struct Process {
+    child: std::process::Child,
+    // Kept open: the server prints more start-up lines, and a closed pipe would kill it.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Base for Process {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Process {
+    fn start(voice_ip: &str) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-server"))
+            .args(["--addr", "127.0.0.1:0", "--admin-token", "t"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/v.db", dir.path().display()))
+            .arg("--www")
+            .arg(dir.path())
+            .arg("--pkg")
+            .arg(dir.path())
+            .arg("--voice-udp")
+            .arg(format!("{voice_ip}:0"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            _stdout: stdout,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// Resident memory of the server process.
+    fn rss_kib(&self) -> i64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Open file descriptors of the server process.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An IP of 127.0.0.0/8 unlikely to be shared with another run of this suite, so the UDP sockets
+/// on it can be counted.
+fn private_loopback_ip() -> String {
+    let pid = std::process::id();
+    format!("127.{}.{}.3", (pid >> 8) & 0xff, pid & 0xff)
+}
+
+/// The real binary: what one live call costs the server (RSS, fds, one UDP socket on
+/// `--voice-udp`), and SIGTERM with live calls exits 0 within 5 s, freeing every socket and
+/// telling the clients.
+#[tokio::test]
+async fn the_binary_holds_one_socket_per_call_and_exits_cleanly_with_live_calls() {
+    let ip = private_loopback_ip();
+    let server = Process::start(&ip);
+    assert_eq!(udp_sockets_on(&ip), 0);
+    // One call first, so allocations made once (TLS provider, pools) are not counted per call.
+    let warm = connected(&server).await.0;
+    let (rss_before, fds_before) = (server.rss_kib(), server.fds());
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        calls.push(connected(&server).await.0);
+    }
+    let (rss, fds) = (server.rss_kib() - rss_before, server.fds() - fds_before);
     assert_eq!(
-        udp_sockets_on("127.0.0.3"),
-        10,
-        "one UDP socket per peer, on --voice-udp"
+        udp_sockets_on(&ip),
+        11,
+        "one UDP socket per call, on --voice-udp"
     );
     eprintln!(
-        "voice figures: 10 live calls: 10 server UDP sockets; {rss} KiB more RSS in this process \
-         (server peer + str0m client each, other tests running alongside): ~{} KiB per pair",
+        "voice figures: the server process, 10 more live calls: +{rss} KiB RSS (~{} KiB per call), +{fds} fds",
         rss / 10
     );
-    drop(live_calls);
-    server.stop().await;
-    assert_eq!(udp_sockets_on("127.0.0.3"), 0, "every peer socket is freed");
+    calls.push(warm);
+
+    let mut server = server;
+    let started = Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "voice figures: SIGTERM with 11 live calls: exit {status} after {:?}",
+        started.elapsed()
+    );
+    assert!(status.success(), "{status}");
+    assert_eq!(udp_sockets_on(&ip), 0, "every peer socket is freed");
+    for client in &mut calls {
+        assert!(
+            client.drive_until(WAIT, RtcClient::is_ended).await,
+            "a client was not told"
+        );
+    }
 }
 
 /// UDP sockets bound to the IPv4 address `ip` in this network namespace (`/proc/net/udp`).
@@ -547,14 +792,4 @@ fn udp_sockets_on(ip: &str) -> usize {
                 .is_some_and(|local| local.starts_with(&format!("{hex}:")))
         })
         .count()
-}
-
-/// This process's resident memory.
-fn rss_kib() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

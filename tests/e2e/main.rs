@@ -6,4 +6,5 @@ mod demo;
 mod server_process;
 mod tracker;
 mod voice;
+mod voice_peer;
 mod websocket;
