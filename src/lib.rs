@@ -13,6 +13,7 @@ pub mod options;
 pub mod perf;
 pub mod runtime;
 pub mod transport;
+pub mod voice;
 pub mod ws;
 
 use std::cell::{Cell, RefCell};
@@ -28,6 +29,7 @@ use runtime::guards::{Interval, Listener, Timeout};
 use runtime::manager::{self, Service};
 use runtime::registry::EntryId;
 use runtime::{ledger, report};
+use voice::connection::{self as voice_conn, Inner as VoiceInner};
 use ws::machine::{Backoff, Config as WsConfig};
 use ws::service::{self as ws_service, Inner as WsInner};
 
@@ -178,6 +180,7 @@ pub struct Subscription {
 enum Target {
     Entry(EntryId),
     Ws(Weak<RefCell<WsInner>>, u64),
+    Voice(Weak<RefCell<VoiceInner>>, u64),
 }
 
 impl Subscription {
@@ -192,6 +195,13 @@ impl Subscription {
         Self::fix_symbol_dispose();
         Self {
             target: Target::Ws(Rc::downgrade(service), id),
+        }
+    }
+
+    fn voice(service: &voice_conn::Shared, id: u64) -> Self {
+        Self::fix_symbol_dispose();
+        Self {
+            target: Target::Voice(Rc::downgrade(service), id),
         }
     }
 
@@ -219,6 +229,11 @@ impl Subscription {
                     ws_service::unsubscribe(&s, *id);
                 }
             }
+            Target::Voice(service, id) => {
+                if let Some(s) = service.upgrade() {
+                    voice_conn::unsubscribe(&s, *id);
+                }
+            }
         }
     }
 
@@ -230,6 +245,9 @@ impl Subscription {
             Target::Ws(service, id) => service
                 .upgrade()
                 .is_some_and(|s| ws_service::has_subscription(&s, *id)),
+            Target::Voice(service, id) => service
+                .upgrade()
+                .is_some_and(|s| voice_conn::has_subscription(&s, *id)),
         }
     }
 }
@@ -486,6 +504,233 @@ impl WebSocketService {
         set("invalidFrames", (invalid as f64).into())?;
         Ok(out)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VoiceConnection (issue #6)
+// ---------------------------------------------------------------------------------------------
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_VOICE: &'static str = r#"
+/** Options of `new VoiceConnection(options)`. */
+export interface VoiceConnectionOptions {
+  /** POST → `{ client_secret: { value, expires_at }, realtime_url }`. Default "/voice/session". */
+  sessionUrl?: string;
+  /** An <audio> to play into; when absent one is created (autoplay, in <body>) and removed on disconnect. */
+  audioElement?: HTMLAudioElement;
+  /** Default "oai-events". */
+  dataChannelLabel?: string;
+  /** Sent as `{type: "session.update", session: {type: "realtime", ...session}}` when the channel opens. */
+  session?: Record<string, unknown>;
+  /** `getUserMedia` audio constraints; `false`: receive only. Default true. */
+  audio?: boolean | MediaTrackConstraints;
+  /** `connect()` rejects after this. Default 15000. */
+  connectTimeoutMs?: number;
+}
+export type VoiceState = "idle" | "connecting" | "connected" | "disconnected" | "failed";
+export interface VoiceStats {
+  packetsSent: number; packetsReceived: number; bytesSent: number; bytesReceived: number;
+  /** The nominated candidate pair's `currentRoundTripTime`, in ms; null before one exists. */
+  roundTripTimeMs: number | null;
+  /** Data channel events dispatched, `sendEvent` calls sent, and messages that were not JSON events. */
+  eventsIn: number; eventsOut: number; invalidEvents: number;
+}
+"#;
+
+/// The OpenAI Realtime WebRTC flow (session key, peer connection, microphone, SDP exchange,
+/// `oai-events` data channel) with every resource in a guard. Owned by the cleanup manager.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct VoiceConnection {
+    service: Weak<RefCell<VoiceInner>>,
+    entry: EntryId,
+}
+
+#[wasm_bindgen]
+impl VoiceConnection {
+    /// Creates the connection; nothing is acquired until `connect()`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "VoiceConnectionOptions")] options: JsValue,
+    ) -> Result<VoiceConnection, JsValue> {
+        let o = Options(&options);
+        let string = |name: &'static str, default: &str| -> Result<String, JsValue> {
+            match o.get(name) {
+                None => Ok(default.to_owned()),
+                Some(v) => v.as_string().ok_or_else(|| {
+                    VigilError::BadArgument {
+                        name,
+                        expected: "a string",
+                        got: options::type_name(&v),
+                    }
+                    .into()
+                }),
+            }
+        };
+        let session_url =
+            page_url(&string("sessionUrl", "/voice/session")?).ok_or(VigilError::BadArgument {
+                name: "sessionUrl",
+                expected: "an http(s) URL (or one relative to the page)",
+                got: "something else",
+            })?;
+        let label = string("dataChannelLabel", "oai-events")?;
+        let audio_element = match o.get("audioElement") {
+            None => None,
+            Some(v) => Some(v.dyn_into::<web_sys::HtmlMediaElement>().map_err(|v| {
+                VigilError::BadArgument {
+                    name: "audioElement",
+                    expected: "an <audio> element",
+                    got: options::type_name(&v),
+                }
+            })?),
+        };
+        let session = match o.get("session") {
+            None => None,
+            Some(v) if v.is_object() && !js_sys::Array::is_array(&v) => Some(v.unchecked_into()),
+            Some(v) => {
+                return Err(VigilError::BadArgument {
+                    name: "session",
+                    expected: "an object",
+                    got: options::type_name(&v),
+                }
+                .into())
+            }
+        };
+        let audio = o.get("audio").unwrap_or(JsValue::TRUE);
+        if !(audio.as_bool().is_some() || audio.is_object()) {
+            return Err(VigilError::BadArgument {
+                name: "audio",
+                expected: "a boolean or MediaTrackConstraints",
+                got: options::type_name(&audio),
+            }
+            .into());
+        }
+        let config = voice_conn::Config {
+            connect_timeout_ms: o.millis("connectTimeoutMs", 15_000, 1)?,
+            microphone: audio.as_bool() != Some(false),
+        };
+        let service = voice_conn::create(voice_conn::Settings {
+            session_url,
+            audio_element,
+            label,
+            session,
+            audio,
+            config,
+        });
+        let weak = service.downgrade();
+        let entry = manager::register(manager::priority::NETWORK, Rc::new(service))
+            .map_err(VigilError::from)?
+            .hand_over();
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let probe = VoiceConnection {
+                service: Weak::new(),
+                entry: EntryId::from_raw(0),
+            };
+            alias_symbol_dispose(&JsValue::from(probe), "dispose");
+        });
+        Ok(Self {
+            service: weak,
+            entry,
+        })
+    }
+
+    fn live(&self) -> Result<voice_conn::Shared, JsValue> {
+        self.service
+            .upgrade()
+            .ok_or_else(|| js_sys::Error::new("this VoiceConnection was disposed").into())
+    }
+
+    /// Runs the connect steps; resolves when the data channel is open. A failure rejects with an
+    /// `Error` naming the step (also in its `step` property) and leaves nothing behind.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn connect(&self) -> Result<js_sys::Promise, JsValue> {
+        Ok(voice_conn::connect(&self.live()?))
+    }
+
+    /// Calls `handler(event)` for every server event of `type` (`"*"`: every event).
+    pub fn on(
+        &self,
+        #[wasm_bindgen(js_name = "type")] kind: String,
+        #[wasm_bindgen(unchecked_param_type = "(event: any) => void")] handler: js_sys::Function,
+    ) -> Result<Subscription, JsValue> {
+        let s = self.live()?;
+        let id = voice_conn::subscribe(&s, Some(kind), handler)
+            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        Ok(Subscription::voice(&s, id))
+    }
+
+    /// Calls `handler(state)` on every state change.
+    #[wasm_bindgen(js_name = onState)]
+    pub fn on_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(state: VoiceState) => void")]
+        handler: js_sys::Function,
+    ) -> Result<Subscription, JsValue> {
+        let s = self.live()?;
+        let id = voice_conn::subscribe(&s, None, handler)
+            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        Ok(Subscription::voice(&s, id))
+    }
+
+    /// Sends a client event as JSON on the data channel; false when not connected (or disposed).
+    #[wasm_bindgen(js_name = sendEvent)]
+    pub fn send_event(&self, event: JsValue) -> Result<bool, JsValue> {
+        match self.service.upgrade() {
+            Some(s) => voice_conn::send_event(&s, &event),
+            None => Ok(false),
+        }
+    }
+
+    /// Mutes (or unmutes) the microphone: `track.enabled = !muted`.
+    #[wasm_bindgen(js_name = setMuted)]
+    pub fn set_muted(&self, muted: bool) -> Result<(), JsValue> {
+        voice_conn::set_muted(&self.live()?, muted);
+        Ok(())
+    }
+
+    /// `"idle" | "connecting" | "connected" | "disconnected" | "failed"` (`"disconnected"` once
+    /// disposed).
+    #[wasm_bindgen(getter, unchecked_return_type = "VoiceState")]
+    pub fn state(&self) -> String {
+        self.service
+            .upgrade()
+            .map_or("disconnected", |s| voice_conn::state(&s).as_str())
+            .to_owned()
+    }
+
+    /// Audio packet and byte counts and the round trip from `getStats()`, plus event counters.
+    #[wasm_bindgen(unchecked_return_type = "Promise<VoiceStats>")]
+    pub fn stats(&self) -> Result<js_sys::Promise, JsValue> {
+        Ok(voice_conn::stats(&self.live()?))
+    }
+
+    /// Closes the data channel and the peer connection (handlers detached), stops the
+    /// microphone, pauses and empties the audio element (removed if created). State
+    /// `disconnected`; `connect()` may be called again.
+    pub fn disconnect(&self) -> Result<(), JsValue> {
+        voice_conn::disconnect(&self.live()?);
+        Ok(())
+    }
+
+    /// Disconnects and frees the subscriptions. Idempotent.
+    pub fn dispose(&self) {
+        manager::remove(self.entry);
+    }
+}
+
+/// Resolves `url` against the page; only `http:` and `https:` URLs.
+fn page_url(url: &str) -> Option<String> {
+    let base = web_sys::window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default();
+    let parsed = if base.is_empty() {
+        web_sys::Url::new(url)
+    } else {
+        web_sys::Url::new_with_base(url, &base)
+    }
+    .ok()?;
+    matches!(parsed.protocol().as_str(), "http:" | "https:").then(|| parsed.href())
 }
 
 #[wasm_bindgen(typescript_custom_section)]

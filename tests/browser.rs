@@ -729,3 +729,445 @@ async fn vigil_measures_the_page_and_checks_metric_arguments() {
     assert_all_zero();
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
+
+// ---------------------------------------------------------------------------------------------
+// VoiceConnection. `window.fetch` is replaced by a stub (the package calls `window.fetch`
+// dynamically): the session endpoint answers as told, and the realtime endpoint is a second
+// `RTCPeerConnection` in the page that answers the offer, echoes the microphone and talks on the
+// data channel. The real server is exercised by the end-to-end tests.
+// ---------------------------------------------------------------------------------------------
+
+const VOICE_STUB: &str = r#"
+(() => {
+  if (!window.__realFetch) window.__realFetch = window.fetch;
+  const stub = window.voiceStub = { session: 'ok', realtime: 'peer', received: [], auth: null, contentType: null, remote: null };
+  window.fetch = async (url, init) => {
+    const u = String(url);
+    if (u.endsWith('/stub/session')) {
+      if (stub.session === 'refuse') return new Response('{"error":"not today"}', { status: 403 });
+      if (stub.session === 'hang') return new Promise((_, reject) => init.signal.addEventListener('abort',
+        () => reject(new DOMException('aborted', 'AbortError'))));
+      return new Response(JSON.stringify({ client_secret: { value: 'ek_test', expires_at: 0 }, realtime_url: 'realtime' }));
+    }
+    if (u.endsWith('/stub/realtime')) {
+      stub.auth = new Headers(init.headers).get('Authorization');
+      stub.contentType = new Headers(init.headers).get('Content-Type');
+      if (stub.realtime === 'refuse') return new Response('{"error":"key refused"}', { status: 401 });
+      if (stub.realtime === 'garbage') return new Response('<html>nope</html>', { status: 201 });
+      const pc = stub.remote = new RTCPeerConnection();
+      pc.ondatachannel = (e) => {
+        const ch = stub.channel = e.channel;
+        stub.label = ch.label;
+        ch.onopen = () => { ch.send('not json'); ch.send(JSON.stringify({ type: 'session.created' })); };
+        ch.onmessage = (m) => {
+          const ev = JSON.parse(m.data);
+          stub.received.push(ev);
+          ch.send(JSON.stringify({ type: ev.type === 'session.update' ? 'session.updated' : 'error' }));
+        };
+      };
+      await pc.setRemoteDescription({ type: 'offer', sdp: init.body });
+      for (const t of pc.getTransceivers()) {
+        t.direction = 'sendrecv';
+        await t.sender.replaceTrack(t.receiver.track); // echo
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      await new Promise((done) => {
+        if (pc.iceGatheringState === 'complete') return done();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
+      });
+      return new Response(pc.localDescription.sdp, { status: 201, headers: { 'Content-Type': 'application/sdp' } });
+    }
+    return window.__realFetch(url, init);
+  };
+  return stub;
+})()
+"#;
+
+fn voice_stub(session: &str, realtime: &str) -> JsValue {
+    let stub = js_sys::eval(VOICE_STUB).unwrap();
+    js_sys::Reflect::set(&stub, &"session".into(), &session.into()).unwrap();
+    js_sys::Reflect::set(&stub, &"realtime".into(), &realtime.into()).unwrap();
+    stub
+}
+
+fn remove_voice_stub() {
+    js_sys::eval(
+        "if (window.voiceStub && window.voiceStub.remote) window.voiceStub.remote.close();
+         if (window.__realFetch) window.fetch = window.__realFetch; true",
+    )
+    .unwrap();
+}
+
+fn voice(extra: &str) -> vigil::VoiceConnection {
+    vigil::VoiceConnection::new(
+        js_sys::eval(&format!("({{ sessionUrl: '/stub/session', {extra} }})")).unwrap(),
+    )
+    .unwrap()
+}
+
+type StateLog = (
+    Rc<RefCell<Vec<String>>>,
+    vigil::Subscription,
+    Closure<dyn FnMut(JsValue)>,
+);
+
+/// Records every state; keep the returned closure alive for as long as states should arrive.
+fn record_states(v: &vigil::VoiceConnection) -> StateLog {
+    let states = Rc::new(RefCell::new(Vec::<String>::new()));
+    let s = Rc::clone(&states);
+    let f = Closure::<dyn FnMut(JsValue)>::new(move |st: JsValue| {
+        s.borrow_mut().push(st.as_string().unwrap())
+    });
+    let sub = v
+        .on_state(f.as_ref().unchecked_ref::<js_sys::Function>().clone())
+        .unwrap();
+    (states, sub, f)
+}
+
+async fn connect_error(v: &vigil::VoiceConnection) -> (String, String) {
+    let e = wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect_err("connect() rejects");
+    let err: js_sys::Error = e.dyn_into().unwrap();
+    let step = js_sys::Reflect::get(&err, &"step".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    (String::from(err.message()), step)
+}
+
+#[wasm_bindgen_test]
+fn voice_options_are_checked_by_name() {
+    for (options, name) in [
+        ("({ sessionUrl: 'ftp://x' })", "sessionUrl"),
+        ("({ sessionUrl: 5 })", "sessionUrl"),
+        ("({ dataChannelLabel: {} })", "dataChannelLabel"),
+        ("({ audioElement: document.body })", "audioElement"),
+        ("({ session: 'hi' })", "session"),
+        ("({ audio: 'yes' })", "audio"),
+        ("({ connectTimeoutMs: -1 })", "connectTimeoutMs"),
+    ] {
+        let err = vigil::VoiceConnection::new(js_sys::eval(options).unwrap()).unwrap_err();
+        let err: js_sys::Error = err.dyn_into().unwrap();
+        assert_eq!(err.name(), "TypeError", "{options}");
+        let msg = String::from(err.message());
+        assert!(msg.starts_with(&format!("{name}:")), "{options}: {msg}");
+    }
+    assert_all_zero();
+    let v = vigil::VoiceConnection::new(JsValue::UNDEFINED).unwrap();
+    assert_eq!(v.state(), "idle");
+    assert_eq!(js_count("peerConnections"), 0.0, "nothing before connect()");
+    assert!(!v
+        .send_event(js_sys::eval("({ type: 'response.create' })").unwrap())
+        .unwrap());
+    // Symbol.dispose disposes.
+    let js = JsValue::from(v);
+    let dispose = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
+        .and_then(|s| js_sys::Reflect::get(&s, &"dispose".into()))
+        .unwrap();
+    let f: js_sys::Function = js_sys::Reflect::get(&js, &dispose)
+        .unwrap()
+        .unchecked_into();
+    f.call0(&js).unwrap();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_refused_session_rejects_naming_the_step_and_leaves_nothing() {
+    voice_stub("refuse", "peer");
+    let v = voice("");
+    let (states, _sub, _f) = record_states(&v);
+    let (message, step) = connect_error(&v).await;
+    assert_eq!(step, "session request");
+    assert!(message.contains("at the session request step"), "{message}");
+    assert!(message.contains("403"), "{message}");
+    assert_eq!(v.state(), "failed");
+    assert_eq!(*states.borrow(), ["connecting", "failed"]);
+    assert_eq!(js_count("timeouts"), 0.0);
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_refused_key_rejects_at_the_exchange_and_stops_the_microphone() {
+    let stub = voice_stub("ok", "refuse");
+    let v = voice("");
+    let (message, step) = connect_error(&v).await;
+    assert_eq!(step, "SDP exchange", "{message}");
+    assert!(message.contains("401"), "{message}");
+    assert!(message.contains("used already, or expired"), "{message}");
+    // The offer went to realtime_url resolved against sessionUrl, with the key and SDP type.
+    assert_eq!(
+        js_sys::Reflect::get(&stub, &"auth".into()).unwrap(),
+        "Bearer ek_test"
+    );
+    assert_eq!(
+        js_sys::Reflect::get(&stub, &"contentType".into()).unwrap(),
+        "application/sdp"
+    );
+    assert_eq!(v.state(), "failed");
+    assert_eq!(js_count("mediaTracks"), 0.0, "the microphone was stopped");
+    assert_eq!(js_count("peerConnections"), 0.0);
+    assert_eq!(js_count("dataChannels"), 0.0);
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_bad_answer_rejects_at_the_answer_step() {
+    voice_stub("ok", "garbage");
+    let v = voice("");
+    let (message, step) = connect_error(&v).await;
+    assert_eq!(step, "answer", "{message}");
+    assert!(message.contains("not SDP"), "{message}");
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_connect_timeout_names_the_pending_step_and_aborts_the_request() {
+    voice_stub("hang", "peer");
+    let v = voice("connectTimeoutMs: 100");
+    let (message, step) = connect_error(&v).await;
+    assert_eq!(step, "session request");
+    assert!(
+        message.contains("timed out after connectTimeoutMs (100 ms)"),
+        "{message}"
+    );
+    assert_eq!(v.state(), "failed");
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_disconnect_while_connecting_rejects_and_leaves_nothing() {
+    voice_stub("hang", "peer");
+    let v = voice("");
+    let pending = v.connect().unwrap();
+    assert_eq!(v.state(), "connecting");
+    assert_eq!(js_count("timeouts"), 1.0, "the connect timeout");
+    v.disconnect().unwrap();
+    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(pending)
+        .await
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(
+        String::from(err.message()).ends_with("disconnect() was called"),
+        "{:?}",
+        err.message()
+    );
+    assert_eq!(v.state(), "disconnected");
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        TimeoutFuture::new(25).await;
+    }
+    panic!("waited 5 s for {what}");
+}
+
+fn eval_bool(code: &str) -> bool {
+    js_sys::eval(code).unwrap().is_truthy()
+}
+
+#[wasm_bindgen_test]
+async fn voice_connects_to_a_loopback_peer_talks_and_releases_everything() {
+    voice_stub("ok", "peer");
+    let v = voice("session: { instructions: 'be brief' }, dataChannelLabel: 'oai-events'");
+    let (states, _sub, _f) = record_states(&v);
+    let events = Rc::new(RefCell::new(Vec::<String>::new()));
+    let e = Rc::clone(&events);
+    let all = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let t = js_sys::Reflect::get(&ev, &"type".into()).unwrap();
+        e.borrow_mut().push(t.as_string().unwrap());
+    });
+    let _all = v
+        .on(
+            "*".into(),
+            all.as_ref().unchecked_ref::<js_sys::Function>().clone(),
+        )
+        .unwrap();
+    // A throwing subscriber is reported; the others still run.
+    let _throws = v
+        .on(
+            "session.created".into(),
+            js_sys::Function::new_no_args("throw new Error('subscriber bug')"),
+        )
+        .unwrap();
+    let created = Rc::new(Cell::new(0));
+    let c = Rc::clone(&created);
+    let on_created = Closure::<dyn FnMut(JsValue)>::new(move |_| c.set(c.get() + 1));
+    let _created = v
+        .on(
+            "session.created".into(),
+            on_created
+                .as_ref()
+                .unchecked_ref::<js_sys::Function>()
+                .clone(),
+        )
+        .unwrap();
+
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect("connect() resolves");
+    assert_eq!(v.state(), "connected");
+    assert_eq!(js_count("peerConnections"), 1.0);
+    assert_eq!(js_count("dataChannels"), 1.0);
+    assert_eq!(js_count("mediaTracks"), 1.0);
+    assert_eq!(js_count("timeouts"), 0.0, "the connect timeout is gone");
+    // A second connect() resolves at once, no second peer connection.
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(js_count("peerConnections"), 1.0);
+
+    wait_until("session.created", || created.get() == 1).await;
+    wait_until("session.update at the peer", || {
+        eval_bool("voiceStub.received.length >= 1")
+    })
+    .await;
+    assert!(eval_bool(
+        "voiceStub.label === 'oai-events' && voiceStub.received[0].type === 'session.update' \
+         && voiceStub.received[0].session.type === 'realtime' \
+         && voiceStub.received[0].session.instructions === 'be brief'"
+    ));
+    wait_until("session.updated", || {
+        events.borrow().iter().any(|t| t == "session.updated")
+    })
+    .await;
+    assert!(v
+        .send_event(js_sys::eval("({ type: 'response.create' })").unwrap())
+        .unwrap());
+    wait_until("error for an unknown type", || {
+        events.borrow().iter().any(|t| t == "error")
+    })
+    .await;
+    assert_eq!(
+        *events.borrow(),
+        ["session.created", "session.updated", "error"]
+    );
+
+    // The echoed microphone arrives and plays in an <audio> the connection created.
+    wait_until("the created <audio>", || {
+        eval_bool("document.querySelectorAll('audio').length === 1 && !!document.querySelector('audio').srcObject")
+    })
+    .await;
+    assert_eq!(js_count("elements"), 1.0);
+    let stats = wasm_bindgen_futures::JsFuture::from(v.stats().unwrap())
+        .await
+        .unwrap();
+    let n = |k: &str| js_sys::Reflect::get(&stats, &k.into()).unwrap();
+    assert_eq!(n("invalidEvents"), 1, "the non-JSON message is counted");
+    assert_eq!(n("eventsIn"), 3);
+    assert_eq!(n("eventsOut"), 1);
+    assert!(n("packetsSent").as_f64().is_some());
+
+    v.disconnect().unwrap();
+    assert_eq!(v.state(), "disconnected");
+    assert!(!v
+        .send_event(js_sys::eval("({ type: 'response.create' })").unwrap())
+        .unwrap());
+    assert!(eval_bool("document.querySelectorAll('audio').length === 0"));
+    assert_eq!(
+        *states.borrow(),
+        ["connecting", "connected", "disconnected"]
+    );
+    for kind in [
+        "peerConnections",
+        "dataChannels",
+        "mediaTracks",
+        "elements",
+        "timeouts",
+    ] {
+        assert_eq!(js_count(kind), 0.0, "{kind} after disconnect()");
+    }
+    v.dispose();
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_subscribers_may_disconnect_and_dispose_from_inside_a_callback() {
+    voice_stub("ok", "peer");
+    // Driven from JS, as a page would: the callback runs inside the data channel's own handler,
+    // whose guard the disconnect drops.
+    let v = JsValue::from(voice(""));
+    js_sys::Reflect::set(&js_sys::global(), &"__voice".into(), &v).unwrap();
+    let outcome = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(
+        js_sys::eval(
+            "(async () => {
+                const v = window.__voice;
+                const states = [];
+                v.onState((s) => {
+                    states.push(s);
+                    if (s === 'disconnected') v.dispose(); // from inside a state callback
+                });
+                const ended = new Promise((done) => v.on('session.created', () => {
+                    v.disconnect();
+                    v.disconnect();
+                    done(v.sendEvent({ type: 'x' }));
+                }));
+                await v.connect();
+                const sent = await ended;
+                v.dispose(); // idempotent
+                delete window.__voice;
+                return { sent, states, state: v.state };
+            })()",
+        )
+        .unwrap(),
+    ))
+    .await
+    .unwrap();
+    let get = |k: &str| js_sys::Reflect::get(&outcome, &k.into()).unwrap();
+    assert_eq!(
+        get("sent"),
+        false,
+        "sendEvent after disconnect() is refused"
+    );
+    assert_eq!(get("state"), "disconnected");
+    let states: Vec<String> = js_sys::Array::from(&get("states"))
+        .iter()
+        .map(|s| s.as_string().unwrap())
+        .collect();
+    assert_eq!(states, ["connecting", "connected", "disconnected"]);
+    remove_voice_stub();
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn voice_bfcache_pagehide_closes_the_call_and_a_final_pagehide_disposes() {
+    voice_stub("ok", "peer");
+    let v = voice("");
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect("connect() resolves");
+    assert_eq!(js_count("peerConnections"), 1.0);
+    // Into the back/forward cache: an open peer connection would keep the page out of it.
+    page_transition("pagehide", true);
+    assert_eq!(v.state(), "disconnected");
+    for kind in ["peerConnections", "dataChannels", "mediaTracks", "elements"] {
+        assert_eq!(js_count(kind), 0.0, "{kind} after a bfcache pagehide");
+    }
+    page_transition("pageshow", true);
+    assert_eq!(v.state(), "disconnected", "a call is not resumed by itself");
+    // The page may call again after it came back.
+    wasm_bindgen_futures::JsFuture::from(v.connect().unwrap())
+        .await
+        .expect("connect() again resolves");
+    assert_eq!(v.state(), "connected");
+    page_transition("pagehide", false);
+    assert_eq!(v.state(), "disconnected", "disposed");
+    remove_voice_stub();
+    assert_all_zero();
+}

@@ -171,3 +171,54 @@ try {
   window.vigilDemo = { ready: false, error: String(e) };
   throw e;
 }
+
+// ---- Voice panel (issue #6): a VoiceConnection to the server's echo peer --------------------
+// Connect, mute, disconnect; the live state, audio stats, and the latest events (at most 30).
+import { VoiceConnection } from "/pkg/vigil.js";
+
+function startVoicePanel() {
+  let voice = null;
+  let muted = false;
+  let held = []; // this call's stats timer and dispose callback, released on the next Connect
+  const show = (state) => {
+    $("voice-state").textContent = state;
+    $("voice-state").className = `state-${state}`;
+    const live = state === "connecting" || state === "connected";
+    $("voice-connect").disabled = live;
+    $("voice-disconnect").disabled = !live;
+    $("voice-mute").disabled = state !== "connected";
+  };
+  const event = (text) => {
+    $("voice-events").querySelector(".empty")?.remove();
+    const li = document.createElement("li");
+    li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+    $("voice-events").prepend(li);
+    while ($("voice-events").children.length > 30) $("voice-events").lastChild.remove();
+  };
+  $("voice-connect").addEventListener("click", () => {
+    voice?.dispose(); // a previous call (or one ended by "Dispose all") is released first
+    held.forEach((sub) => sub.unsubscribe());
+    voice = new VoiceConnection({ session: { instructions: "You are a kiosk assistant." } });
+    voice.onState(show);
+    voice.on("*", (e) => event(e.type));
+    muted = false;
+    $("voice-mute").textContent = "Mute";
+    voice.connect().catch((e) => event(`connect failed: ${e.message}`));
+    held = [every(1000, () => {
+      if (voice?.state !== "connected") return;
+      voice.stats().then((s) => {
+        const rtt = s.roundTripTimeMs === null ? "–" : `${Math.round(s.roundTripTimeMs)} ms`;
+        $("voice-stats").textContent = `${s.packetsSent} sent, ${s.packetsReceived} received, rtt ${rtt}`;
+      }, () => {});
+    }), onDispose(() => show("disconnected"))];
+  });
+  $("voice-disconnect").addEventListener("click", () => voice?.disconnect());
+  $("voice-mute").addEventListener("click", () => {
+    muted = !muted;
+    voice?.setMuted(muted);
+    $("voice-mute").textContent = muted ? "Unmute" : "Mute";
+  });
+}
+
+if (window.vigilDemo?.ready) startVoicePanel();
+// ---- end voice panel --------------------------------------------------------------------------

@@ -6,5 +6,6 @@ mod demo;
 mod perf;
 mod server_process;
 mod tracker;
+mod voice;
 mod voice_peer;
 mod websocket;

@@ -341,10 +341,16 @@ impl Browser {
 
     /// Starts Chromium with extra flags (e.g. a fake-capture WAV file).
     pub async fn launch_with(extra_flags: &[&str]) -> Result<Self> {
+        Self::launch_without(&[], extra_flags).await
+    }
+
+    /// Starts Chromium with [`CHROMIUM_FLAGS`] minus `omit` (e.g. the fake permission prompt, so
+    /// that a prompt can be denied), plus `extra_flags`.
+    pub async fn launch_without(omit: &[&str], extra_flags: &[&str]) -> Result<Self> {
         let profile = tempfile::tempdir()?;
         let exe = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let mut child = Command::new(&exe)
-            .args(CHROMIUM_FLAGS)
+            .args(CHROMIUM_FLAGS.iter().filter(|f| !omit.contains(f)))
             .args(extra_flags)
             .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.path().display()))
