@@ -2,7 +2,7 @@
 //! that owns every service, the panic hook and the report sink.
 //!
 //! Pure parts (no browser): [`ledger`], [`registry`]. Browser shell: [`guards`], [`manager`],
-//! [`panic`], [`report`].
+//! [`panic`], [`report`], [`waiters`].
 
 pub mod guards;
 pub mod ledger;
@@ -10,3 +10,4 @@ pub mod manager;
 pub mod panic;
 pub mod registry;
 pub mod report;
+pub mod waiters;

@@ -21,13 +21,12 @@ use super::machine::{ConnectError, Counters, Effect, Event, Machine, State, Step
 use crate::runtime::guards::{DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
+use crate::runtime::waiters::Waiters;
 
 pub use super::machine::Config;
 
 /// The most subscriptions (event and state) one connection holds; more are refused.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
-/// The most `connect()` promises waiting at once; more are rejected at once.
-pub const MAX_PENDING_CONNECTS: usize = 64;
 
 // Conversions with the browser's promise APIs, kept in JS: one small function per step instead of
 // a Rust future and a web-sys import per call. Each rejects with a string: the step's detail.
@@ -149,7 +148,7 @@ pub struct Inner {
     muted: bool,
     subs: Vec<Sub>,
     next_sub: u64,
-    pending: Vec<(js_sys::Function, js_sys::Function)>,
+    pending: Waiters,
 }
 
 #[derive(Debug)]
@@ -263,31 +262,14 @@ pub fn create(settings: Settings) -> VoiceService {
             muted: false,
             subs: Vec::new(),
             next_sub: 1,
-            pending: Vec::new(),
+            pending: Waiters::default(),
         })),
     }
 }
 
 /// `connect()`: resolves when the data channel is open.
 pub fn connect(shared: &Shared) -> js_sys::Promise {
-    let mut slot = None;
-    let promise = js_sys::Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-    if let Some((resolve, reject)) = slot {
-        let full = {
-            let mut i = shared.borrow_mut();
-            if i.pending.len() >= MAX_PENDING_CONNECTS {
-                true
-            } else {
-                i.pending.push((resolve, reject.clone()));
-                false
-            }
-        };
-        if full {
-            let e = js_sys::Error::new("too many connect() calls are waiting");
-            let _ = reject.call1(&JsValue::UNDEFINED, &e);
-            return promise;
-        }
-    }
+    let promise = shared.borrow_mut().pending.wait("connect()");
     feed(shared, Event::Connect);
     promise
 }
@@ -469,25 +451,21 @@ fn apply(shared: &Shared, effect: Effect) {
             drop(attempt); // outside the borrow
         }
         Effect::Resolve => {
-            let pending = std::mem::take(&mut shared.borrow_mut().pending);
-            for (resolve, _) in pending {
-                let _ = resolve.call0(&JsValue::UNDEFINED);
-            }
+            let pending = shared.borrow_mut().pending.take();
+            pending.resolve();
         }
         Effect::Reject(reason) => reject(shared, &reason),
     }
 }
 
 fn reject(shared: &Shared, reason: &ConnectError) {
-    let pending = std::mem::take(&mut shared.borrow_mut().pending);
+    let pending = shared.borrow_mut().pending.take();
     if pending.is_empty() {
         return;
     }
     let error = js_sys::Error::new(&reason.to_string());
     let _ = js_sys::Reflect::set(&error, &"step".into(), &reason.step.as_str().into());
-    for (_, reject) in pending {
-        let _ = reject.call1(&JsValue::UNDEFINED, &error);
-    }
+    pending.reject(&error);
 }
 
 /// An abort signal for the attempt's requests (one controller per attempt).

@@ -14,11 +14,10 @@ use super::machine::{Effect, Event, Machine, State, Stats, Timer};
 use crate::runtime::guards::{network_listeners, Listener, Socket, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
+use crate::runtime::waiters::Waiters;
 
 /// The most subscriptions (message and state) one service holds; more are refused.
 pub const MAX_SUBSCRIPTIONS: usize = 1024;
-/// The most `connect()` promises waiting at once; more are rejected at once.
-pub const MAX_PENDING_CONNECTS: usize = 64;
 
 /// A shared handle on one service's state.
 pub type Shared = Rc<RefCell<Inner>>;
@@ -33,7 +32,7 @@ pub struct Inner {
     timers: [Option<Timeout>; 5],
     subs: Vec<Sub>,
     next_sub: u64,
-    pending: Vec<(js_sys::Function, js_sys::Function)>,
+    pending: Waiters,
     invalid_frames: u64,
     network: Option<(Listener, Listener)>,
 }
@@ -86,7 +85,7 @@ impl Drop for WsService {
                 i.socket.take(),
                 std::mem::take(&mut i.timers),
                 i.network.take(),
-                std::mem::take(&mut i.pending),
+                i.pending.take(),
                 std::mem::take(&mut i.subs),
             )
         };
@@ -94,10 +93,7 @@ impl Drop for WsService {
             s.set_close(1000, "disposed");
         }
         drop((timers, network, subs));
-        let error = js_sys::Error::new("the WebSocketService was disposed");
-        for (_, reject) in pending {
-            let _ = reject.call1(&JsValue::UNDEFINED, &error);
-        }
+        pending.reject(&js_sys::Error::new("the WebSocketService was disposed"));
     }
 }
 
@@ -114,7 +110,7 @@ pub fn create(url: String, protocols: Vec<String>, config: super::machine::Confi
         timers: Default::default(),
         subs: Vec::new(),
         next_sub: 1,
-        pending: Vec::new(),
+        pending: Waiters::default(),
         invalid_frames: 0,
         network: None,
     }));
@@ -141,24 +137,7 @@ impl WsService {
 
 /// `connect()`: a promise that resolves on the first open.
 pub fn connect(shared: &Shared) -> js_sys::Promise {
-    let mut slot = None;
-    let promise = js_sys::Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-    if let Some((resolve, reject)) = slot {
-        let full = {
-            let mut i = shared.borrow_mut();
-            if i.pending.len() >= MAX_PENDING_CONNECTS {
-                true
-            } else {
-                i.pending.push((resolve, reject.clone()));
-                false
-            }
-        };
-        if full {
-            let e = js_sys::Error::new("too many connect() calls are waiting");
-            let _ = reject.call1(&JsValue::UNDEFINED, &e);
-            return promise;
-        }
-    }
+    let promise = shared.borrow_mut().pending.wait("connect()");
     feed(shared, Event::Connect);
     promise
 }
@@ -305,17 +284,12 @@ fn apply(shared: &Shared, effect: Effect) {
             }
         }
         Effect::Resolve => {
-            let pending = std::mem::take(&mut shared.borrow_mut().pending);
-            for (resolve, _) in pending {
-                let _ = resolve.call0(&JsValue::UNDEFINED);
-            }
+            let pending = shared.borrow_mut().pending.take();
+            pending.resolve();
         }
         Effect::Reject(reason) => {
-            let pending = std::mem::take(&mut shared.borrow_mut().pending);
-            let error = js_sys::Error::new(reason);
-            for (_, reject) in pending {
-                let _ = reject.call1(&JsValue::UNDEFINED, &error);
-            }
+            let pending = shared.borrow_mut().pending.take();
+            pending.reject(&js_sys::Error::new(reason));
         }
     }
 }
