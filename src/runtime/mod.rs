@@ -2,7 +2,7 @@
 //! that owns every service, the panic hook and the report sink.
 //!
 //! Pure parts (no browser): [`ledger`], [`registry`]. Browser shell: [`guards`], [`manager`],
-//! [`panic`], [`report`], [`waiters`].
+//! [`panic`], [`report`], [`subscribers`], [`waiters`].
 
 pub mod guards;
 pub mod ledger;
@@ -10,4 +10,5 @@ pub mod manager;
 pub mod panic;
 pub mod registry;
 pub mod report;
+pub mod subscribers;
 pub mod waiters;

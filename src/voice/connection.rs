@@ -21,12 +21,10 @@ use super::machine::{ConnectError, Counters, Effect, Event, Machine, State, Step
 use crate::runtime::guards::{DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
+use crate::runtime::subscribers::{Subscribers, TooManySubscriptions};
 use crate::runtime::waiters::Waiters;
 
 pub use super::machine::Config;
-
-/// The most subscriptions (event and state) one connection holds; more are refused.
-pub const MAX_SUBSCRIPTIONS: usize = 1024;
 
 // Conversions with the browser's promise APIs, kept in JS: one small function per step instead of
 // a Rust future and a web-sys import per call. Each rejects with a string: the step's detail.
@@ -146,17 +144,8 @@ pub struct Inner {
     /// The parsed message waiting for the machine's `Dispatch`.
     message: Option<JsValue>,
     muted: bool,
-    subs: Vec<Sub>,
-    next_sub: u64,
+    subs: Subscribers,
     pending: Waiters,
-}
-
-#[derive(Debug)]
-struct Sub {
-    id: u64,
-    /// `Some(type)` (or `"*"`) for events, `None` for state changes.
-    kind: Option<String>,
-    handler: js_sys::Function,
 }
 
 /// A resource that came with an event, waiting for the machine to keep it.
@@ -214,11 +203,6 @@ impl Drop for Attempt {
     }
 }
 
-/// Why a subscription was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a VoiceConnection holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
-pub struct TooManySubscriptions;
-
 /// The connection as the cleanup manager owns it: dropping it releases everything.
 #[derive(Debug)]
 pub struct VoiceService {
@@ -236,7 +220,7 @@ impl Drop for VoiceService {
     fn drop(&mut self) {
         // No page callbacks while disposing: subscribers go first. Then the machine releases the
         // attempt and rejects a `connect()` under way.
-        let subs = std::mem::take(&mut self.shared.borrow_mut().subs);
+        let subs = self.shared.borrow_mut().subs.take();
         drop(subs);
         feed(&self.shared, Event::Dispose);
     }
@@ -260,8 +244,7 @@ pub fn create(settings: Settings) -> VoiceService {
             incoming: None,
             message: None,
             muted: false,
-            subs: Vec::new(),
-            next_sub: 1,
+            subs: Subscribers::new("VoiceConnection"),
             pending: Waiters::default(),
         })),
     }
@@ -313,30 +296,18 @@ pub fn subscribe(
     kind: Option<String>,
     handler: js_sys::Function,
 ) -> Result<u64, TooManySubscriptions> {
-    let mut i = shared.borrow_mut();
-    if i.subs.len() >= MAX_SUBSCRIPTIONS {
-        return Err(TooManySubscriptions);
-    }
-    let id = i.next_sub;
-    i.next_sub += 1;
-    i.subs.push(Sub { id, kind, handler });
-    Ok(id)
+    shared.borrow_mut().subs.add(kind, handler)
 }
 
 /// Ends a subscription; false when it was gone already.
 pub fn unsubscribe(shared: &Shared, id: u64) -> bool {
-    let removed = {
-        let mut i = shared.borrow_mut();
-        let before = i.subs.len();
-        i.subs.retain(|s| s.id != id);
-        before != i.subs.len()
-    };
+    let removed = shared.borrow_mut().subs.remove(id);
     removed
 }
 
 /// True while subscription `id` is held.
 pub fn has_subscription(shared: &Shared, id: u64) -> bool {
-    shared.borrow().subs.iter().any(|s| s.id == id)
+    shared.borrow().subs.contains(id)
 }
 
 /// The current state.
@@ -386,13 +357,7 @@ fn feed_with(shared: &Shared, incoming: Incoming, event: Event) {
 fn apply(shared: &Shared, effect: Effect) {
     match effect {
         Effect::State(state) => {
-            let handlers: Vec<js_sys::Function> = shared
-                .borrow()
-                .subs
-                .iter()
-                .filter(|s| s.kind.is_none())
-                .map(|s| s.handler.clone())
-                .collect();
+            let handlers = shared.borrow().subs.for_state();
             let name = JsValue::from_str(state.as_str());
             for h in handlers {
                 if let Err(e) = h.call1(&JsValue::UNDEFINED, &name) {
@@ -731,12 +696,7 @@ fn dispatch(shared: &Shared) {
             return;
         };
         let kind = get(&message, "type").as_string().unwrap_or_default();
-        let handlers: Vec<js_sys::Function> = i
-            .subs
-            .iter()
-            .filter(|s| s.kind.as_deref().is_some_and(|k| k == kind || k == "*"))
-            .map(|s| s.handler.clone())
-            .collect();
+        let handlers = i.subs.for_message(&kind);
         (message, handlers)
     };
     for h in handlers {

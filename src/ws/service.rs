@@ -14,10 +14,8 @@ use super::machine::{Effect, Event, Machine, State, Stats, Timer};
 use crate::runtime::guards::{network_listeners, Listener, Socket, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
+use crate::runtime::subscribers::{Subscribers, TooManySubscriptions};
 use crate::runtime::waiters::Waiters;
-
-/// The most subscriptions (message and state) one service holds; more are refused.
-pub const MAX_SUBSCRIPTIONS: usize = 1024;
 
 /// A shared handle on one service's state.
 pub type Shared = Rc<RefCell<Inner>>;
@@ -30,25 +28,11 @@ pub struct Inner {
     protocols: Vec<String>,
     socket: Option<Socket>,
     timers: [Option<Timeout>; 5],
-    subs: Vec<Sub>,
-    next_sub: u64,
+    subs: Subscribers,
     pending: Waiters,
     invalid_frames: u64,
     network: Option<(Listener, Listener)>,
 }
-
-#[derive(Debug)]
-struct Sub {
-    id: u64,
-    /// `Some(type)` (or `"*"`) for messages, `None` for state changes.
-    kind: Option<String>,
-    handler: js_sys::Function,
-}
-
-/// Why a subscription was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a WebSocketService holds at most {MAX_SUBSCRIPTIONS} subscriptions")]
-pub struct TooManySubscriptions;
 
 fn timer_slot(t: Timer) -> usize {
     match t {
@@ -86,7 +70,7 @@ impl Drop for WsService {
                 std::mem::take(&mut i.timers),
                 i.network.take(),
                 i.pending.take(),
-                std::mem::take(&mut i.subs),
+                i.subs.take(),
             )
         };
         if let Some(mut s) = socket {
@@ -108,8 +92,7 @@ pub fn create(url: String, protocols: Vec<String>, config: super::machine::Confi
         protocols,
         socket: None,
         timers: Default::default(),
-        subs: Vec::new(),
-        next_sub: 1,
+        subs: Subscribers::new("WebSocketService"),
         pending: Waiters::default(),
         invalid_frames: 0,
         network: None,
@@ -171,34 +154,18 @@ pub fn subscribe(
     kind: Option<String>,
     handler: js_sys::Function,
 ) -> Result<u64, TooManySubscriptions> {
-    let mut i = shared.borrow_mut();
-    if i.subs.len() >= MAX_SUBSCRIPTIONS {
-        return Err(TooManySubscriptions);
-    }
-    let id = i.next_sub;
-    i.next_sub += 1;
-    i.subs.push(Sub { id, kind, handler });
-    Ok(id)
+    shared.borrow_mut().subs.add(kind, handler)
 }
 
 /// Ends a subscription; false when it was gone already.
 pub fn unsubscribe(shared: &Shared, id: u64) -> bool {
-    let removed = {
-        let mut i = shared.borrow_mut();
-        let before = i.subs.len();
-        let kept: Vec<Sub> = std::mem::take(&mut i.subs)
-            .into_iter()
-            .filter(|s| s.id != id)
-            .collect();
-        i.subs = kept;
-        before != i.subs.len()
-    };
+    let removed = shared.borrow_mut().subs.remove(id);
     removed
 }
 
 /// True while subscription `id` is held.
 pub fn has_subscription(shared: &Shared, id: u64) -> bool {
-    shared.borrow().subs.iter().any(|s| s.id == id)
+    shared.borrow().subs.contains(id)
 }
 
 /// The current state.
@@ -266,13 +233,7 @@ fn apply(shared: &Shared, effect: Effect) {
         Effect::State(state) => {
             let (handlers, attempt) = {
                 let i = shared.borrow();
-                let h: Vec<js_sys::Function> = i
-                    .subs
-                    .iter()
-                    .filter(|s| s.kind.is_none())
-                    .map(|s| s.handler.clone())
-                    .collect();
-                (h, i.machine.attempts())
+                (i.subs.for_state(), i.machine.attempts())
             };
             let info = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&info, &"attempt".into(), &attempt.into());
@@ -364,13 +325,7 @@ fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
         .and_then(|t| t.as_f64());
     feed(shared, Event::Message { generation, pong });
 
-    let handlers: Vec<js_sys::Function> = shared
-        .borrow()
-        .subs
-        .iter()
-        .filter(|s| s.kind.as_deref().is_some_and(|k| k == kind || k == "*"))
-        .map(|s| s.handler.clone())
-        .collect();
+    let handlers = shared.borrow().subs.for_message(&kind);
     for h in handlers {
         if let Err(e) = h.call2(&JsValue::UNDEFINED, &payload, &message) {
             report::report("a WebSocketService subscriber threw", &e);
