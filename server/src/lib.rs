@@ -183,6 +183,22 @@ pub fn app(state: AppState) -> Router {
             AllowOrigin::list(state.inner.allowed_origins.clone())
         })
         .max_age(std::time::Duration::from_secs(3600));
+    // Voice is opt-in across origins: a page elsewhere may mint keys and open calls only when its
+    // origin is on the `--allowed-origin` list (an empty list allows none: same origin only).
+    let voice_cors = CorsLayer::new()
+        .allow_methods([axum::http::Method::POST, axum::http::Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::LOCATION])
+        .allow_origin(AllowOrigin::list(state.inner.allowed_origins.clone()))
+        .max_age(std::time::Duration::from_secs(3600));
+    let voice = Router::new()
+        .route("/voice/session", post(voice_session))
+        .route(
+            voice::REALTIME_PATH,
+            post(voice_realtime).layer(DefaultBodyLimit::max(voice::MAX_OFFER_BYTES)),
+        )
+        .route("/voice/calls/{id}", axum::routing::delete(voice_hang_up))
+        .layer(voice_cors);
     let telemetry = Router::new()
         .route("/api/{project}/envelope/", post(ingest_envelope))
         .route("/v1/metrics", post(ingest_metrics))
@@ -190,6 +206,7 @@ pub fn app(state: AppState) -> Router {
         .layer(cors);
     Router::new()
         .merge(telemetry)
+        .merge(voice)
         .route("/api/{project}/issues", get(list_issues))
         .route("/api/{project}/vitals", get(get_vitals))
         .route("/api/{project}/metrics", get(get_metric))
@@ -197,12 +214,6 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/ws", get(ws_upgrade))
-        .route("/voice/session", post(voice_session))
-        .route(
-            voice::REALTIME_PATH,
-            post(voice_realtime).layer(DefaultBodyLimit::max(voice::MAX_OFFER_BYTES)),
-        )
-        .route("/voice/calls/{id}", axum::routing::delete(voice_hang_up))
         .route(
             "/api/orders",
             post(create_order).layer(DefaultBodyLimit::max(64 * 1024)),

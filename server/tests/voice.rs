@@ -793,3 +793,52 @@ fn udp_sockets_on(ip: &str) -> usize {
         })
         .count()
 }
+
+#[tokio::test]
+async fn voice_crosses_origins_only_for_allowed_ones() {
+    let preflight = |origin: &'static str| {
+        Request::options("/voice/realtime")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    // No allow-list: same origin only (telemetry still takes any origin).
+    let app = TestApp::new().await;
+    let res = app.send(preflight("http://kiosk.example")).await;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    let app =
+        TestApp::with_config(|c| c.allowed_origins = vec!["http://kiosk.example".into()]).await;
+    let res = app.send(preflight("http://kiosk.example")).await;
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://kiosk.example"
+    );
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    let res = app.send(preflight("http://evil.example")).await;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // The answer's Location is readable from the allowed page.
+    let res = app
+        .send(
+            Request::post("/voice/session")
+                .header("origin", "http://kiosk.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("location"), "{exposed}");
+}
