@@ -674,10 +674,22 @@ impl Page<'_> {
         })
     }
 
-    /// Saves a PNG of the viewport to `target/e2e/{name}.png` and returns its path.
+    /// Saves a PNG of the whole page to `target/e2e/{name}.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        // The whole page, not just the viewport.
+        let metrics = self.call("Page.getLayoutMetrics", json!({})).await?;
+        let size = &metrics["cssContentSize"];
         let shot = self
-            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .call(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": { "x": 0, "y": 0, "scale": 1,
+                              "width": size["width"].as_f64().unwrap_or(1280.0),
+                              "height": size["height"].as_f64().unwrap_or(720.0) },
+                }),
+            )
             .await?;
         let data = shot["data"].as_str().ok_or("no screenshot data")?;
         let bytes = base64::engine::general_purpose::STANDARD.decode(data)?;
