@@ -344,16 +344,6 @@ impl Monitor {
             .collect()
     }
 
-    /// Long tasks so far.
-    pub fn long_tasks(&self) -> LongTasks {
-        self.long_tasks
-    }
-
-    /// Resource timing so far.
-    pub fn resources(&self) -> &Resources {
-        &self.resources
-    }
-
     /// A custom gauge point (`recordMetric`, `measure`, memory).
     pub fn record(
         &mut self,
