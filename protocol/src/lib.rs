@@ -326,6 +326,94 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// Fleet health (server-api.md, "Fleet health"): what the runtime exports and the fleet route
+/// answers.
+pub mod health {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    /// Gauge: one point per `resources()` key, attribute [`KIND`].
+    pub const RESOURCES: &str = "vigil.resources";
+    /// Gauge: bytes of JS heap, where the browser tells it.
+    pub const JS_HEAP: &str = "vigil.memory.js_heap";
+    /// Gauge: bytes of the runtime's wasm linear memory.
+    pub const WASM: &str = "vigil.memory.wasm";
+    /// Gauge: seconds since the runtime started.
+    pub const UPTIME: &str = "vigil.uptime";
+    /// The point attribute naming the resource kind.
+    pub const KIND: &str = "kind";
+    /// The resource attribute naming the runtime instance (kept in `localStorage`).
+    pub const INSTANCE_ID: &str = "service.instance.id";
+
+    /// A memory series in a fleet row.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct MemoryTrend {
+        /// The latest sample, bytes (`null` when never reported).
+        pub last: Option<f64>,
+        /// Robust growth rate over the window.
+        pub bytes_per_hour: f64,
+    }
+
+    /// A resource count in a fleet row.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CountTrend {
+        /// The latest sample.
+        pub last: f64,
+        /// Robust growth rate over the window.
+        pub per_hour: f64,
+    }
+
+    /// The bucketed series behind a row's trend lines (times in ms since the epoch; `null` where
+    /// a bucket has no value).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TrendLines {
+        /// Bucket times.
+        pub time: Vec<i64>,
+        /// JS heap bytes.
+        pub heap: Vec<Option<f64>>,
+        /// Wasm memory bytes.
+        pub wasm: Vec<Option<f64>>,
+        /// The sum of every resource count.
+        pub resources: Vec<Option<f64>>,
+    }
+
+    /// One row of `GET /api/{project}/fleet`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct FleetInstance {
+        /// `service.instance.id`.
+        pub instance_id: String,
+        /// The release the runtime reported (`service.version`, else `service.name`).
+        pub release: String,
+        /// The browser's `User-Agent`.
+        pub user_agent: String,
+        /// RFC 3339.
+        pub first_seen: String,
+        /// RFC 3339.
+        pub last_seen: String,
+        /// Samples in the window.
+        pub samples: u64,
+        /// JS heap.
+        pub heap: MemoryTrend,
+        /// Wasm linear memory.
+        pub wasm: MemoryTrend,
+        /// Per `resources()` kind.
+        pub resources: BTreeMap<String, CountTrend>,
+        /// Whether some series keeps growing (false with fewer than 10 samples).
+        pub leaking: bool,
+        /// Why, in words: `listeners +120/h`.
+        pub reasons: Vec<String>,
+        /// Whether there were enough samples (10) to judge.
+        pub judged: bool,
+        /// The series behind the trend lines (an addition to the contract).
+        pub trend: TrendLines,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,10 @@ pub struct Config {
     #[arg(long, env = "VIGIL_VOICE_UDP", default_value = "127.0.0.1:0", value_parser = concrete_ip)]
     pub voice_udp: SocketAddr,
 
+    /// How long fleet health samples are kept (`90s`, `30m`, `12h`, `7d`; at most 365 days).
+    #[arg(long, env = "VIGIL_HEALTH_RETENTION", default_value = "7d", value_parser = retention)]
+    pub health_retention: std::time::Duration,
+
     /// Voice calls at once; more are refused with 503.
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
@@ -84,6 +88,28 @@ impl Config {
             "test-admin",
         ])
     }
+}
+
+/// `90s`, `30m`, `12h`, `7d`: from one second to 365 days.
+fn retention(s: &str) -> Result<std::time::Duration, String> {
+    let unit = s
+        .chars()
+        .last()
+        .ok_or("expected like 7d, 12h, 30m or 90s")?;
+    let n: u64 = s[..s.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| format!("expected like 7d, 12h, 30m or 90s, got {s:?}"))?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.saturating_mul(60),
+        'h' => n.saturating_mul(3600),
+        'd' => n.saturating_mul(86_400),
+        _ => return Err(format!("expected like 7d, 12h, 30m or 90s, got {s:?}")),
+    };
+    if secs == 0 || secs > 365 * 86_400 {
+        return Err(format!("{s}: from 1s to 365d"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// A socket address whose IP can go in an ICE candidate (not `0.0.0.0` or `::`).

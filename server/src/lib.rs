@@ -4,8 +4,12 @@
 //! [`app`] builds the whole router from an [`AppState`]; `main` and the tests share it.
 //! Handlers only extract and delegate; the SQL lives in [`store`], the errors in [`error`].
 
+pub mod access;
+pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod error;
+pub mod fleet;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
@@ -18,8 +22,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, Path, RawQuery, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -34,13 +37,13 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use access::Admin;
 pub use config::Config;
 pub use error::AppError;
 use hub::{Hub, HubConfig};
 use metrics::Metrics;
 use store::Store;
 use vigil_protocol::orders::{NewOrder, Order};
-use vigil_protocol::IssueSummary;
 use voice::{VoiceConfig, VoiceHub};
 
 /// The crate version, printed at start and recorded in the database.
@@ -64,6 +67,7 @@ struct Inner {
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
     pkg: PathBuf,
+    health_retention: std::time::Duration,
     shutdown: CancellationToken,
 }
 
@@ -110,6 +114,7 @@ impl AppState {
                 projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
+                health_retention: config.health_retention,
                 shutdown,
             }),
         }
@@ -148,6 +153,16 @@ impl AppState {
     /// The configured projects.
     pub fn projects(&self) -> &[config::ProjectKey] {
         &self.inner.projects
+    }
+
+    /// The demo pages' folder (the dashboard's files are in its `dashboard/`).
+    pub fn www(&self) -> &std::path::Path {
+        &self.inner.www
+    }
+
+    /// How long fleet health samples are kept.
+    pub fn health_retention(&self) -> std::time::Duration {
+        self.inner.health_retention
     }
 
     /// Cancelled when the server shuts down: long-lived tasks (sockets, peers, reapers) watch it.
@@ -207,10 +222,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(telemetry)
         .merge(voice)
-        .route("/api/{project}/issues", get(list_issues))
-        .route("/api/{project}/vitals", get(get_vitals))
-        .route("/api/{project}/metrics", get(get_metric))
-        .route("/api/{project}/events/{event_id}", get(get_event))
+        .merge(api::routes())
+        .merge(dashboard::routes(&state))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
         .route("/ws", get(ws_upgrade))
@@ -273,87 +286,17 @@ async fn ingest_metrics(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let key = header(header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let key = access::bearer(&headers)
         .or_else(|| ingest::auth::query_param(query.as_deref(), "key"))
         .or_else(|| ingest::auth::query_param(query.as_deref(), "sentry_key"))
         .or_else(|| {
             header(header::HeaderName::from_static("x-sentry-auth"))
                 .and_then(ingest::auth::key_from_sentry_auth)
         });
-    ingest::metrics(&state, key, body.map_err(AppError::from)).await?;
+    let user_agent = header(header::USER_AGENT).unwrap_or_default();
+    ingest::metrics(&state, key, user_agent, body.map_err(AppError::from)).await?;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
-}
-
-/// The `window` query parameter of the read routes.
-#[derive(Debug, serde::Deserialize)]
-struct WindowQuery {
-    window: Option<String>,
-    name: Option<String>,
-}
-
-/// `GET /api/{project}/vitals?window=1h`: p75, count and ratings per vital (admin).
-async fn get_vitals(
-    _: Admin,
-    State(state): State<AppState>,
-    Path(project): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let window = ingest::parse_window(q.window.as_deref())?;
-    Ok(Json(
-        serde_json::to_value(ingest::vitals(&state, &project, window).await?)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?,
-    ))
-}
-
-/// `GET /api/{project}/metrics?name=…&window=1h`: the points of one metric (admin).
-async fn get_metric(
-    _: Admin,
-    State(store): State<Store>,
-    Path(project): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
-) -> Result<Json<Vec<vigil_protocol::MetricPoint>>, AppError> {
-    let window = ingest::parse_window(q.window.as_deref())?;
-    let name = q
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| AppError::BadRequest("name: the metric name is required".into()))?;
-    Ok(Json(
-        store.metric_points(&project, &name, window, 10_000).await?,
-    ))
-}
-
-/// `GET /api/{project}/issues`: errors grouped by fingerprint, newest first (admin).
-async fn list_issues(
-    _: Admin,
-    State(store): State<Store>,
-    Path(project): Path<String>,
-) -> Result<Json<Vec<IssueSummary>>, AppError> {
-    Ok(Json(store.issues(&project, 200).await?))
-}
-
-/// `GET /api/{project}/events/{eventId}`: one stored event (admin).
-async fn get_event(
-    _: Admin,
-    State(store): State<Store>,
-    Path((project, event_id)): Path<(String, String)>,
-) -> Result<Response, AppError> {
-    let id = ingest::event::normalize_event_id(&event_id)
-        .ok_or_else(|| AppError::NotFound(format!("no event {event_id}")))?;
-    let payload = store
-        .event(&project, &id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no event {id}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        payload,
-    )
-        .into_response())
 }
 
 /// `GET /ws`: the hub (server-api.md, `/ws`).
@@ -466,34 +409,6 @@ impl FromRef<AppState> for Store {
     }
 }
 
-/// Proof that the request carries `Authorization: Bearer <admin token>`.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthorized(
-                "this route needs Authorization: Bearer <admin token>",
-            ))?;
-        if constant_time_eq(given.trim().as_bytes(), state.admin_token().as_bytes()) {
-            Ok(Admin)
-        } else {
-            Err(AppError::Unauthorized("the admin token is wrong"))
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A server bound to its port, ready to serve.
 #[derive(Debug)]
 pub struct Server {
@@ -555,6 +470,7 @@ impl Server {
         let mut lines = vec![
             format!("vigil-server {VERSION} listening on {base}"),
             format!("  demo page:    {base}/"),
+            format!("  dashboard:    {base}/dashboard"),
         ];
         for p in self.state.projects() {
             lines.push(format!(

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub voice_keys_dropped: IntCounterVec,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
+    /// Health samples deleted past their retention.
+    pub health_samples_pruned: IntCounter,
     /// OTLP requests refused, by `reason`.
     pub metric_requests_rejected: IntCounterVec,
     /// WebSocket sessions ended, by `reason` (client_closed, dropped, slow_reader, …).
@@ -84,6 +86,11 @@ impl Metrics {
                 "OTLP metric points stored",
             )
             .expect("valid metric"),
+            health_samples_pruned: IntCounter::new(
+                "vigil_health_samples_pruned_total",
+                "Health samples deleted past their retention",
+            )
+            .expect("valid metric"),
             metric_requests_rejected: IntCounterVec::new(
                 Opts::new(
                     "vigil_metric_requests_rejected_total",
@@ -119,6 +126,7 @@ impl Metrics {
             Box::new(m.voice_sessions_ended.clone()),
             Box::new(m.voice_keys_dropped.clone()),
             Box::new(m.metric_points_ingested.clone()),
+            Box::new(m.health_samples_pruned.clone()),
             Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.metric_requests_rejected.clone()),
             Box::new(m.http_requests.clone()),

@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod ratelimit;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -29,6 +30,8 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct Ingest {
     limiter: Mutex<ratelimit::Limiter>,
     started: Instant,
+    /// When health samples were last pruned (ms since the epoch).
+    last_prune: AtomicI64,
 }
 
 /// How many keys the limiter tracks at once (least recently used evicted beyond).
@@ -40,6 +43,7 @@ impl Ingest {
         Self {
             limiter: Mutex::new(ratelimit::Limiter::new(rate, LIMITER_CAPACITY)),
             started: Instant::now(),
+            last_prune: AtomicI64::new(0),
         }
     }
 
@@ -86,10 +90,11 @@ fn project_by_key<'a>(
 pub async fn metrics(
     state: &AppState,
     key: Option<&str>,
+    user_agent: &str,
     body: Result<bytes::Bytes, AppError>,
 ) -> Result<usize, AppError> {
     let result = match body {
-        Ok(body) => ingest_metrics(state, key, &body).await,
+        Ok(body) => ingest_metrics(state, key, user_agent, &body).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
@@ -107,6 +112,7 @@ pub async fn metrics(
 async fn ingest_metrics(
     state: &AppState,
     key: Option<&str>,
+    user_agent: &str,
     body: &[u8],
 ) -> Result<usize, AppError> {
     let project = project_by_key(state.projects(), key)?;
@@ -114,12 +120,52 @@ async fn ingest_metrics(
         .ingest()
         .check(&format!("metrics:{}", project.public_key))?;
     let export = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let (health, rows) = crate::fleet::split(export.rows, &export.resource, user_agent);
     let stored = state
         .store()
-        .insert_points(&project.id, export.export_id.as_deref(), &export.rows)
+        .insert_points(
+            &project.id,
+            export.export_id.as_deref(),
+            &rows,
+            health.as_ref(),
+        )
         .await?;
     state.metrics().metric_points_ingested.inc_by(stored as u64);
+    if health.is_some() {
+        prune_health(state).await;
+    }
     Ok(stored)
+}
+
+/// Deletes health samples past the retention, at most once a minute (amortized over ingest).
+async fn prune_health(state: &AppState) {
+    let now = crate::store::now_ms();
+    let last = state.ingest().last_prune.load(Ordering::Relaxed);
+    if now - last < 60_000
+        || state
+            .ingest()
+            .last_prune
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let retention = i64::try_from(state.health_retention().as_millis()).unwrap_or(i64::MAX);
+    match state
+        .store()
+        .prune_health(now.saturating_sub(retention))
+        .await
+    {
+        Ok(gone) => state.metrics().health_samples_pruned.inc_by(gone),
+        Err(e) => tracing::warn!(error = ?e, "pruning health samples failed"),
+    }
+}
+
+/// The 75th percentile by nearest rank (sorts `values`); `None` when empty.
+pub fn p75(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let rank = (values.len() * 3).div_ceil(4);
+    (rank > 0).then(|| values[rank - 1])
 }
 
 /// `1h`, `30m`, `7d`, `90s` as seconds; at most 30 days.
@@ -127,7 +173,9 @@ pub fn parse_window(window: Option<&str>) -> Result<u64, AppError> {
     let Some(w) = window.filter(|w| !w.is_empty()) else {
         return Ok(3600);
     };
-    let (digits, unit) = w.split_at(w.len() - 1);
+    // Split at the last character's boundary, never at a byte inside it (`é` is two bytes).
+    let cut = w.char_indices().last().map_or(0, |(i, _)| i);
+    let (digits, unit) = w.split_at(cut);
     let n: u64 = digits.parse().map_err(|_| {
         AppError::BadRequest(format!("window: expected like 1h, 30m, 7d or 90s, got {w}"))
     })?;
@@ -160,18 +208,13 @@ pub async fn vitals(
             .store()
             .metric_values(project, vital.metric_name(), window_secs)
             .await?;
-        values.sort_by(f64::total_cmp);
         let mut summary = VitalSummary {
-            p75: None,
+            p75: p75(&mut values),
             count: values.len() as u64,
             good: 0,
             needs_improvement: 0,
             poor: 0,
         };
-        if !values.is_empty() {
-            let rank = (values.len() * 3).div_ceil(4).max(1);
-            summary.p75 = Some(values[rank - 1]);
-        }
         for v in &values {
             match vital.rate(*v) {
                 Rating::Good => summary.good += 1,

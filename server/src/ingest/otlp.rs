@@ -66,6 +66,8 @@ pub struct Export {
     pub rows: Vec<Row>,
     /// The first resource's [`EXPORT_ID`], if any.
     pub export_id: Option<String>,
+    /// The first resource's attributes (`service.instance.id` names a runtime instance).
+    pub resource: BTreeMap<String, String>,
 }
 
 /// Parses a request body into rows.
@@ -76,12 +78,16 @@ pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
     }
     let request: ExportMetricsServiceRequest =
         serde_json::from_slice(body).map_err(|e| OtlpError::Malformed(e.to_string()))?;
-    let export_id = request
+    let resource = request
         .resource_metrics
         .first()
         .and_then(|rm| rm.resource.as_ref())
-        .and_then(|r| attributes(&r.attributes).remove(EXPORT_ID))
-        .filter(|id| !id.is_empty() && id.len() <= MAX_EXPORT_ID);
+        .map(|r| attributes(&r.attributes))
+        .unwrap_or_default();
+    let export_id = resource
+        .get(EXPORT_ID)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_EXPORT_ID)
+        .cloned();
     let mut rows = Vec::new();
     for rm in &request.resource_metrics {
         for sm in &rm.scope_metrics {
@@ -136,7 +142,11 @@ pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
             }
         }
     }
-    Ok(Export { rows, export_id })
+    Ok(Export {
+        rows,
+        export_id,
+        resource,
+    })
 }
 
 #[cfg(test)]
@@ -152,7 +162,9 @@ mod tests {
               {"name":"lat","unit":"ms","histogram":{"aggregationTemporality":1,"dataPoints":[{"count":"4","sum":40,"timeUnixNano":"2"}]}},
               {"name":"bad","gauge":{"dataPoints":[{"timeUnixNano":"3"}]}}
             ]}]}]}"#;
-        let Export { rows, export_id } = parse(body).unwrap();
+        let Export {
+            rows, export_id, ..
+        } = parse(body).unwrap();
         assert_eq!(export_id, None);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].name, "web_vitals.lcp");

@@ -11,11 +11,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use vigil_protocol::orders::{Order, OrderItem};
-use vigil_protocol::IssueSummary;
 
 use crate::ingest::event::Summary;
 
 use crate::error::AppError;
+
+pub mod health;
+mod issues;
+mod sessions;
+
+pub use health::now_ms;
+pub use issues::{IssueCursor, IssueDetail, IssuePage, IssueRow};
 
 /// The database, with the migrations applied.
 #[derive(Debug, Clone)]
@@ -172,37 +178,19 @@ impl Store {
             .bind(&event.event_id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO issue_hours (project, fingerprint, hour, count)
+                 SELECT project, fingerprint, substr(received_at, 1, 13), 1
+                 FROM events WHERE project = ? AND event_id = ?
+                 ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = count + 1",
+            )
+            .bind(project)
+            .bind(&event.event_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(inserted)
-    }
-
-    /// The issues of `project`, most recently seen first, at most `limit`.
-    pub async fn issues(&self, project: &str, limit: u32) -> Result<Vec<IssueSummary>, AppError> {
-        let rows: Vec<(String, String, String, i64, String, String, String)> = sqlx::query_as(
-            "SELECT fingerprint, title, level, count, first_seen, last_seen, last_event_id
-             FROM issues WHERE project = ? ORDER BY last_seen DESC, rowid DESC LIMIT ?",
-        )
-        .bind(project)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(fingerprint, title, level, count, first_seen, last_seen, last_event_id)| {
-                    IssueSummary {
-                        fingerprint,
-                        title,
-                        level,
-                        count: u64::try_from(count).unwrap_or(0),
-                        first_seen,
-                        last_seen,
-                        last_event_id,
-                    }
-                },
-            )
-            .collect())
     }
 
     /// The stored JSON of one event.
@@ -216,14 +204,16 @@ impl Store {
         )
     }
 
-    /// Stores metric points in one transaction and returns how many. An export whose id is
-    /// already stored stores nothing (a retry of an export that arrived: at least once on the
-    /// wire, once in the database). Export ids are kept for 7 days.
+    /// Stores metric points and an export's health samples in one transaction and returns how
+    /// many points. An export whose id is already stored stores nothing (a retry of an export
+    /// that arrived: at least once on the wire, once in the database). Export ids are kept for
+    /// 7 days.
     pub async fn insert_points(
         &self,
         project: &str,
         export_id: Option<&str>,
         rows: &[crate::ingest::otlp::Row],
+        health: Option<&crate::fleet::HealthBatch>,
     ) -> Result<usize, AppError> {
         let mut tx = self.pool.begin().await?;
         if let Some(id) = export_id {
@@ -268,8 +258,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let mut stored = rows.len();
+        if let Some(batch) = health {
+            stored += health::insert(&mut tx, project, batch).await?;
+        }
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(stored)
     }
 
     /// Values of metric `name` from the last `window_secs` seconds (at most 100,000).
@@ -292,34 +286,71 @@ impl Store {
         .await?)
     }
 
-    /// Points of metric `name` from the last `window_secs` seconds, newest first, at most `limit`.
+    /// Times and values of metric `name` from the last `window_secs` seconds, oldest first (at
+    /// most 100,000).
+    pub async fn metric_series(
+        &self,
+        project: &str,
+        name: &str,
+        window_secs: u64,
+    ) -> Result<Vec<(String, f64)>, AppError> {
+        Ok(sqlx::query_as(
+            "SELECT time, value FROM metric_points
+             WHERE project = ? AND name = ?
+               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+             ORDER BY time LIMIT 100000",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Points of metric `name` from the last `window_secs` seconds, newest first, at most
+    /// `limit`, after `cursor` (the `(time, id)` of the previous page's last point). Returns the
+    /// points and the next page's cursor.
     pub async fn metric_points(
         &self,
         project: &str,
         name: &str,
         window_secs: u64,
         limit: u32,
-    ) -> Result<Vec<vigil_protocol::MetricPoint>, AppError> {
-        let rows: Vec<(String, f64, String)> = sqlx::query_as(
-            "SELECT time, value, attributes FROM metric_points
+        cursor: Option<(String, i64)>,
+    ) -> Result<(Vec<vigil_protocol::MetricPoint>, Option<(String, i64)>), AppError> {
+        let (after_time, after_id) = cursor.unwrap_or_else(|| ("9999".into(), i64::MAX));
+        let mut rows: Vec<(i64, String, f64, String)> = sqlx::query_as(
+            "SELECT id, time, value, attributes FROM metric_points
              WHERE project = ? AND name = ?
                AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+               AND (time < ? OR (time = ? AND id < ?))
              ORDER BY time DESC, id DESC LIMIT ?",
         )
         .bind(project)
         .bind(name)
         .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
-        .bind(limit)
+        .bind(&after_time)
+        .bind(&after_time)
+        .bind(after_id)
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(time, value, attributes)| vigil_protocol::MetricPoint {
-                time,
-                value,
-                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-            })
-            .collect())
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| (r.1.clone(), r.0))
+        } else {
+            None
+        };
+        Ok((
+            rows.into_iter()
+                .map(|(_, time, value, attributes)| vigil_protocol::MetricPoint {
+                    time,
+                    value,
+                    attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                })
+                .collect(),
+            next,
+        ))
     }
 
     /// Waits for in-flight writes and closes every connection.
@@ -386,7 +417,14 @@ mod tests {
             store.insert_event("2", &ev(&a, "f1"), "{}").await.unwrap(),
             "per project"
         );
-        let issues = store.issues("1", 10).await.unwrap();
+        let issues: Vec<_> = store
+            .issues("1", 10, None)
+            .await
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|r| r.summary)
+            .collect();
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].count, 2);
         assert_eq!(issues[0].last_event_id, b);
