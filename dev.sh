@@ -10,7 +10,8 @@
 #
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt from npm's binaryen (pinned;
-# Debian's is too old for current rustc output), and Debian's chromium + chromium-driver.
+# Debian's is too old for current rustc output), uPlot (the dashboard's charts), and Debian's
+# chromium + chromium-driver.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
@@ -20,6 +21,7 @@ BINARYEN_VERSION=132.0.0
 SENTRY_BROWSER_VERSION=11.12.0   # benchmarks only
 WEB_VITALS_VERSION=6.2.3         # tests: the performance monitor is compared with it
 ESBUILD_VERSION=0.25
+UPLOT_VERSION=1.6.32             # the dashboard's charts, served from www/dashboard/vendor/
 # npm packages for the build (binaryen's wasm-opt), shared by every checkout on this machine.
 TOOLS="${VIGIL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil/tools}"
 
@@ -85,6 +87,16 @@ setup() {
     mkdir -p "$TOOLS"
     npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "web-vitals@$WEB_VITALS_VERSION"
   fi
+
+  # uPlot for the dashboard's charts: installed with the other npm tools, copied where the server
+  # serves the dashboard's files (www/dashboard/vendor/, not in git).
+  if ! grep -qs "\"version\": \"$UPLOT_VERSION\"" "$TOOLS/node_modules/uplot/package.json"; then
+    say "installing uPlot $UPLOT_VERSION (npm, the dashboard's charts)"
+    mkdir -p "$TOOLS"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "uplot@$UPLOT_VERSION"
+  fi
+  mkdir -p www/dashboard/vendor
+  cp -f "$TOOLS/node_modules/uplot/dist/uPlot.iife.min.js" "$TOOLS/node_modules/uplot/dist/uPlot.min.css" www/dashboard/vendor/
 
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     say "installing Chromium and ChromeDriver (Debian)"
