@@ -28,7 +28,7 @@ use perf::shell::{self as perf_shell, Inner as MonitorInner};
 use runtime::guards::{Interval, Listener, Timeout};
 use runtime::manager::{self, Service};
 use runtime::registry::EntryId;
-use runtime::{ledger, report};
+use runtime::{ledger, report, telemetry};
 use voice::connection::{self as voice_conn, Inner as VoiceInner};
 use ws::machine::{Backoff, Config as WsConfig};
 use ws::service::{self as ws_service, Inner as WsInner};
@@ -753,6 +753,10 @@ export interface VigilOptions {
   metricsUrl?: string;
   /** Metrics export interval. Default 10000. */
   flushIntervalMs?: number;
+  /** Fleet health samples (resource counts, JS heap, wasm memory, uptime) exported through the
+   * metrics transport every `intervalMs` (100..86400000, default 60000) and when the page is
+   * left; `false` turns them off. */
+  health?: boolean | { intervalMs?: number };
   /** Offline queue bound (persisted across reloads). Default 100. */
   maxQueuedEvents?: number;
   /** Return null to drop; if it throws, the event is sent unchanged and a breadcrumb says so. */
@@ -778,15 +782,17 @@ thread_local! {
     static CURRENT: RefCell<Option<Vigil>> = const { RefCell::new(None) };
 }
 
-/// The error tracker and the performance monitor of this page, sharing one transport. Both are
-/// owned by the cleanup manager (the monitor at a higher priority, so its final export is queued
-/// before the transport flushes); a second `start` disposes the first.
+/// The error tracker, the performance monitor and the fleet health sampler of this page, sharing
+/// one transport. All are owned by the cleanup manager (the sampler and the monitor at higher
+/// priorities, so their final exports are queued before the transport flushes); a second `start`
+/// disposes the first.
 #[wasm_bindgen]
 #[derive(Debug, Clone)]
 pub struct Vigil {
     tracker: Weak<RefCell<TrackerInner>>,
     monitor: Weak<RefCell<MonitorInner>>,
-    entries: (EntryId, EntryId),
+    /// The tracker, the monitor and the health sampler (when on).
+    entries: (EntryId, EntryId, Option<EntryId>),
 }
 
 #[wasm_bindgen]
@@ -796,22 +802,37 @@ impl Vigil {
         #[wasm_bindgen(unchecked_param_type = "VigilOptions")] options: JsValue,
     ) -> Result<Vigil, JsValue> {
         let settings = tracker::Settings::parse(&options)?;
+        let health_interval = telemetry::read_option(&options)?;
         if let Some(old) = CURRENT.with(|c| c.borrow_mut().take()) {
             old.dispose(); // listeners, observers and console patches never double
         }
         let (service_name, environment, flush_interval_ms) = settings.perf();
+        let release = settings.release();
+        let view_id = tracker::new_event_id();
         let service = tracker::start(settings);
         let transport = service.transport();
         let weak = service.downgrade();
         let tracker_entry = manager::register(manager::priority::DEFAULT, Rc::new(service))
             .map_err(VigilError::from)?
             .hand_over();
+        let health = health_interval.map(|interval_ms| {
+            telemetry::start(
+                telemetry::Settings {
+                    service_name: service_name.clone(),
+                    environment: environment.clone(),
+                    release,
+                    view_id: view_id.clone(),
+                    interval_ms,
+                },
+                Rc::clone(&transport),
+            )
+        });
         let monitor = perf_shell::start(
             perf_shell::Settings {
                 service_name,
                 environment,
                 flush_interval_ms,
-                view_id: tracker::new_event_id(),
+                view_id,
             },
             transport,
         );
@@ -823,10 +844,21 @@ impl Vigil {
                 return Err(VigilError::from(e).into());
             }
         };
+        let health_entry = match health
+            .map(|h| manager::register(manager::priority::HEALTH, Rc::new(h)))
+            .transpose()
+        {
+            Ok(r) => r.map(manager::Registration::hand_over),
+            Err(e) => {
+                manager::remove(monitor_entry);
+                manager::remove(tracker_entry);
+                return Err(VigilError::from(e).into());
+            }
+        };
         let vigil = Vigil {
             tracker: weak,
             monitor: monitor_weak,
-            entries: (tracker_entry, monitor_entry),
+            entries: (tracker_entry, monitor_entry, health_entry),
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(vigil.clone()));
         static ONCE: std::sync::Once = std::sync::Once::new();
@@ -834,7 +866,7 @@ impl Vigil {
             let probe = Vigil {
                 tracker: Weak::new(),
                 monitor: Weak::new(),
-                entries: (EntryId::from_raw(0), EntryId::from_raw(0)),
+                entries: (EntryId::from_raw(0), EntryId::from_raw(0), None),
             };
             alias_symbol_dispose(&JsValue::from(probe), "dispose");
         });
@@ -1014,6 +1046,9 @@ impl Vigil {
     /// listener, restores the console, stops the transport (what is undelivered stays queued
     /// for the next page load). Idempotent.
     pub fn dispose(&self) {
+        if let Some(health) = self.entries.2 {
+            manager::remove(health);
+        }
         manager::remove(self.entries.1);
         manager::remove(self.entries.0);
         CURRENT.with(|c| {

@@ -575,7 +575,11 @@ fn vigil_start_patches_once_and_dispose_restores_everything() {
     // keydown/click (until the first input) and visibilitychange.
     assert_eq!(js_count("listeners"), 15.0);
     assert_eq!(js_count("observers"), 1.0, "one PerformanceObserver");
-    assert_eq!(js_count("intervals"), 1.0, "the metrics export");
+    assert_eq!(
+        js_count("intervals"),
+        2.0,
+        "the metrics export and the health sampler"
+    );
     second.dispose();
     second.dispose();
     let now = js_sys::Reflect::get(&console, &"error".into()).unwrap();
@@ -726,6 +730,184 @@ async fn vigil_measures_the_page_and_checks_metric_arguments() {
     assert!(exports >= 1.0, "exports built: {exports}");
     v.dispose();
     assert!(v.vitals().is_err(), "disposed");
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
+// Fleet health: `window.fetch` is replaced by a stub that keeps the bodies posted to the
+// collector URL and answers 200.
+const HEALTH_STUB: &str = r#"
+(() => {
+  if (!window.__realFetch) window.__realFetch = window.fetch;
+  const bodies = window.healthBodies = [];
+  window.fetch = async (url, init) => {
+    if (String(url).includes('/health-collector')) {
+      bodies.push(String(init.body));
+      return new Response('{}', { status: 200 });
+    }
+    return window.__realFetch(url, init);
+  };
+  return bodies;
+})()
+"#;
+
+/// The health exports the stub received so far, parsed.
+fn health_exports() -> Vec<JsValue> {
+    let bodies: js_sys::Array = js_sys::eval("window.healthBodies")
+        .unwrap()
+        .unchecked_into();
+    bodies
+        .iter()
+        .filter_map(|b| b.as_string())
+        .filter(|b| b.contains("\"vigil.resources\""))
+        .map(|b| js_sys::JSON::parse(&b).unwrap())
+        .collect()
+}
+
+/// `path` through objects and arrays, e.g. `resourceMetrics.0.resource.attributes`.
+fn at(value: &JsValue, path: &str) -> JsValue {
+    path.split('.').fold(value.clone(), |v, key| {
+        js_sys::Reflect::get(&v, &key.into()).unwrap()
+    })
+}
+
+/// String attributes `[{ key, value: { stringValue } }]` as pairs.
+fn string_attributes(list: &JsValue) -> Vec<(String, String)> {
+    js_sys::Array::from(list)
+        .iter()
+        .map(|a| {
+            (
+                at(&a, "key").as_string().unwrap(),
+                at(&a, "value.stringValue").as_string().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn attribute(list: &[(String, String)], key: &str) -> Option<String> {
+    list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn health_options(extra: &str) -> JsValue {
+    js_sys::eval(&format!(
+        "({{ dsn: 'http://dev@127.0.0.1:9/1', metricsUrl: 'http://127.0.0.1:9/health-collector',
+            flushIntervalMs: 600000, release: 'kiosk@2.0.0' {extra} }})"
+    ))
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn health_samples_carry_every_resource_kind_and_the_instance_id() {
+    let _ = window().local_storage().unwrap().unwrap().clear();
+    js_sys::eval(HEALTH_STUB).unwrap();
+    let v = vigil::Vigil::start(health_options(", health: { intervalMs: 100 }")).unwrap();
+    assert_eq!(
+        js_count("intervals"),
+        2.0,
+        "the metrics export and the health sampler"
+    );
+    wait_until("a health export", || !health_exports().is_empty()).await;
+    let export = health_exports().remove(0);
+    let resource = string_attributes(&at(&export, "resourceMetrics.0.resource.attributes"));
+    let instance = attribute(&resource, "service.instance.id").expect("service.instance.id");
+    assert_eq!(instance.len(), 32);
+    assert!(instance
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let stored = window()
+        .local_storage()
+        .unwrap()
+        .unwrap()
+        .get_item("vigil.instance")
+        .unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(instance.as_str()),
+        "kept in localStorage"
+    );
+    assert_eq!(
+        attribute(&resource, "service.version").as_deref(),
+        Some("kiosk@2.0.0")
+    );
+    assert!(attribute(&resource, "vigil.export_id").is_some_and(|id| id.contains(".health.")));
+    let metrics = js_sys::Array::from(&at(&export, "resourceMetrics.0.scopeMetrics.0.metrics"));
+    let names: Vec<String> = metrics
+        .iter()
+        .map(|m| at(&m, "name").as_string().unwrap())
+        .collect();
+    let heap_known = !at(&js_sys::global(), "performance.memory").is_undefined();
+    let mut expected = vec!["vigil.resources", "vigil.memory.wasm", "vigil.uptime"];
+    if heap_known {
+        expected.insert(1, "vigil.memory.js_heap");
+    }
+    assert_eq!(names, expected);
+    // One `vigil.resources` point per key of resources(), with the live count.
+    let points = js_sys::Array::from(&at(&metrics.get(0), "gauge.dataPoints"));
+    let counts = js_resources();
+    let keys: Vec<String> = js_sys::Object::keys(&counts)
+        .iter()
+        .map(|k| k.as_string().unwrap())
+        .collect();
+    let kinds: Vec<String> = points
+        .iter()
+        .map(|p| attribute(&string_attributes(&at(&p, "attributes")), "kind").unwrap())
+        .collect();
+    assert_eq!(kinds, keys);
+    let intervals = points
+        .iter()
+        .find(|p| at(p, "attributes.0.value.stringValue") == "intervals")
+        .unwrap();
+    assert_eq!(at(&intervals, "asDouble"), 2);
+    let wasm = at(
+        &metrics.get(names.len() as u32 - 2),
+        "gauge.dataPoints.0.asDouble",
+    );
+    assert!(wasm.as_f64().unwrap() >= 65536.0, "wasm memory in bytes");
+    // A second start on the same page (localStorage kept): the same instance.
+    v.dispose();
+    assert_all_zero();
+    js_sys::eval("window.healthBodies.length = 0").unwrap();
+    let v = vigil::Vigil::start(health_options(", health: { intervalMs: 100 }")).unwrap();
+    wait_until("a health export", || !health_exports().is_empty()).await;
+    let export = health_exports().remove(0);
+    let resource = string_attributes(&at(&export, "resourceMetrics.0.resource.attributes"));
+    assert_eq!(
+        attribute(&resource, "service.instance.id").as_deref(),
+        Some(instance.as_str())
+    );
+    // disposeAll (what a final pagehide does) queues a last sample before the final flush.
+    let before = health_exports().len();
+    vigil::dispose_all();
+    wait_until("the final sample", || health_exports().len() > before).await;
+    assert!(v.stats().is_err(), "disposed");
+    assert_all_zero();
+    js_sys::eval("window.fetch = window.__realFetch; true").unwrap();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
+#[wasm_bindgen_test]
+fn health_is_optional_and_its_interval_is_checked_by_name() {
+    let _ = window().local_storage().unwrap().unwrap().clear();
+    let v = vigil::Vigil::start(vigil_options(", health: false")).unwrap();
+    assert_eq!(js_count("intervals"), 1.0, "only the metrics export");
+    v.dispose();
+    assert_all_zero();
+    for bad in ["{ intervalMs: 5 }", "{ intervalMs: '1000' }", "90000000"] {
+        let err: js_sys::Error = vigil::Vigil::start(vigil_options(&format!(", health: {bad}")))
+            .unwrap_err()
+            .dyn_into()
+            .unwrap();
+        assert!(
+            String::from(err.message()).starts_with("health"),
+            "{bad}: {:?}",
+            err.message()
+        );
+    }
+    let err: js_sys::Error = vigil::Vigil::start(vigil_options(", health: { intervalMs: 99 }"))
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(String::from(err.message()).starts_with("health.intervalMs:"));
     assert_all_zero();
     let _ = window().local_storage().unwrap().unwrap().clear();
 }

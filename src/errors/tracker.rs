@@ -114,6 +114,11 @@ impl Settings {
         })
     }
 
+    /// The release, when given (`service.version` of health exports).
+    pub fn release(&self) -> Option<String> {
+        self.release.clone()
+    }
+
     /// What the performance monitor needs: `(service name, environment, export interval)`.
     pub fn perf(&self) -> (String, String, u32) {
         (

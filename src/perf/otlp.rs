@@ -16,6 +16,8 @@ pub struct Resource<'a> {
     pub page_url: &'a str,
     /// `vigil.export_id`: unique per export, so a server can store a retried export once.
     pub export_id: &'a str,
+    /// More resource attributes after these (health: `service.instance.id`, `service.version`).
+    pub extra: &'a [(&'a str, &'a str)],
 }
 
 /// One data point.
@@ -44,6 +46,11 @@ pub struct Gauge {
 
 fn attributes(pairs: &[(&str, &str)], out: &mut String) {
     out.push('[');
+    pairs_into(pairs, out);
+    out.push(']');
+}
+
+fn pairs_into(pairs: &[(&str, &str)], out: &mut String) {
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -54,7 +61,6 @@ fn attributes(pairs: &[(&str, &str)], out: &mut String) {
         quote(v, out);
         out.push_str("}}");
     }
-    out.push(']');
 }
 
 /// The request body for `POST /v1/metrics`.
@@ -64,8 +70,8 @@ pub fn encode(
     gauges: &[Gauge],
     number: &dyn Fn(f64, &mut String),
 ) -> String {
-    let mut out = String::from("{\"resourceMetrics\":[{\"resource\":{\"attributes\":");
-    attributes(
+    let mut out = String::from("{\"resourceMetrics\":[{\"resource\":{\"attributes\":[");
+    pairs_into(
         &[
             ("service.name", resource.service_name),
             ("deployment.environment", resource.environment),
@@ -74,7 +80,11 @@ pub fn encode(
         ],
         &mut out,
     );
-    out.push_str("},\"scopeMetrics\":[{\"scope\":{\"name\":");
+    if !resource.extra.is_empty() {
+        out.push(',');
+        pairs_into(resource.extra, &mut out);
+    }
+    out.push_str("]},\"scopeMetrics\":[{\"scope\":{\"name\":");
     quote(scope.0, &mut out);
     out.push_str(",\"version\":");
     quote(scope.1, &mut out);
@@ -167,6 +177,7 @@ mod tests {
                 environment: "production",
                 page_url: "http://k/lobby?a=1",
                 export_id: "view.1",
+                extra: &[("service.instance.id", "0123456789abcdef0123456789abcdef")],
             },
             ("vigil", "0.1.0"),
             &gauges,
@@ -177,6 +188,8 @@ mod tests {
         let attrs = &rm.resource.as_ref().unwrap().attributes;
         assert_eq!(attrs[0].key, "service.name");
         assert_eq!(attrs[3].key, "vigil.export_id");
+        assert_eq!(attrs[4].key, "service.instance.id");
+        assert_eq!(attrs.len(), 5);
         assert_eq!(
             attrs[0].value.as_ref().unwrap().value,
             Some(AnyValue::StringValue("kiosk@1.4.0".into()))

@@ -14,6 +14,7 @@ use super::monitor::{Entry, Monitor, Navigation};
 use super::otlp::{self, Resource};
 use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeout};
 use crate::runtime::manager::Service;
+use crate::runtime::telemetry;
 use crate::transport::{machine::METRIC, shell as transport};
 
 #[wasm_bindgen(inline_js = r#"
@@ -437,13 +438,9 @@ pub fn export(shared: &Shared) {
             i.monitor
                 .record("browser.memory.js_heap_used", "By", heap, vec![], now);
         }
-        let wasm = wasm_bindgen::memory()
-            .unchecked_into::<js_sys::WebAssembly::Memory>()
-            .buffer()
-            .unchecked_into::<js_sys::ArrayBuffer>()
-            .byte_length();
+        let wasm = telemetry::wasm_memory_bytes();
         i.monitor
-            .record("browser.memory.wasm", "By", f64::from(wasm), vec![], now);
+            .record("browser.memory.wasm", "By", wasm, vec![], now);
         let gauges = i.monitor.export(now, count);
         if gauges.is_empty() {
             return;
@@ -459,16 +456,11 @@ pub fn export(shared: &Shared) {
                 environment: &i.settings.environment,
                 page_url: &page_url,
                 export_id: &export_id,
+                extra: &[],
             },
             ("vigil", env!("CARGO_PKG_VERSION")),
             &gauges,
-            &|v, out| {
-                out.push_str(&String::from(
-                    js_sys::Number::from(v)
-                        .to_string_with_radix(10)
-                        .unwrap_or_else(|_| "0".into()),
-                ))
-            },
+            &telemetry::js_number,
         );
         i.last_export_bytes = body.len();
         body

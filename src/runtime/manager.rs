@@ -20,6 +20,9 @@ use super::registry::{Action, EntryId, Lifecycle, PageEvent, Registry, RegistryF
 pub mod priority {
     /// WebSocket services and voice connections.
     pub const NETWORK: i32 = 50;
+    /// The fleet health sampler: its last sample is queued before the monitor's final export
+    /// and the transport's final flush.
+    pub const HEALTH: i32 = 20;
     /// The performance monitor.
     pub const MONITOR: i32 = 10;
     /// Page callbacks (`onDispose` default) and the error tracker, last.

@@ -31,10 +31,11 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     // (keydown and click until the first input, visibilitychange; `load` is gone once read).
     page.wait_for(&format!("{} === 19", live("listeners")), WAIT)
         .await?;
-    // uptime, the orders stats, the tracker stats, the vitals display, the metrics export.
-    assert_eq!(page.eval(&live("intervals")).await?, Value::from(5));
+    // uptime, the orders stats, the tracker stats, the vitals display, the metrics export, the
+    // fleet health sampler.
+    assert_eq!(page.eval(&live("intervals")).await?, Value::from(6));
     assert_eq!(page.eval(&live("observers")).await?, Value::from(1));
-    assert_eq!(page.eval(&live("services")).await?, Value::from(10));
+    assert_eq!(page.eval(&live("services")).await?, Value::from(11));
     assert_eq!(page.eval(&live("consolePatches")).await?, Value::from(2));
     // The tracker's buttons: a thrown error arrives on the server.
     page.eval("document.getElementById('throw').click()")

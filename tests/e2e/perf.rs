@@ -187,7 +187,10 @@ async fn dispose_stops_the_observer_and_the_export_interval() -> Result<()> {
     page.wait_for("window.ready", WAIT).await?;
     let counts = page.eval("vigil.resources()").await?;
     assert_eq!(counts["observers"], 1, "{counts}");
-    assert_eq!(counts["intervals"], 1, "{counts}");
+    assert_eq!(
+        counts["intervals"], 2,
+        "the export and the health sampler: {counts}"
+    );
     page.eval("v.recordMetric('kiosk.queue', 3, '1', { lane: 'a' })")
         .await?;
     page.wait_for("v.stats().metricsSent >= 1", WAIT).await?;

@@ -1,0 +1,293 @@
+//! Fleet health, sans IO (server-api.md, "Fleet health"): the `health` option, the instance id
+//! decision, and the gauges of one health sample. The browser shell is
+//! [`super::telemetry`]: an `Interval` guard, memory reads, the export through the transport.
+
+use crate::error::VigilError;
+use crate::perf::otlp::{Gauge, Point};
+use crate::runtime::ledger::Counts;
+
+/// Sample interval when `health` is missing or `true`.
+pub const DEFAULT_INTERVAL_MS: u32 = 60_000;
+/// The shortest accepted `health.intervalMs`.
+pub const MIN_INTERVAL_MS: u32 = 100;
+/// The longest accepted `health.intervalMs` (a day).
+pub const MAX_INTERVAL_MS: u32 = 86_400_000;
+/// The `localStorage` key of the instance id.
+pub const INSTANCE_KEY: &str = "vigil.instance";
+
+/// Gauge names.
+pub const RESOURCES: &str = "vigil.resources";
+/// JS heap bytes, where the browser tells them.
+pub const JS_HEAP: &str = "vigil.memory.js_heap";
+/// Bytes of the runtime's linear memory.
+pub const WASM: &str = "vigil.memory.wasm";
+/// Seconds since the runtime started.
+pub const UPTIME: &str = "vigil.uptime";
+
+/// The `health` option as the shell read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HealthOption {
+    /// Missing, `undefined` or `true`; or an object without `intervalMs`.
+    Default,
+    /// `false`.
+    Off,
+    /// `{ intervalMs: n }`.
+    IntervalMs(f64),
+    /// `{ intervalMs: x }` with `x` not a number: what it was.
+    BadIntervalMs(&'static str),
+    /// Neither a boolean nor an object: what it was.
+    Bad(&'static str),
+}
+
+/// The sample interval, or `None` when health samples are off.
+pub fn interval(option: HealthOption) -> Result<Option<u32>, VigilError> {
+    const EXPECTED: &str = "a number of milliseconds from 100 to 86400000";
+    let bad = |got| VigilError::BadArgument {
+        name: "health.intervalMs",
+        expected: EXPECTED,
+        got,
+    };
+    match option {
+        HealthOption::Default => Ok(Some(DEFAULT_INTERVAL_MS)),
+        HealthOption::Off => Ok(None),
+        HealthOption::IntervalMs(ms) => {
+            if ms.is_nan() {
+                Err(bad("NaN"))
+            } else if (f64::from(MIN_INTERVAL_MS)..=f64::from(MAX_INTERVAL_MS)).contains(&ms) {
+                Ok(Some(ms as u32)) // in range: the cast drops sub-millisecond parts only
+            } else {
+                Err(bad("a number out of range"))
+            }
+        }
+        HealthOption::BadIntervalMs(got) => Err(bad(got)),
+        HealthOption::Bad(got) => Err(VigilError::BadArgument {
+            name: "health",
+            expected: "false or { intervalMs }",
+            got,
+        }),
+    }
+}
+
+/// A stored instance id is kept only when it is one we wrote: 32 lowercase hex characters.
+pub fn stored_instance_id(stored: Option<String>) -> Option<String> {
+    stored.filter(|s| {
+        s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// What one sample measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// `resources()`.
+    pub counts: Counts,
+    /// JS heap bytes; `None` when the browser tells nothing.
+    pub js_heap: Option<f64>,
+    /// Bytes of linear memory.
+    pub wasm_bytes: f64,
+    /// Seconds since the runtime started.
+    pub uptime_s: f64,
+    /// When, in ms since the epoch.
+    pub now_ms: f64,
+}
+
+/// The gauges of one health export: `vigil.resources` (one point per kind, attribute `kind`),
+/// `vigil.memory.js_heap` (only when known), `vigil.memory.wasm`, `vigil.uptime`.
+pub fn gauges(sample: &Sample) -> Vec<Gauge> {
+    let time_unix_nano = (sample.now_ms.max(0.0) * 1e6) as u64;
+    let point = |value: f64, attributes| Point {
+        value,
+        time_unix_nano,
+        attributes,
+    };
+    let gauge = |name: &str, unit: &str, description: &str, points| Gauge {
+        name: name.into(),
+        unit: unit.into(),
+        description: description.into(),
+        points,
+    };
+    let resources = sample
+        .counts
+        .iter()
+        .map(|(kind, live)| {
+            point(
+                f64::from(live),
+                vec![("kind".into(), kind.js_name().into())],
+            )
+        })
+        .collect();
+    let mut out = vec![gauge(
+        RESOURCES,
+        "1",
+        "Live browser resources held by the runtime",
+        resources,
+    )];
+    if let Some(heap) = sample.js_heap {
+        out.push(gauge(
+            JS_HEAP,
+            "By",
+            "JS heap in use",
+            vec![point(heap, vec![])],
+        ));
+    }
+    out.push(gauge(
+        WASM,
+        "By",
+        "Linear memory of the runtime",
+        vec![point(sample.wasm_bytes, vec![])],
+    ));
+    out.push(gauge(
+        UPTIME,
+        "s",
+        "Time since the runtime started",
+        vec![point(sample.uptime_s, vec![])],
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ledger::{counts, ResourceKind, Ticket};
+
+    #[test]
+    fn the_health_option_is_checked_by_name() {
+        assert_eq!(interval(HealthOption::Default).unwrap(), Some(60_000));
+        assert_eq!(interval(HealthOption::Off).unwrap(), None);
+        assert_eq!(
+            interval(HealthOption::IntervalMs(100.0)).unwrap(),
+            Some(100)
+        );
+        assert_eq!(
+            interval(HealthOption::IntervalMs(86_400_000.0)).unwrap(),
+            Some(86_400_000)
+        );
+        assert_eq!(
+            interval(HealthOption::IntervalMs(1500.9)).unwrap(),
+            Some(1500)
+        );
+        for bad in [
+            HealthOption::IntervalMs(99.0),
+            HealthOption::IntervalMs(86_400_001.0),
+            HealthOption::IntervalMs(f64::NAN),
+            HealthOption::IntervalMs(f64::INFINITY),
+            HealthOption::IntervalMs(-1.0),
+            HealthOption::BadIntervalMs("a string"),
+        ] {
+            let e = interval(bad).unwrap_err().to_string();
+            assert!(e.starts_with("health.intervalMs: expected"), "{e}");
+        }
+        let e = interval(HealthOption::Bad("a number")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "health: expected false or { intervalMs }, got a number"
+        );
+    }
+
+    #[test]
+    fn only_ids_we_wrote_are_kept() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(stored_instance_id(Some(id.into())).as_deref(), Some(id));
+        for bad in [
+            "",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdefa",
+            "0123456789abcdef0123456789abcdeg",
+        ] {
+            assert_eq!(stored_instance_id(Some(bad.into())), None, "{bad}");
+        }
+        assert_eq!(stored_instance_id(None), None);
+    }
+
+    fn names(gauges: &[Gauge]) -> Vec<&str> {
+        gauges.iter().map(|g| g.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_sample_has_a_point_per_resource_kind_and_the_memory_it_knows() {
+        let _a = Ticket::new(ResourceKind::Listener);
+        let _b = Ticket::new(ResourceKind::Listener);
+        let _c = Ticket::new(ResourceKind::Service);
+        let sample = Sample {
+            counts: counts(),
+            js_heap: Some(2_000_000.0),
+            wasm_bytes: 1_114_112.0,
+            uptime_s: 12.5,
+            now_ms: 1_795_305_600_000.0,
+        };
+        let g = gauges(&sample);
+        assert_eq!(names(&g), [RESOURCES, JS_HEAP, WASM, UPTIME]);
+        let kinds: Vec<(&str, f64)> = g[0]
+            .points
+            .iter()
+            .map(|p| {
+                assert_eq!(p.attributes.len(), 1);
+                assert_eq!(p.attributes[0].0, "kind");
+                (p.attributes[0].1.as_str(), p.value)
+            })
+            .collect();
+        assert_eq!(kinds.len(), ResourceKind::ALL.len());
+        for kind in ResourceKind::ALL {
+            assert!(kinds.iter().any(|(k, _)| *k == kind.js_name()), "{kind:?}");
+        }
+        assert!(kinds.contains(&("listeners", 2.0)));
+        assert!(kinds.contains(&("services", 1.0)));
+        assert!(
+            kinds.contains(&("intervals", 0.0)),
+            "zeros are exported too"
+        );
+        assert_eq!(g[1].unit, "By");
+        assert_eq!(g[1].points[0].value, 2_000_000.0);
+        assert_eq!(g[2].points[0].value, 1_114_112.0);
+        assert_eq!(g[3].unit, "s");
+        assert_eq!(g[3].points[0].value, 12.5);
+        assert!(g
+            .iter()
+            .flat_map(|g| &g.points)
+            .all(|p| p.time_unix_nano == 1_795_305_600_000_000_000));
+        // The browser tells nothing about its heap: no js_heap gauge (not a zero).
+        let g = gauges(&Sample {
+            js_heap: None,
+            ..sample
+        });
+        assert_eq!(names(&g), [RESOURCES, WASM, UPTIME]);
+    }
+
+    /// One health export as the server receives it: read back by `opentelemetry-proto`, and
+    /// its size (printed with `--nocapture`; the figure in SIZE-NOTES.md).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_health_export_reads_back_and_stays_small() {
+        use crate::perf::otlp::{encode, Resource};
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        let sample = Sample {
+            counts: counts(),
+            js_heap: Some(12_345_678.0),
+            wasm_bytes: 1_179_648.0,
+            uptime_s: 86_399.123,
+            now_ms: 1_795_305_600_000.0,
+        };
+        let body = encode(
+            &Resource {
+                service_name: "kiosk@1.4.0",
+                environment: "production",
+                page_url: "https://kiosk.example/lobby",
+                export_id: "0123456789abcdef0123456789abcdef.health.1440",
+                extra: &[
+                    ("service.instance.id", "fedcba9876543210fedcba9876543210"),
+                    ("service.version", "kiosk@1.4.0"),
+                ],
+            },
+            ("vigil", "0.1.0"),
+            &gauges(&sample),
+            &|v, out| out.push_str(&v.to_string()),
+        );
+        let req: ExportMetricsServiceRequest = serde_json::from_str(&body).expect(&body);
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 4);
+        println!("one health export: {} bytes", body.len());
+        assert!(body.len() < 3000, "{} bytes", body.len());
+    }
+}
