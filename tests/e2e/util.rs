@@ -183,21 +183,37 @@ impl Server {
         path: &str,
         json: Option<&str>,
     ) -> Result<(u16, String)> {
+        let auth = format!("Authorization: Bearer {}\r\n", self.admin_token);
+        let content = json
+            .map(|_| "Content-Type: application/json\r\n".to_owned())
+            .unwrap_or_default();
+        let (status, _, body) = self
+            .raw_request(
+                method,
+                path,
+                &format!("{auth}{content}"),
+                json.unwrap_or(""),
+            )
+            .await?;
+        Ok((status, body))
+    }
+
+    /// One HTTP/1.1 request with exactly the header lines given (each ending in `\r\n`; no
+    /// admin token unless they hold it); returns the status, the response's header block
+    /// (lowercased names, for `contains` checks) and the body.
+    pub async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> Result<(u16, String, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.url.trim_start_matches("http://");
         let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-        let body = json.unwrap_or("");
-        let content = if json.is_some() {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            )
-        } else {
-            String::new()
-        };
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n{content}Connection: close\r\n\r\n{body}",
-            self.admin_token
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         );
         tcp.write_all(request.as_bytes()).await?;
         let mut response = String::new();
@@ -207,11 +223,11 @@ impl Server {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or("no HTTP status")?;
-        let body = response
+        let (head, body) = response
             .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
+            .map(|(h, b)| (h.to_ascii_lowercase(), b.to_owned()))
             .unwrap_or_default();
-        Ok((status, body))
+        Ok((status, head, body))
     }
 
     /// `GET path` with the admin token: the body (any status).

@@ -14,6 +14,8 @@ const VITALS = {
   ttfb: { label: "Time to First Byte", unit: "ms", good: 800, poor: 1800 },
 };
 
+const WINDOW_SECS = { "1h": 3600, "24h": 86400, "7d": 604800 };
+
 const state = { project: "1", window: "24h", charts: [], inFlight: false, route: null };
 
 // ---------------------------------------------------------------------------------------------
@@ -97,12 +99,13 @@ function chartWidth(container) {
   return Math.max(260, Math.min(container.clientWidth || 600, 1100));
 }
 
-function lineChart(container, { title, times, series, height = 220, bands }) {
+function lineChart(container, { title, times, series, height = 220, bands, xRange }) {
   const opts = {
     title,
     width: chartWidth(container),
     height,
-    scales: { x: { time: true } },
+    // A fixed window on the x axis (when given): one point still sits at its time in the window.
+    scales: { x: { time: true, range: xRange ? () => xRange() : undefined } },
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, fill: s.fill, scale: s.scale, paths: s.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined, points: { show: times.length < 40 } }))],
     axes: [{}, ...uniqueScales(series)],
     hooks: bands ? { drawClear: [(u) => drawBands(u, bands)] } : {},
@@ -322,6 +325,10 @@ async function vitalsView(view) {
           series: [{ label: "p75", stroke: "#1f4e79", values, axis: spec.unit || "score" }],
           height: 170,
           bands: spec,
+          xRange: () => {
+            const now = Date.now() / 1000;
+            return [now - WINDOW_SECS[state.window], now];
+          },
         });
       } else {
         c.chart.setData([times, values]);

@@ -14,6 +14,9 @@
 //!   median absolute deviation around the slope's line (a count that comes and goes does not
 //!   rise by chance), and for the heap and wasm memory the slope must be over
 //!   [`MEMORY_BYTES_PER_DAY`] (the contract's 1 MB per day).
+//! - **Memory needs time or a GC:** a heap judged over two seconds only shows garbage not yet
+//!   collected, so memory is judged over [`MIN_MEMORY_SPAN_MS`] or once the series fell twice.
+//!   Resource counts are exact (no GC behind them): they are judged at any time scale.
 //!
 //! The rules scale with the window: buckets and segments are positions in the instance's own
 //! samples, not fixed times, so a window of seconds (tests) is judged as one of days (the field).
@@ -29,6 +32,10 @@ pub const MIN_SAMPLES: u64 = 10;
 
 /// Heap or wasm growth above this is a leak (server-api.md: faster than 1 MB per day).
 pub const MEMORY_BYTES_PER_DAY: f64 = 1_000_000.0;
+
+/// Memory is judged over at least this span, or once the series fell twice (a GC was seen):
+/// before that, a heap that rose may hold garbage not yet collected rather than a leak.
+pub const MIN_MEMORY_SPAN_MS: i64 = 10 * 60 * 1000;
 
 /// The rise must exceed this many median absolute deviations of the residuals.
 pub const NOISE_FACTOR: f64 = 3.0;
@@ -219,7 +226,10 @@ pub fn trend(kind: Kind<'_>, series: &[(i64, f64)]) -> Trend {
         let rise = per_hour * span_hours;
         growing = rise > NOISE_FACTOR * mad;
         if matches!(kind, Kind::Heap | Kind::Wasm) {
-            growing &= per_hour * 24.0 > MEMORY_BYTES_PER_DAY;
+            let drops = series.windows(2).filter(|w| w[1].1 < w[0].1).count();
+            let span_ms = series[series.len() - 1].0 - t0;
+            growing &= per_hour * 24.0 > MEMORY_BYTES_PER_DAY
+                && (span_ms >= MIN_MEMORY_SPAN_MS || drops >= 2);
         }
     }
     Trend { per_hour, growing }
@@ -437,7 +447,7 @@ mod tests {
         ));
         assert!(!v.leaking, "{:?}", v.reasons);
         // A page every 10 samples, all window long: it keeps growing.
-        let climbing = series(100, 1000, |i| (17 + i / 10) as f64 * page);
+        let climbing = series(100, 60_000, |i| (17 + i / 10) as f64 * page);
         let v = judge(&instance(
             vec![],
             vec![],
@@ -454,6 +464,25 @@ mod tests {
         let v = judge(&instance(vec![], bucket_min(&heap, BUCKETS), vec![], 1440));
         assert!(!v.leaking, "{:?}", v.reasons);
         assert!((v.heap_per_hour * 24.0 - 500e3).abs() < 5e3);
+    }
+
+    #[test]
+    fn memory_growth_over_seconds_without_a_gc_is_not_judged() {
+        // A fresh page's heap over two seconds: rising garbage, no collection yet.
+        let heap = series(10, 200, |i| 1.12e6 + 25e3 * i as f64);
+        let v = judge(&instance(vec![], bucket_min(&heap, BUCKETS), vec![], 10));
+        assert!(!v.leaking, "{:?}", v.reasons);
+        // The same floor rising through two collections is judged.
+        let sawtooth = series(12, 200, |i| {
+            1.12e6 + 40e3 * i as f64 - if i % 4 == 3 { 60e3 } else { 0.0 }
+        });
+        let v = judge(&instance(
+            vec![],
+            bucket_min(&sawtooth, BUCKETS),
+            vec![],
+            12,
+        ));
+        assert!(v.leaking, "{:?}", v.reasons);
     }
 
     #[test]
