@@ -166,7 +166,7 @@ fn median(values: &mut [f64]) -> f64 {
     let mid = values.len() / 2;
     let (_, m, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
     let upper = *m;
-    if values.len() % 2 == 1 {
+    if !values.len().is_multiple_of(2) {
         upper
     } else {
         let lower = values[..mid]

@@ -25,7 +25,7 @@ impl IssueCursor {
 
     /// Reads [`IssueCursor::encode`]'s output; `None` when it is not one.
     pub fn decode(s: &str) -> Option<Self> {
-        if s.len() % 2 != 0 || s.len() > 2048 {
+        if !s.len().is_multiple_of(2) || s.len() > 2048 {
             return None;
         }
         let bytes = (0..s.len())
