@@ -150,6 +150,7 @@ case "$cmd" in
       (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
     fi
     VIGIL_TOOLS="$TOOLS" cargo bench -p vigil-e2e
+    cargo bench -p vigil-server --bench read_api
     ;;
   run)
     setup

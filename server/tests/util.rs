@@ -46,6 +46,14 @@ impl TestApp {
         std::fs::create_dir_all(&pkg).unwrap();
         std::fs::write(www.join("index.html"), "<title>Vigil demo</title>").unwrap();
         std::fs::write(www.join("test/page.html"), "<p>test page</p>").unwrap();
+        std::fs::create_dir_all(www.join("dashboard")).unwrap();
+        std::fs::write(
+            www.join("dashboard/login.html"),
+            "<form><!--message--><input name=token></form>",
+        )
+        .unwrap();
+        std::fs::write(www.join("dashboard/index.html"), "<main id=view></main>").unwrap();
+        std::fs::write(www.join("dashboard/app.js"), "export {};").unwrap();
         std::fs::write(pkg.join("vigil_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
         std::fs::write(pkg.join("vigil.js"), "export default 1;").unwrap();
         let mut config = Config::for_tests("sqlite::memory:");

@@ -80,6 +80,11 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// The connection pool (benchmarks seed it directly).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Succeeds when the database answers.
     pub async fn ping(&self) -> Result<(), AppError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
