@@ -120,13 +120,24 @@ async fn report(label: &str, events: u64, issues: u64, instances: u64, samples: 
     println!("  GET /api/1/issues?limit=100               median {first:.2?}");
     let mut pages = 1;
     while pages < 100 && !cursor.is_empty() {
-        cursor = time(&router, &token, &format!("/api/1/issues?limit=100&cursor={cursor}"), 1)
-            .await
-            .1;
+        cursor = time(
+            &router,
+            &token,
+            &format!("/api/1/issues?limit=100&cursor={cursor}"),
+            1,
+        )
+        .await
+        .1;
         pages += 1;
     }
     if !cursor.is_empty() {
-        let (deep, _) = time(&router, &token, &format!("/api/1/issues?limit=100&cursor={cursor}"), 20).await;
+        let (deep, _) = time(
+            &router,
+            &token,
+            &format!("/api/1/issues?limit=100&cursor={cursor}"),
+            20,
+        )
+        .await;
         println!("  GET /api/1/issues, page {pages:>3} (cursor)      median {deep:.2?}");
     }
     let (one, _) = time(&router, &token, "/api/1/issues/fp00001?window=24h", 20).await;

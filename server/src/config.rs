@@ -40,9 +40,10 @@ pub struct Config {
     )]
     pub projects: Vec<ProjectKey>,
 
-    /// Bearer token for the read API and `/metrics`; generated at start when not given.
+    /// Bearer token for the read API, `/metrics` and the dashboard; generated (and printed) at
+    /// start when not given. An empty token is refused.
     #[arg(long, env = "VIGIL_ADMIN_TOKEN")]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// Origins allowed to send telemetry from a browser; none means any (development).
     #[arg(
@@ -70,6 +71,27 @@ pub struct Config {
     #[arg(long, env = "VIGIL_HEALTH_RETENTION", default_value = "7d", value_parser = retention)]
     pub health_retention: std::time::Duration,
 
+    /// How long error events and metric points are kept (issues not seen since go too).
+    #[arg(long, env = "VIGIL_RETENTION", default_value = "30d", value_parser = retention)]
+    pub retention: std::time::Duration,
+
+    /// HTTP connections open at once; more are closed as they arrive.
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// HTTP connections open at once from one IP address.
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// How long a connection may take to send a request's head (also ends idle keep-alive
+    /// connections).
+    #[arg(long, env = "VIGIL_HEADER_TIMEOUT", default_value = "10s", value_parser = retention)]
+    pub header_timeout: std::time::Duration,
+
+    /// How long a request's body may take to arrive.
+    #[arg(long, env = "VIGIL_BODY_TIMEOUT", default_value = "15s", value_parser = retention)]
+    pub body_timeout: std::time::Duration,
+
     /// Voice calls at once; more are refused with 503.
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
@@ -87,6 +109,65 @@ impl Config {
             "--admin-token",
             "test-admin",
         ])
+    }
+}
+
+/// A secret (the admin token): never in `Debug` output, so never in a log line or a panic.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the admin token must not be empty (leave it out to generate one)".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl Secret {
+    /// A new random secret (128 bits as 32 hex digits).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+/// The database URL schemes this build stores into.
+pub const SUPPORTED_DATABASES: &str = "sqlite://PATH or sqlite::memory:";
+
+/// Whether this build can store into `url` (never guess: anything else is refused at start).
+pub fn database_supported(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// `url` with any password replaced by `***` (safe to print in an error).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -176,6 +257,33 @@ mod tests {
         );
         assert!(c.admin_token.is_none());
         assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn the_admin_token_is_never_empty_and_never_in_debug_output() {
+        let c = Config::parse_from(["vigil-server", "--admin-token", "Hunter2Secret"]);
+        assert_eq!(c.admin_token.as_ref().unwrap().expose(), "Hunter2Secret");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("Hunter2Secret"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+        for empty in ["", "   "] {
+            assert!(Config::try_parse_from(["vigil-server", "--admin-token", empty]).is_err());
+        }
+    }
+
+    #[test]
+    fn only_supported_databases_and_no_password_in_messages() {
+        assert!(database_supported("sqlite://data/vigil.db"));
+        assert!(database_supported("sqlite::memory:"));
+        for url in ["postgres://u:p@h/db", "data/vigil.db", "mysql://x", ""] {
+            assert!(!database_supported(url), "{url}");
+        }
+        assert_eq!(
+            redact_url("postgres://vigil:Hunter2Pass@db.internal:5432/vigil"),
+            "postgres://vigil:***@db.internal:5432/vigil"
+        );
+        assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
+        assert_eq!(redact_url("x://u@h/p"), "x://u:***@h/p");
     }
 
     #[test]

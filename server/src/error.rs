@@ -15,6 +15,9 @@ pub enum AppError {
     /// Missing or wrong credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Not allowed from here (an origin off the allow-list).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
@@ -44,6 +47,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,6 +65,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => Some("malformed"),
             Self::Unauthorized(_) => Some("unauthorized"),
+            Self::Forbidden(_) => Some("origin"),
             Self::PayloadTooLarge(_) => Some("too_large"),
             Self::RateLimited(_) => Some("rate_limited"),
             _ => None,

@@ -9,10 +9,12 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod files;
 pub mod fleet;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod serve;
 pub mod store;
 pub mod voice;
 
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, FromRef, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -63,11 +65,16 @@ struct Inner {
     voice: VoiceHub,
     ingest: ingest::Ingest,
     allowed_origins: Vec<HeaderValue>,
-    admin_token: String,
+    admin_token: config::Secret,
+    /// Whether the token was generated here (then it is printed at start; a given one is not).
+    token_generated: bool,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
     pkg: PathBuf,
     health_retention: std::time::Duration,
+    retention: std::time::Duration,
+    limits: serve::Limits,
+    body_timeout: std::time::Duration,
     shutdown: CancellationToken,
 }
 
@@ -85,10 +92,11 @@ impl AppState {
 
     /// As [`AppState::with_hub_config`], with the voice peer's limits and timings given too.
     pub fn with_configs(config: &Config, store: Store, hub: HubConfig, voice: VoiceConfig) -> Self {
+        let token_generated = config.admin_token.is_none();
         let admin_token = config
             .admin_token
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(config::Secret::generate);
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
         let hub = Hub::new(hub, store.clone(), metrics.clone(), shutdown.clone());
@@ -111,10 +119,18 @@ impl AppState {
                 ingest: ingest::Ingest::new(rate),
                 allowed_origins,
                 admin_token,
+                token_generated,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
                 health_retention: config.health_retention,
+                retention: config.retention,
+                limits: serve::Limits {
+                    max_connections: config.max_connections,
+                    max_per_ip: config.max_connections_per_ip,
+                    header_timeout: config.header_timeout,
+                },
+                body_timeout: config.body_timeout,
                 shutdown,
             }),
         }
@@ -147,7 +163,12 @@ impl AppState {
 
     /// The bearer token of the read API and `/metrics`.
     pub fn admin_token(&self) -> &str {
-        &self.inner.admin_token
+        self.inner.admin_token.expose()
+    }
+
+    /// Origins allowed to send telemetry (empty: any).
+    pub fn allowed_origins(&self) -> &[HeaderValue] {
+        &self.inner.allowed_origins
     }
 
     /// The configured projects.
@@ -165,6 +186,11 @@ impl AppState {
         self.inner.health_retention
     }
 
+    /// How long events and metric points are kept.
+    pub fn retention(&self) -> std::time::Duration {
+        self.inner.retention
+    }
+
     /// Cancelled when the server shuts down: long-lived tasks (sockets, peers, reapers) watch it.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
@@ -175,6 +201,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let www = state.inner.www.clone();
     let pkg = state.inner.pkg.clone();
+    let headers = files::security_headers();
     let no_cache = SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
@@ -234,13 +261,44 @@ pub fn app(state: AppState) -> Router {
         .route_service("/", ServeFile::new(www.join("index.html")))
         .nest_service("/www", ServeDir::new(&www))
         .nest_service("/pkg", ServeDir::new(&pkg))
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(files::Roots {
+                served: vec![
+                    ("/www/", www.clone()),
+                    ("/pkg/", pkg.clone()),
+                    ("/dashboard/static/", www.join("dashboard")),
+                ],
+            }),
+            files::guard,
+        ))
         .layer(no_cache)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.inner.body_timeout,
+        ))
+        .layer(catch_panics(state.metrics().clone()))
+        .layer(headers[0].clone())
+        .layer(headers[1].clone())
+        .layer(headers[2].clone())
+        .layer(headers[3].clone())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers a request whose handler panicked with `500` and a JSON reason, and counts it: no
+/// future bug drops a connection silently.
+pub fn catch_panics(
+    metrics: Metrics,
+) -> tower_http::catch_panic::CatchPanicLayer<
+    impl Fn(Box<dyn std::any::Any + Send + 'static>) -> Response + Clone,
+> {
+    tower_http::catch_panic::CatchPanicLayer::custom(move |_: Box<dyn std::any::Any + Send>| {
+        metrics.panics.inc();
+        AppError::Internal("a handler panicked".into()).into_response()
+    })
 }
 
 /// `GET /healthz`: `200 ok` once the database answers.
@@ -260,41 +318,29 @@ async fn prometheus_metrics(_: Admin, State(state): State<AppState>) -> impl Int
     )
 }
 
-/// `POST /api/{project}/envelope/`: Sentry envelope ingestion.
+/// `POST /api/{project}/envelope/`: Sentry envelope ingestion. The origin and key are checked
+/// (by [`ingest::gate::EnvelopeSender`]) before the body is read.
 async fn ingest_envelope(
     State(state): State<AppState>,
-    Path(project): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ingest::gate::EnvelopeSender(project): ingest::gate::EnvelopeSender,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let key = ingest::auth::query_param(query.as_deref(), "sentry_key").or_else(|| {
-        headers
-            .get("x-sentry-auth")
-            .and_then(|v| v.to_str().ok())
-            .and_then(ingest::auth::key_from_sentry_auth)
-    });
-    let id = ingest::envelope(&state, &project, key, body.map_err(AppError::from)).await?;
+    let id = ingest::envelope(&state, &project, body.map_err(AppError::from)).await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
-/// `POST /v1/metrics`: OTLP/HTTP JSON.
+/// `POST /v1/metrics`: OTLP/HTTP JSON; origin and key checked before the body is read.
 async fn ingest_metrics(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    ingest::gate::MetricsSender(project): ingest::gate::MetricsSender,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let key = access::bearer(&headers)
-        .or_else(|| ingest::auth::query_param(query.as_deref(), "key"))
-        .or_else(|| ingest::auth::query_param(query.as_deref(), "sentry_key"))
-        .or_else(|| {
-            header(header::HeaderName::from_static("x-sentry-auth"))
-                .and_then(ingest::auth::key_from_sentry_auth)
-        });
-    let user_agent = header(header::USER_AGENT).unwrap_or_default();
-    ingest::metrics(&state, key, user_agent, body.map_err(AppError::from)).await?;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ingest::metrics(&state, &project, user_agent, body.map_err(AppError::from)).await?;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
 }
@@ -434,13 +480,17 @@ impl Server {
         hub: HubConfig,
         voice: VoiceConfig,
     ) -> Result<Self, StartError> {
+        let shown = config::redact_url(&config.database_url);
+        if !config::database_supported(&config.database_url) {
+            return Err(StartError::UnsupportedDatabase(shown));
+        }
         let store = Store::connect(&config.database_url)
             .await
-            .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
+            .map_err(|e| StartError::Database(shown.clone(), e))?;
         store
             .record_start(VERSION)
             .await
-            .map_err(|e| StartError::Database(config.database_url.clone(), e))?;
+            .map_err(|e| StartError::Database(shown.clone(), e))?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartError::Bind(config.addr, e))?;
@@ -478,7 +528,11 @@ impl Server {
                 p.public_key, self.addr, p.id
             ));
         }
-        lines.push(format!("  admin token:  {}", self.state.admin_token()));
+        if self.state.inner.token_generated {
+            lines.push(format!("  admin token:  {}", self.state.admin_token()));
+        } else {
+            lines.push("  admin token:  (the one given by --admin-token or VIGIL_ADMIN_TOKEN; not printed)".into());
+        }
         lines
     }
 
@@ -489,13 +543,22 @@ impl Server {
         let app_shutdown = state.shutdown().clone();
         let signal = shutdown.clone();
         state.hub().start_reaper();
-        let result = axum::serve(self.listener, app(state.clone()))
-            .with_graceful_shutdown(async move {
-                signal.cancelled().await;
-                // Sockets and peers see this and close themselves (1001 for WebSockets).
-                app_shutdown.cancel();
-            })
-            .await;
+        let stop = CancellationToken::new();
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            // Sockets and peers see this and close themselves (1001 for WebSockets).
+            app_shutdown.cancel();
+            stopping.cancel();
+        });
+        let result = serve::serve(
+            self.listener,
+            app(state.clone()),
+            state.inner.limits,
+            state.metrics().clone(),
+            stop,
+        )
+        .await;
         app_shutdown_done(&state).await;
         result
     }
@@ -518,9 +581,12 @@ async fn app_shutdown_done(state: &AppState) {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The database could not be opened or migrated.
+    /// The database could not be opened or migrated (the URL without its password).
     #[error("cannot open the database {0}: {1}")]
     Database(String, #[source] AppError),
+    /// A database URL this build does not store into (never taken as a file name).
+    #[error("unsupported database URL {0}: this build supports {supported}", supported = config::SUPPORTED_DATABASES)]
+    UnsupportedDatabase(String),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, #[source] std::io::Error),

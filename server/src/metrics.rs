@@ -33,6 +33,12 @@ pub struct Metrics {
     pub metric_points_ingested: IntCounter,
     /// Health samples deleted past their retention.
     pub health_samples_pruned: IntCounter,
+    /// Rows deleted past their retention, by `table` (events, metric_points).
+    pub rows_pruned: IntCounterVec,
+    /// Connections closed on arrival, by `reason` (max_connections, max_per_ip).
+    pub connections_refused: IntCounterVec,
+    /// Requests whose handler panicked (answered 500).
+    pub panics: IntCounter,
     /// OTLP requests refused, by `reason`.
     pub metric_requests_rejected: IntCounterVec,
     /// WebSocket sessions ended, by `reason` (client_closed, dropped, slow_reader, …).
@@ -86,6 +92,27 @@ impl Metrics {
                 "OTLP metric points stored",
             )
             .expect("valid metric"),
+            rows_pruned: IntCounterVec::new(
+                Opts::new(
+                    "vigil_rows_pruned_total",
+                    "Rows deleted past their retention, by table",
+                ),
+                &["table"],
+            )
+            .expect("valid metric"),
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "vigil_connections_refused_total",
+                    "Connections closed on arrival, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            panics: IntCounter::new(
+                "vigil_handler_panics_total",
+                "Requests whose handler panicked (answered 500)",
+            )
+            .expect("valid metric"),
             health_samples_pruned: IntCounter::new(
                 "vigil_health_samples_pruned_total",
                 "Health samples deleted past their retention",
@@ -127,6 +154,9 @@ impl Metrics {
             Box::new(m.voice_keys_dropped.clone()),
             Box::new(m.metric_points_ingested.clone()),
             Box::new(m.health_samples_pruned.clone()),
+            Box::new(m.connections_refused.clone()),
+            Box::new(m.rows_pruned.clone()),
+            Box::new(m.panics.clone()),
             Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.metric_requests_rejected.clone()),
             Box::new(m.http_requests.clone()),

@@ -128,7 +128,7 @@ async fn a_session_from_another_admin_token_is_refused() {
     // The same database, a server restarted with another token.
     let config = {
         let mut c = vigil_server::Config::for_tests("sqlite::memory:");
-        c.admin_token = Some("another-token".into());
+        c.admin_token = Some("another-token".parse().unwrap());
         c
     };
     let other = vigil_server::AppState::new(&config, app.state.store().clone());

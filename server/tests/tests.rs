@@ -1,6 +1,8 @@
 //! The server's integration tests: one binary (so one link), the helpers in `util.rs`.
 //!
 //! - `dashboard`: sign-in and its cookie, pagination, one issue, the fleet from health exports.
+//! - `hardening`: what the security review found: OTLP limits, timeouts and connection caps,
+//!   rate limits per event, retention, refused origins and database URLs, panics, static files.
 //! - `http`: the router in-process through `tower::ServiceExt::oneshot`.
 //! - `socket`: the real server on a real socket (port 0) and its graceful shutdown.
 //! - `hub`: `/ws` with a real WebSocket client: every exit path, limits, the orders feed.
@@ -12,6 +14,7 @@
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
 mod dashboard;
+mod hardening;
 mod http;
 mod hub;
 mod ingest;

@@ -77,6 +77,11 @@ impl TestApp {
         }
     }
 
+    /// The temporary folder holding `www/` and `pkg/`.
+    pub fn state_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Sends one request through the router.
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
         self.router.clone().oneshot(request).await.unwrap()
@@ -123,10 +128,29 @@ impl LiveServer {
         hub: vigil_server::hub::HubConfig,
         voice: vigil_server::voice::VoiceConfig,
     ) -> Self {
+        Self::start_with(hub, voice, |_| {}).await
+    }
+
+    /// As [`LiveServer::start`], after `change` edits the config (connection limits, timeouts).
+    pub async fn start_with_config(change: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(
+            vigil_server::hub::HubConfig::default(),
+            vigil_server::voice::VoiceConfig::default(),
+            change,
+        )
+        .await
+    }
+
+    async fn start_with(
+        hub: vigil_server::hub::HubConfig,
+        voice: vigil_server::voice::VoiceConfig,
+        change: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(&format!("sqlite://{}/vigil.db", dir.path().display()));
         config.www = dir.path().to_path_buf();
         config.pkg = dir.path().to_path_buf();
+        change(&mut config);
         let server = vigil_server::Server::bind_with_configs(&config, hub, voice)
             .await
             .unwrap();

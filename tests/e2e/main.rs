@@ -4,6 +4,7 @@
 
 mod dashboard;
 mod demo;
+mod hardening;
 mod perf;
 mod server_process;
 mod tracker;

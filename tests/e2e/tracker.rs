@@ -168,7 +168,7 @@ async fn twenty_errors_captured_offline_arrive_exactly_once() -> Result<()> {
     assert_eq!(stats["eventsQueued"], 20, "{stats}");
     assert_eq!(
         page.eval(
-            "JSON.parse(localStorage.getItem(Object.keys(localStorage)[0]))
+            "JSON.parse(localStorage.getItem(Object.keys(localStorage).find(k => k !== 'vigil.instance')))
                 .filter(([category]) => category === 'error').length"
         )
         .await?,

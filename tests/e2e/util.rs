@@ -152,6 +152,21 @@ impl Server {
         })
     }
 
+    /// The folder holding its database (`vigil.db` and SQLite's `-wal`/`-shm` files).
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
+    /// A line of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`: the peak), Linux only.
+    pub fn memory_kib(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| format!("no {field} in /proc/PID/status").into())
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)

@@ -59,7 +59,7 @@ impl Sample {
     }
 
     fn slot(&mut self, row: &Row) -> Option<&mut Option<f64>> {
-        match row.name.as_str() {
+        match &*row.name {
             JS_HEAP => Some(&mut self.heap),
             WASM => Some(&mut self.wasm),
             UPTIME => Some(&mut self.uptime),
@@ -366,7 +366,7 @@ mod tests {
     fn row(name: &str, value: f64, ms: u64, kind: Option<&str>) -> Row {
         Row {
             name: name.into(),
-            unit: String::new(),
+            unit: "".into(),
             value,
             time_unix_nano: ms * 1_000_000,
             attributes: kind
@@ -397,7 +397,7 @@ mod tests {
         let (batch, other) = split(rows, &resource("abc"), "Chrome");
         let batch = batch.unwrap();
         assert_eq!(other.len(), 1);
-        assert_eq!(other[0].name, "web_vitals.lcp");
+        assert_eq!(&*other[0].name, "web_vitals.lcp");
         assert_eq!(batch.instance_id, "abc");
         assert_eq!(batch.release, "kiosk@1");
         assert_eq!(batch.user_agent, "Chrome");

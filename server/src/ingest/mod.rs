@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+pub mod gate;
 pub mod otlp;
 pub mod ratelimit;
 
@@ -24,6 +25,9 @@ use crate::{config::ProjectKey, AppState};
 
 /// The largest request body and the largest item (server-api.md: 1 MiB each).
 pub const MAX_BODY: usize = 1 << 20;
+
+/// Metric points one rate-limit token pays for.
+pub const POINTS_PER_TOKEN: usize = 100;
 
 /// Ingestion state shared by the handlers: the rate limiter.
 #[derive(Debug)]
@@ -47,54 +51,30 @@ impl Ingest {
         }
     }
 
-    fn check(&self, key: &str) -> Result<(), AppError> {
+    /// Takes `n` tokens from `key`'s bucket, or answers how long to wait.
+    fn check_n(&self, key: &str, n: usize) -> Result<(), AppError> {
         let now = self.started.elapsed().as_secs_f64();
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(key, now)
-            .map_err(AppError::RateLimited)
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = limiter.rate();
+        limiter.check_n(key, n as f64, now).map_err(|e| match e {
+            ratelimit::Refusal::Wait(secs) => AppError::RateLimited(secs),
+            // More than a burst at once never fits: the time a whole burst takes to come back.
+            ratelimit::Refusal::OverBurst => {
+                AppError::RateLimited(((rate.burst / rate.per_sec).ceil() as u64).max(1))
+            }
+        })
     }
-}
-
-/// Finds the project `id` and checks `key` against it.
-fn authorize<'a>(
-    projects: &'a [ProjectKey],
-    id: &str,
-    key: Option<&str>,
-) -> Result<&'a ProjectKey, AppError> {
-    let key = key.ok_or(AppError::Unauthorized(
-        "no public key: send sentry_key in the query or an X-Sentry-Auth header",
-    ))?;
-    projects
-        .iter()
-        .find(|p| p.id == id && p.public_key == key)
-        .ok_or(AppError::Unauthorized("unknown project or public key"))
-}
-
-/// The project whose public key is `key` (metrics name no project in their URL).
-fn project_by_key<'a>(
-    projects: &'a [ProjectKey],
-    key: Option<&str>,
-) -> Result<&'a ProjectKey, AppError> {
-    let key = key.ok_or(AppError::Unauthorized(
-        "no public key: send Authorization: Bearer <key>, X-Sentry-Auth, or ?key=",
-    ))?;
-    projects
-        .iter()
-        .find(|p| p.public_key == key)
-        .ok_or(AppError::Unauthorized("unknown public key"))
 }
 
 /// Ingests one OTLP/HTTP JSON request; returns how many points were stored.
 pub async fn metrics(
     state: &AppState,
-    key: Option<&str>,
+    project: &ProjectKey,
     user_agent: &str,
     body: Result<bytes::Bytes, AppError>,
 ) -> Result<usize, AppError> {
     let result = match body {
-        Ok(body) => ingest_metrics(state, key, user_agent, &body).await,
+        Ok(body) => ingest_metrics(state, project, user_agent, &body).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
@@ -111,15 +91,17 @@ pub async fn metrics(
 
 async fn ingest_metrics(
     state: &AppState,
-    key: Option<&str>,
+    project: &ProjectKey,
     user_agent: &str,
     body: &[u8],
 ) -> Result<usize, AppError> {
-    let project = project_by_key(state.projects(), key)?;
+    let export = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    // The bucket pays per POINTS_PER_TOKEN points, so one request cannot carry a burst's worth
+    // many times over.
+    let cost = export.rows.len().div_ceil(POINTS_PER_TOKEN).max(1);
     state
         .ingest()
-        .check(&format!("metrics:{}", project.public_key))?;
-    let export = otlp::parse(body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        .check_n(&format!("metrics:{}", project.public_key), cost)?;
     let (health, rows) = crate::fleet::split(export.rows, &export.resource, user_agent);
     let stored = state
         .store()
@@ -131,14 +113,13 @@ async fn ingest_metrics(
         )
         .await?;
     state.metrics().metric_points_ingested.inc_by(stored as u64);
-    if health.is_some() {
-        prune_health(state).await;
-    }
+    prune(state).await;
     Ok(stored)
 }
 
-/// Deletes health samples past the retention, at most once a minute (amortized over ingest).
-async fn prune_health(state: &AppState) {
+/// Deletes what is past its retention (health samples; events, issues and metric points), at
+/// most once a minute, amortized over ingest, and counts it.
+pub async fn prune(state: &AppState) {
     let now = crate::store::now_ms();
     let last = state.ingest().last_prune.load(Ordering::Relaxed);
     if now - last < 60_000
@@ -150,14 +131,23 @@ async fn prune_health(state: &AppState) {
     {
         return;
     }
-    let retention = i64::try_from(state.health_retention().as_millis()).unwrap_or(i64::MAX);
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match state
         .store()
-        .prune_health(now.saturating_sub(retention))
+        .prune_health(now.saturating_sub(ms(state.health_retention())))
         .await
     {
         Ok(gone) => state.metrics().health_samples_pruned.inc_by(gone),
         Err(e) => tracing::warn!(error = ?e, "pruning health samples failed"),
+    }
+    let before = crate::fleet::rfc3339(now.saturating_sub(ms(state.retention())));
+    match state.store().prune_telemetry(&before).await {
+        Ok((events, points)) => {
+            let m = &state.metrics().rows_pruned;
+            m.with_label_values(&["events"]).inc_by(events);
+            m.with_label_values(&["metric_points"]).inc_by(points);
+        }
+        Err(e) => tracing::warn!(error = ?e, "pruning events and metric points failed"),
     }
 }
 
@@ -231,12 +221,11 @@ pub async fn vitals(
 /// envelope header's when it carries no event).
 pub async fn envelope(
     state: &AppState,
-    project: &str,
-    key: Option<&str>,
+    project: &ProjectKey,
     body: Result<bytes::Bytes, AppError>,
 ) -> Result<Option<String>, AppError> {
     let result = match body {
-        Ok(body) => ingest(state, project, key, &body).await,
+        Ok(body) => ingest(state, project, &body).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
@@ -253,16 +242,16 @@ pub async fn envelope(
 
 async fn ingest(
     state: &AppState,
-    project: &str,
-    key: Option<&str>,
+    project: &ProjectKey,
     body: &[u8],
 ) -> Result<Option<String>, AppError> {
-    let project = authorize(state.projects(), project, key)?;
-    state.ingest().check(&project.public_key)?;
     let parsed = envelope::parse(body, MAX_BODY).map_err(|e| match e {
         envelope::EnvelopeError::ItemTooLarge { .. } => AppError::PayloadTooLarge(e.to_string()),
         _ => AppError::BadRequest(e.to_string()),
     })?;
+    // The rate limit counts events, not requests: an envelope of 100 events costs 100.
+    let events = parsed.items.iter().filter(|i| i.kind == "event").count();
+    state.ingest().check_n(&project.public_key, events.max(1))?;
     let header_id = parsed.header.get("event_id").and_then(|v| v.as_str());
     let mut acknowledged = header_id.and_then(event::normalize_event_id);
     for item in parsed.items.iter().filter(|i| i.kind == "event") {
@@ -283,5 +272,6 @@ async fn ingest(
         }
         acknowledged = Some(summary.event_id);
     }
+    prune(state).await;
     Ok(acknowledged)
 }

@@ -2,6 +2,7 @@
 //! with its time and string attributes. The parser is `opentelemetry-proto`'s serde types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
@@ -11,13 +12,28 @@ use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 /// The most points one request may carry.
 pub const MAX_POINTS: usize = 10_000;
 
+/// The longest metric name kept (bytes).
+pub const MAX_NAME: usize = 255;
+
+/// The longest unit kept (bytes).
+pub const MAX_UNIT: usize = 63;
+
+/// The most attributes on one point or resource.
+pub const MAX_ATTRIBUTES: usize = 32;
+
+/// The longest attribute key (bytes).
+pub const MAX_KEY: usize = 128;
+
+/// The longest attribute value (bytes, as stored).
+pub const MAX_VALUE: usize = 1024;
+
 /// One data point to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// Metric name.
-    pub name: String,
-    /// Unit.
-    pub unit: String,
+    /// Metric name, shared by every point of its metric (not copied per point).
+    pub name: Arc<str>,
+    /// Unit, shared likewise.
+    pub unit: Arc<str>,
     /// Value.
     pub value: f64,
     /// Nanoseconds since the epoch (0: unknown, the server's clock is used).
@@ -35,10 +51,46 @@ pub enum OtlpError {
     /// More than [`MAX_POINTS`].
     #[error("more than {MAX_POINTS} data points in one request")]
     TooManyPoints,
+    /// A name, unit, attribute key or value over its limit.
+    #[error("{what} is longer than {max} bytes")]
+    TooLong {
+        /// Which field.
+        what: &'static str,
+        /// Its limit.
+        max: usize,
+    },
+    /// More than [`MAX_ATTRIBUTES`] attributes on one point or resource.
+    #[error("more than {MAX_ATTRIBUTES} attributes on one {0}")]
+    TooManyAttributes(&'static str),
+}
+
+fn check_len(value: &str, what: &'static str, max: usize) -> Result<(), OtlpError> {
+    if value.len() > max {
+        Err(OtlpError::TooLong { what, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks attributes against the limits (before anything is copied out of them).
+fn check_attributes(kv: &[KeyValue], on: &'static str) -> Result<(), OtlpError> {
+    if kv.len() > MAX_ATTRIBUTES {
+        return Err(OtlpError::TooManyAttributes(on));
+    }
+    for a in kv {
+        check_len(&a.key, "an attribute key", MAX_KEY)?;
+        if let Some(any_value::Value::StringValue(v)) =
+            a.value.as_ref().and_then(|v| v.value.as_ref())
+        {
+            check_len(v, "an attribute value", MAX_VALUE)?;
+        }
+    }
+    Ok(())
 }
 
 fn attributes(kv: &[KeyValue]) -> BTreeMap<String, String> {
     kv.iter()
+        .take(MAX_ATTRIBUTES)
         .map(|a| {
             let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(any_value::Value::StringValue(s)) => s.clone(),
@@ -78,6 +130,11 @@ pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
     }
     let request: ExportMetricsServiceRequest =
         serde_json::from_slice(body).map_err(|e| OtlpError::Malformed(e.to_string()))?;
+    for rm in &request.resource_metrics {
+        if let Some(r) = &rm.resource {
+            check_attributes(&r.attributes, "resource")?;
+        }
+    }
     let resource = request
         .resource_metrics
         .first()
@@ -92,11 +149,30 @@ pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
     for rm in &request.resource_metrics {
         for sm in &rm.scope_metrics {
             for metric in &sm.metrics {
+                check_len(&metric.name, "a metric name", MAX_NAME)?;
+                check_len(&metric.unit, "a unit", MAX_UNIT)?;
+                // The point limit before any point is read: nothing is built past it.
+                let points = match &metric.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    _ => 0,
+                };
+                if rows.len() + points > MAX_POINTS {
+                    return Err(OtlpError::TooManyPoints);
+                }
+                let name: Arc<str> = Arc::from(metric.name.as_str());
+                let unit: Arc<str> = Arc::from(metric.unit.as_str());
+                let mut checked: Result<(), OtlpError> = Ok(());
                 let mut push = |value: f64, time: u64, attrs: &[KeyValue]| {
+                    if let Err(e) = check_attributes(attrs, "point") {
+                        checked = Err(e);
+                        return;
+                    }
                     if value.is_finite() {
                         rows.push(Row {
-                            name: metric.name.clone(),
-                            unit: metric.unit.clone(),
+                            name: Arc::clone(&name),
+                            unit: Arc::clone(&unit),
                             value,
                             time_unix_nano: time,
                             attributes: attributes(attrs),
@@ -136,9 +212,7 @@ pub fn parse(body: &[u8]) -> Result<Export, OtlpError> {
                     }
                     _ => {} // other kinds are accepted and not stored
                 }
-                if rows.len() > MAX_POINTS {
-                    return Err(OtlpError::TooManyPoints);
-                }
+                checked?;
             }
         }
     }
@@ -167,12 +241,12 @@ mod tests {
         } = parse(body).unwrap();
         assert_eq!(export_id, None);
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0].name, "web_vitals.lcp");
+        assert_eq!(&*rows[0].name, "web_vitals.lcp");
         assert_eq!(rows[0].value, 1234.5);
         assert_eq!(rows[0].time_unix_nano, 1_795_305_600_123_000_000);
         assert_eq!(rows[0].attributes["rating"], "good");
-        assert_eq!((rows[1].name.as_str(), rows[1].value), ("clicks", 7.0));
-        assert_eq!((rows[2].name.as_str(), rows[2].value), ("lat", 10.0));
+        assert_eq!((&*rows[1].name, rows[1].value), ("clicks", 7.0));
+        assert_eq!((&*rows[2].name, rows[2].value), ("lat", 10.0));
     }
 
     #[test]

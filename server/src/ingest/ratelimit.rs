@@ -18,6 +18,15 @@ struct Bucket {
     last: f64,
 }
 
+/// Why tokens were not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not enough now: retry after this many seconds.
+    Wait(u64),
+    /// More than the bucket ever holds.
+    OverBurst,
+}
+
 /// Buckets keyed by caller, at most `capacity` of them.
 #[derive(Debug)]
 pub struct Limiter {
@@ -41,7 +50,20 @@ impl Limiter {
     /// Takes one token for `key` at `now` (seconds). `Err(seconds)` says how long until one is
     /// available again (at least 1).
     pub fn check(&mut self, key: &str, now: f64) -> Result<(), u64> {
+        self.check_n(key, 1.0, now).map_err(|e| match e {
+            Refusal::Wait(secs) => secs,
+            Refusal::OverBurst => u64::MAX, // a burst under one token: configuration refuses it
+        })
+    }
+
+    /// Takes `n` tokens for `key` at `now` (seconds), or none: a request that costs more than the
+    /// tokens left waits for them whole ([`Refusal::Wait`]); one that costs more than the burst
+    /// can never pass ([`Refusal::OverBurst`]).
+    pub fn check_n(&mut self, key: &str, n: f64, now: f64) -> Result<(), Refusal> {
         let rate = self.rate;
+        if n > rate.burst {
+            return Err(Refusal::OverBurst);
+        }
         if !self.buckets.contains_key(key) {
             self.make_room(now);
         }
@@ -51,13 +73,18 @@ impl Limiter {
         });
         b.tokens = (b.tokens + (now - b.last).max(0.0) * rate.per_sec).min(rate.burst);
         b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens >= n {
+            b.tokens -= n;
             Ok(())
         } else {
-            let wait = ((1.0 - b.tokens) / rate.per_sec).ceil();
-            Err((wait as u64).max(1))
+            let wait = ((n - b.tokens) / rate.per_sec).ceil();
+            Err(Refusal::Wait((wait as u64).max(1)))
         }
+    }
+
+    /// The rate every bucket fills at.
+    pub fn rate(&self) -> Rate {
+        self.rate
     }
 
     /// Buckets held now.
@@ -150,5 +177,24 @@ mod tests {
             assert!(l.len() <= 1000);
         }
         assert!(l.evicted() >= 99_000);
+    }
+
+    #[test]
+    fn requests_pay_per_token_and_wait_for_all_of_them() {
+        let mut l = Limiter::new(
+            Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            },
+            10,
+        );
+        assert_eq!(l.check_n("k", 100.0, 0.0), Err(Refusal::OverBurst));
+        assert_eq!(l.check_n("k", 2.0, 0.0), Ok(()));
+        assert_eq!(l.check_n("k", 2.0, 0.5), Err(Refusal::Wait(2)));
+        assert_eq!(
+            l.check_n("k", 2.0, 2.0),
+            Ok(()),
+            "nothing was taken by the refusal"
+        );
     }
 }

@@ -254,8 +254,8 @@ impl Store {
                    ?)",
             )
             .bind(project)
-            .bind(&r.name)
-            .bind(&r.unit)
+            .bind(&*r.name)
+            .bind(&*r.unit)
             .bind(r.value)
             .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
             .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
@@ -356,6 +356,32 @@ impl Store {
                 .collect(),
             next,
         ))
+    }
+
+    /// Deletes events, issues and metric points older than `before` (RFC 3339); returns how many
+    /// events and points went. An issue keeps its count of events ever seen while it has any.
+    pub async fn prune_telemetry(&self, before: &str) -> Result<(u64, u64), AppError> {
+        let mut tx = self.pool.begin().await?;
+        let events = sqlx::query("DELETE FROM events WHERE received_at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM issues WHERE last_seen < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM issue_hours WHERE hour < ?")
+            .bind(before.get(..13).unwrap_or(before))
+            .execute(&mut *tx)
+            .await?;
+        let points = sqlx::query("DELETE FROM metric_points WHERE time < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((events, points))
     }
 
     /// Waits for in-flight writes and closes every connection.

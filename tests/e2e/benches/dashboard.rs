@@ -12,13 +12,17 @@ fn envelope(i: usize) -> String {
     let event = format!(
         r#"{{"event_id":"{i:032x}","level":"error","exception":{{"values":[{{"type":"TypeError","value":"thing {i} is undefined"}}]}},"fingerprint":["bench-{i}"]}}"#
     );
-    format!("{{}}\n{{\"type\":\"event\",\"length\":{}}}\n{event}\n", event.len())
+    format!(
+        "{{}}\n{{\"type\":\"event\",\"length\":{}}}\n{event}\n",
+        event.len()
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     require_pkg();
-    let server = Server::start(&["--rate-limit", "1000000", "--rate-limit-burst", "1000000"]).await?;
+    let server =
+        Server::start(&["--rate-limit", "1000000", "--rate-limit-burst", "1000000"]).await?;
     let started = Instant::now();
     for i in 0..ISSUES {
         let (status, _, body) = server
@@ -26,7 +30,10 @@ async fn main() -> Result<()> {
             .await?;
         assert_eq!(status, 200, "{body}");
     }
-    println!("dashboard: {ISSUES} issues stored in {:.1?}", started.elapsed());
+    println!(
+        "dashboard: {ISSUES} issues stored in {:.1?}",
+        started.elapsed()
+    );
     let browser = Browser::launch().await?;
     let page = browser.open(&format!("{}/dashboard", server.url)).await?;
     let token = serde_json::to_string(&server.admin_token)?;
@@ -34,12 +41,16 @@ async fn main() -> Result<()> {
         "document.querySelector('#token').value = {token}; document.querySelector('form').submit(); true"
     ))
     .await?;
-    page.wait_for("document.body.dataset.ready === 'true'", std::time::Duration::from_secs(30))
-        .await?;
+    page.wait_for(
+        "document.body.dataset.ready === 'true'",
+        std::time::Duration::from_secs(30),
+    )
+    .await?;
     let mut paints = Vec::new();
     let mut ready = Vec::new();
     for _ in 0..5 {
-        page.goto(&format!("{}/dashboard#/issues", server.url)).await?;
+        page.goto(&format!("{}/dashboard#/issues", server.url))
+            .await?;
         page.wait_for(
             "document.body.dataset.ready === 'true' && document.querySelectorAll('td .title').length === 100",
             std::time::Duration::from_secs(30),

@@ -1,0 +1,99 @@
+//! The checks a telemetry request passes before its body is read: its `Origin` (when the server
+//! has an allow-list) and its public key. A wrong key gets `401` even for a body over the limit.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::auth::{key_from_sentry_auth, query_param};
+use crate::config::ProjectKey;
+use crate::error::AppError;
+use crate::AppState;
+
+/// Refuses a request whose `Origin` is present and not on a non-empty allow-list.
+pub fn check_origin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+    let allowed = state.allowed_origins();
+    match parts.headers.get(header::ORIGIN) {
+        Some(origin) if !allowed.is_empty() && !allowed.contains(origin) => Err(
+            AppError::Forbidden("this origin is not on the server's --allowed-origin list"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn rejected(state: &AppState, e: AppError, metrics: bool) -> AppError {
+    if let Some(reason) = e.reject_reason() {
+        let counter = if metrics {
+            &state.metrics().metric_requests_rejected
+        } else {
+            &state.metrics().events_rejected
+        };
+        counter.with_label_values(&[reason]).inc();
+    }
+    e
+}
+
+/// An envelope request for a project whose key it holds (`sentry_key` or `X-Sentry-Auth`).
+#[derive(Debug, Clone)]
+pub struct EnvelopeSender(pub ProjectKey);
+
+impl FromRequestParts<AppState> for EnvelopeSender {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let check = async {
+            check_origin(state, parts)?;
+            let Path(project) = Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| AppError::BadRequest(e.body_text()))?;
+            let key = query_param(parts.uri.query(), "sentry_key")
+                .or_else(|| header(parts, "x-sentry-auth").and_then(key_from_sentry_auth))
+                .ok_or(AppError::Unauthorized(
+                    "no public key: send sentry_key in the query or an X-Sentry-Auth header",
+                ))?;
+            state
+                .projects()
+                .iter()
+                .find(|p| p.id == project && p.public_key == key)
+                .cloned()
+                .map(EnvelopeSender)
+                .ok_or(AppError::Unauthorized("unknown project or public key"))
+        };
+        check.await.map_err(|e| rejected(state, e, false))
+    }
+}
+
+/// An OTLP request with a project's key (`Authorization: Bearer`, `?key=`, `?sentry_key=` or
+/// `X-Sentry-Auth`).
+#[derive(Debug, Clone)]
+pub struct MetricsSender(pub ProjectKey);
+
+impl FromRequestParts<AppState> for MetricsSender {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let check = || {
+            check_origin(state, parts)?;
+            let query = parts.uri.query();
+            let key = crate::access::bearer(&parts.headers)
+                .or_else(|| query_param(query, "key"))
+                .or_else(|| query_param(query, "sentry_key"))
+                .or_else(|| header(parts, "x-sentry-auth").and_then(key_from_sentry_auth))
+                .ok_or(AppError::Unauthorized(
+                    "no public key: send Authorization: Bearer <key>, X-Sentry-Auth, or ?key=",
+                ))?;
+            state
+                .projects()
+                .iter()
+                .find(|p| p.public_key == key)
+                .cloned()
+                .map(MetricsSender)
+                .ok_or(AppError::Unauthorized("unknown public key"))
+        };
+        check().map_err(|e| rejected(state, e, true))
+    }
+}
