@@ -29,3 +29,11 @@ pub mod voice;
 pub mod ws;
 
 pub use js::*;
+
+/// The allocator in the browser: a free list with coalescing (lol_alloc), a few hundred bytes
+/// instead of dlmalloc's ~8 KB. The lock is a spin lock that a single-threaded page never
+/// contends.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
