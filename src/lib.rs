@@ -21,6 +21,7 @@ pub mod options;
 #[cfg(feature = "perf")]
 pub mod perf;
 pub mod runtime;
+pub mod text;
 #[cfg(feature = "telemetry")]
 pub mod transport;
 #[cfg(feature = "voice")]

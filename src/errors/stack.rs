@@ -102,7 +102,7 @@ fn location_frame(location: &str) -> Frame {
             .split_once("]:")
             .unwrap_or((after.trim_end_matches(']'), ""));
         return Frame {
-            function: Some(format!("wasm-function[{index}]")),
+            function: Some(crate::text::concat(&["wasm-function[", index, "]"])),
             filename: location[..at].to_owned(),
             instruction_addr: (!addr.is_empty()).then(|| addr.to_owned()),
             ..Frame::default()

@@ -410,10 +410,7 @@ fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
             .collect();
         return (
             "Error".into(),
-            format!(
-                "Object captured as exception with keys: {}",
-                keys.join(", ")
-            ),
+            crate::text::concat(&["Object captured as exception with keys: ", &keys.join(", ")]),
             Vec::new(),
         );
     }
@@ -573,7 +570,7 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
             Ok(_) => {} // not an event: send ours unchanged
             Err(e) => {
                 // The event must not be lost to a bug in the hook: send it unchanged.
-                let message = format!("beforeSend threw: {}", text(&e));
+                let message = crate::text::concat(&["beforeSend threw: ", &text(&e)]);
                 crumb(shared, "vigil", &message, "error");
             }
         }

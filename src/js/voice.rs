@@ -80,7 +80,7 @@ impl VoiceConnection {
     ) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = voice_conn::subscribe(&s, Some(kind), handler)
-            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+            .map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Subscription::voice(&s, id))
     }
 
@@ -93,7 +93,7 @@ impl VoiceConnection {
     ) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = voice_conn::subscribe(&s, None, handler)
-            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+            .map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Subscription::voice(&s, id))
     }
 

@@ -80,7 +80,7 @@ impl WebSocketService {
     ) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = ws_service::subscribe(&s, Some(kind), handler)
-            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+            .map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Subscription::ws(&s, id))
     }
 
@@ -89,7 +89,7 @@ impl WebSocketService {
     pub fn on_state(&self, handler: js_sys::Function) -> Result<Subscription, JsValue> {
         let s = self.live()?;
         let id = ws_service::subscribe(&s, None, handler)
-            .map_err(|e| js_sys::Error::new(&e.to_string()))?;
+            .map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Subscription::ws(&s, id))
     }
 

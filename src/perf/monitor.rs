@@ -406,7 +406,7 @@ impl Monitor {
                 ("load", n.load_event_end - n.activation_start),
             ] {
                 out.point(
-                    &format!("browser.navigation.{name}"),
+                    &crate::text::concat(&["browser.navigation.", name]),
                     "ms",
                     "Navigation timing",
                     value.max(0.0),

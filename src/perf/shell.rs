@@ -446,7 +446,9 @@ pub fn export(shared: &Shared) {
             return;
         }
         i.exports += 1;
-        let export_id = format!("{}.{}", i.settings.view_id, i.exports);
+        let mut export_id = i.settings.view_id.clone();
+        export_id.push('.');
+        crate::text::push_uint(&mut export_id, i.exports);
         let page_url = web_sys::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();

@@ -58,7 +58,7 @@ impl Common {
     pub fn parse(options: &JsValue) -> Result<Self, JsValue> {
         let o = Options(options);
         let dsn_text = o.string("dsn", "a DSN like http://key@host:port/1")?;
-        let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.to_string()))?;
+        let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Self {
             dsn_text,
             dsn,
@@ -352,7 +352,7 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         i.exports += 1;
         let mut export_id = i.settings.view_id.clone();
         export_id.push_str(".health.");
-        js_number(i.exports as f64, &mut export_id);
+        crate::text::push_uint(&mut export_id, i.exports);
         let page_url = web_sys::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();

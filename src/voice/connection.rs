@@ -430,7 +430,7 @@ fn reject(shared: &Shared, reason: &ConnectError) {
     if pending.is_empty() {
         return;
     }
-    let error = js_sys::Error::new(&reason.to_string());
+    let error = js_sys::Error::new(&reason.message());
     let _ = js_sys::Reflect::set(&error, &"step".into(), &reason.step.as_str().into());
     pending.reject(&error);
 }

@@ -456,8 +456,14 @@ impl Machine {
 /// `{"type":"ping","payload":{"timestamp":T},"timestamp":T}` with `T` in whole milliseconds.
 pub fn ping_frame(now_ms: f64) -> String {
     // Integer formatting only: float formatting would cost the bundle ~10 KB.
-    let t = now_ms.max(0.0) as u64;
-    format!(r#"{{"type":"ping","payload":{{"timestamp":{t}}},"timestamp":{t}}}"#)
+    let t = crate::text::uint(now_ms.max(0.0) as u64);
+    crate::text::concat(&[
+        r#"{"type":"ping","payload":{"timestamp":"#,
+        &t,
+        r#"},"timestamp":"#,
+        &t,
+        "}",
+    ])
 }
 
 /// The close a page may ask for (`disconnect(code, reason)`): 1000 or 3000..=4999, and a reason
