@@ -38,6 +38,23 @@ pub fn uint(n: u64) -> String {
     s
 }
 
+/// Where `needle` first occurs in `haystack` (a byte offset, on a char boundary when `needle`
+/// is not empty). `str::find` with a string pattern brings std's two-way searcher and, through
+/// its panics, char `Debug` and Unicode tables (~5 KB); this is a plain byte scan.
+pub fn find(haystack: &str, needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return Some(0);
+    }
+    haystack.as_bytes().windows(n.len()).position(|w| w == n)
+}
+
+/// `haystack` split around the first `needle`, as `str::split_once` does.
+pub fn split_once<'a>(haystack: &'a str, needle: &str) -> Option<(&'a str, &'a str)> {
+    let at = find(haystack, needle)?;
+    Some((haystack.get(..at)?, haystack.get(at + needle.len()..)?))
+}
+
 /// The parts, joined.
 pub fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -73,5 +90,15 @@ mod tests {
         push_padded(&mut s, 0, 4);
         assert_eq!(s, "00720260000");
         assert_eq!(concat(&["a", "", "bc"]), "abc");
+        for (h, n) in [
+            ("a (b)", " ("),
+            ("x", "xy"),
+            ("", "a"),
+            ("ééa]:b", "]:"),
+            ("ab", ""),
+        ] {
+            assert_eq!(find(h, n), h.find(n), "{h} {n}");
+            assert_eq!(split_once(h, n), h.split_once(n), "{h} {n}");
+        }
     }
 }

@@ -79,7 +79,7 @@ impl Dsn {
     /// Parses a DSN string.
     pub fn parse(dsn: &str) -> Result<Self, DsnError> {
         let dsn = dsn.trim();
-        let (scheme, rest) = dsn.split_once("://").ok_or(DsnError::NoScheme)?;
+        let (scheme, rest) = crate::text::split_once(dsn, "://").ok_or(DsnError::NoScheme)?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(DsnError::BadScheme(scheme));
@@ -91,7 +91,7 @@ impl Dsn {
         }
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (authority, path) = match rest.find('/') {
-            Some(at) => (&rest[..at], &rest[at..]),
+            Some(at) => (rest.get(..at).unwrap_or(rest), rest.get(at..).unwrap_or("")),
             None => (rest, ""),
         };
         let (host, port) = match authority.rsplit_once(':') {
