@@ -1,8 +1,9 @@
 // The operator's dashboard. Everything a page sent (titles, messages, tags, frames, user agents)
 // is untrusted: it reaches the DOM only through textContent and attribute setters, never as
 // HTML. The page's own listeners and timers are the runtime's `listen` / `every`, so it cannot
-// leak either; charts are uPlot (big ones) and small SVG sparklines built node by node.
-import init, { listen, every } from "/pkg/vigil.js";
+// leak either (the `vigil/core` variant: the lifecycle core alone); charts are uPlot (big ones)
+// and small SVG sparklines built node by node.
+import init, { listen, every } from "/pkg/core/vigil.js";
 
 const REFRESH_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";

@@ -4,9 +4,10 @@
 //! [`verdict`] is the pure part (robust slopes, the verdict); this file turns OTLP rows into
 //! samples and a window's stored samples into fleet rows.
 //!
-//! Architecture Invariant: the fleet route reads each instance's samples once, streamed in
-//! `(instance, time)` order, into at most [`verdict::BUCKETS`] buckets per series: its memory is
-//! bounded by the number of instances ([`MAX_INSTANCES`]), not by the number of samples.
+//! Architecture Invariant: the fleet route reads each instance's samples reduced by the store to
+//! at most [`verdict::BUCKETS`] buckets per series (by the same rule as [`verdict::Buckets`]): its
+//! memory and its rows are bounded by the number of instances ([`MAX_INSTANCES`]), not by the
+//! number of samples.
 
 pub mod verdict;
 
@@ -154,6 +155,26 @@ fn truncate(mut s: String) -> String {
     s
 }
 
+/// One time bucket of one instance, reduced by the store (see
+/// [`crate::store::Store::each_health_bucket`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bucket {
+    /// Which of the instance's [`verdict::BUCKETS`].
+    pub index: usize,
+    /// The first sample's time in it.
+    pub time_ms: i64,
+    /// Samples in it.
+    pub samples: u64,
+    /// Minimum JS heap.
+    pub heap: Option<f64>,
+    /// Minimum wasm memory.
+    pub wasm: Option<f64>,
+    /// Minimum of each resource kind, in [`KINDS`] order.
+    pub resources: [Option<f64>; KINDS.len()],
+    /// Minimum of the sum of every kind.
+    pub total: Option<f64>,
+}
+
 /// An instance row as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRow {
@@ -215,6 +236,22 @@ impl Accumulator {
         if let Some(t) = total {
             self.total.push(b, s.time_ms, t);
         }
+    }
+
+    /// Adds one bucket the store reduced already.
+    pub fn push_bucket(&mut self, b: &Bucket) {
+        self.samples += b.samples;
+        let set = |series: &mut MinSeries, v: Option<f64>| {
+            if let Some(v) = v {
+                series.set(&self.buckets, b.index, b.time_ms, v);
+            }
+        };
+        set(&mut self.heap, b.heap);
+        set(&mut self.wasm, b.wasm);
+        for (series, v) in self.resources.iter_mut().zip(&b.resources) {
+            set(series, *v);
+        }
+        set(&mut self.total, b.total);
     }
 
     /// The fleet row: the instance's facts, its latest sample, its verdict and trend lines.
@@ -320,9 +357,9 @@ pub async fn fleet(
         .map(|r| Some(Accumulator::new(r.first_seen_ms.max(since), r.last_seen_ms)))
         .collect();
     store
-        .each_health_sample(project, since, |id, sample| {
+        .each_health_bucket(project, since, |id, bucket| {
             if let Some(acc) = index.get(id).and_then(|&i| accumulators[i].as_mut()) {
-                acc.push(sample);
+                acc.push_bucket(bucket);
             }
         })
         .await?;

@@ -126,13 +126,18 @@ pub struct MinSeries {
 impl MinSeries {
     /// Adds a value at time `t`, in bucket `b` of `buckets`.
     pub fn push(&mut self, buckets: &Buckets, t: i64, v: f64) {
-        if !v.is_finite() {
+        self.set(buckets, buckets.of(t), t, v);
+    }
+
+    /// Keeps `v` at time `t` in bucket `index` (already computed), the minimum if one is there.
+    pub fn set(&mut self, buckets: &Buckets, index: usize, t: i64, v: f64) {
+        if !v.is_finite() || index >= buckets.len() {
             return;
         }
         if self.slots.len() < buckets.len() {
             self.slots.resize(buckets.len(), None);
         }
-        let slot = &mut self.slots[buckets.of(t)];
+        let slot = &mut self.slots[index];
         *slot = Some(match *slot {
             Some((t0, m)) => (t0.min(t), m.min(v)),
             None => (t, v),

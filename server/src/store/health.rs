@@ -1,11 +1,12 @@
 //! Health samples and runtime instances (the fleet view).
 
 use futures_util::TryStreamExt;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::Store;
 use crate::error::AppError;
-use crate::fleet::{HealthBatch, InstanceRow, Sample, MAX_INSTANCES};
+use crate::fleet::verdict::BUCKETS;
+use crate::fleet::{Bucket, HealthBatch, InstanceRow, Sample, MAX_INSTANCES};
 
 /// Samples more than this far from the server's clock are stored at the server's time (a kiosk
 /// whose clock is off still lands in the window).
@@ -98,24 +99,6 @@ pub(super) async fn insert(
     Ok(points)
 }
 
-type SampleRow = (
-    String,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
-
 impl Store {
     /// The instances of `project` seen since `since_ms`, most recently seen first (at most
     /// [`MAX_INSTANCES`]).
@@ -151,33 +134,61 @@ impl Store {
             .collect())
     }
 
-    /// Streams every sample of `project` since `since_ms` to `each`, ordered by instance and
-    /// time (the index's order: no sort, nothing buffered).
-    pub async fn each_health_sample(
+    /// Every instance's samples since `since_ms`, reduced in SQL to [`BUCKETS`] time buckets
+    /// per instance over its own span (the same rule as [`crate::fleet::verdict::Buckets`]):
+    /// per bucket the first time, the count and each series' minimum. A million samples come
+    /// back as at most 48 rows per instance, ordered by instance and bucket.
+    pub async fn each_health_bucket(
         &self,
         project: &str,
         since_ms: i64,
-        mut each: impl FnMut(&str, &Sample),
+        mut each: impl FnMut(&str, &Bucket),
     ) -> Result<(), AppError> {
-        let mut rows = sqlx::query_as::<_, SampleRow>(
-            "SELECT instance_id, time_ms, heap, wasm, uptime, listeners, intervals, timeouts,
-               observers, sockets, peer_connections, data_channels, media_tracks,
-               console_patches, services
-             FROM health_samples WHERE project = ? AND time_ms >= ?
-             ORDER BY instance_id, time_ms",
+        let mut rows = sqlx::query(
+            "WITH span AS (
+               SELECT instance_id, MAX(first_seen_ms, ?1) AS t0, last_seen_ms AS t1
+               FROM instances WHERE project = ?2 AND last_seen_ms >= ?1
+               ORDER BY last_seen_ms DESC LIMIT ?3
+             )
+             SELECT s.instance_id,
+               CASE WHEN span.t1 <= span.t0 THEN 0
+                    ELSE (MIN(MAX(s.time_ms - span.t0, 0), span.t1 - span.t0) * (?4 - 1))
+                         / (span.t1 - span.t0) END AS b,
+               MIN(s.time_ms), COUNT(*), MIN(s.heap), MIN(s.wasm),
+               MIN(s.listeners), MIN(s.intervals), MIN(s.timeouts), MIN(s.observers),
+               MIN(s.sockets), MIN(s.peer_connections), MIN(s.data_channels),
+               MIN(s.media_tracks), MIN(s.console_patches), MIN(s.services),
+               MIN(COALESCE(s.listeners, 0) + COALESCE(s.intervals, 0) + COALESCE(s.timeouts, 0)
+                 + COALESCE(s.observers, 0) + COALESCE(s.sockets, 0)
+                 + COALESCE(s.peer_connections, 0) + COALESCE(s.data_channels, 0)
+                 + COALESCE(s.media_tracks, 0) + COALESCE(s.console_patches, 0)
+                 + COALESCE(s.services, 0))
+             FROM health_samples s JOIN span ON span.instance_id = s.instance_id
+             WHERE s.project = ?2 AND s.time_ms >= ?1
+             GROUP BY s.instance_id, b
+             ORDER BY s.instance_id, b",
         )
-        .bind(project)
         .bind(since_ms)
+        .bind(project)
+        .bind(MAX_INSTANCES)
+        .bind(BUCKETS as i64)
         .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
-            let sample = Sample {
-                time_ms: r.1,
-                heap: r.2,
-                wasm: r.3,
-                uptime: r.4,
-                resources: [r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13, r.14],
+            let id: String = r.try_get(0)?;
+            let mut resources = [None; 10];
+            for (i, slot) in resources.iter_mut().enumerate() {
+                *slot = r.try_get(6 + i)?;
+            }
+            let bucket = Bucket {
+                index: usize::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                time_ms: r.try_get(2)?,
+                samples: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                heap: r.try_get(4)?,
+                wasm: r.try_get(5)?,
+                resources,
+                total: r.try_get(16)?,
             };
-            each(&r.0, &sample);
+            each(&id, &bucket);
         }
         Ok(())
     }
@@ -195,5 +206,71 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{Accumulator, HealthBatch};
+
+    /// The SQL buckets equal the pure rule's: the same fleet rows whichever reduces the samples.
+    #[tokio::test]
+    async fn sql_buckets_match_the_pure_buckets() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let now = now_ms();
+        let mut x: u64 = 7;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 40) as f64
+        };
+        let mut all = Vec::new();
+        for (inst, n, step) in [("a", 200usize, 997i64), ("b", 30, 13), ("c", 1, 1)] {
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| {
+                    let mut s = Sample {
+                        time_ms: now - 250_000 + i as i64 * step,
+                        heap: Some(1e6 + next()),
+                        wasm: Some(65_536.0 * (1.0 + (i / 50) as f64)),
+                        uptime: Some(i as f64),
+                        ..Sample::default()
+                    };
+                    s.resources[0] = Some((next() as u64 % 9) as f64);
+                    s.resources[3] = Some(2.0);
+                    s
+                })
+                .collect();
+            let batch = HealthBatch {
+                instance_id: inst.into(),
+                release: "r".into(),
+                user_agent: "ua".into(),
+                samples: samples.clone(),
+            };
+            let mut tx = store.pool.begin().await.unwrap();
+            insert(&mut tx, "1", &batch).await.unwrap();
+            tx.commit().await.unwrap();
+            all.push((inst, samples));
+        }
+        let since = now - 3_600_000;
+        let rows = store.instances("1", since).await.unwrap();
+        for (inst, samples) in &all {
+            let row = rows.iter().find(|r| r.instance_id == *inst).unwrap();
+            let mut pure = Accumulator::new(row.first_seen_ms.max(since), row.last_seen_ms);
+            for s in samples {
+                pure.push(s);
+            }
+            let mut sql = Accumulator::new(row.first_seen_ms.max(since), row.last_seen_ms);
+            store
+                .each_health_bucket("1", since, |id, b| {
+                    if id == *inst {
+                        sql.push_bucket(b);
+                    }
+                })
+                .await
+                .unwrap();
+            assert_eq!(sql.finish(row), pure.finish(row), "instance {inst}");
+        }
     }
 }

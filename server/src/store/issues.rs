@@ -177,8 +177,9 @@ impl Store {
         if fingerprints.is_empty() {
             return Ok(out);
         }
+        // One row per issue (its hours joined in SQL): the driver's cost is per row.
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT fingerprint, hour, count FROM issue_hours WHERE project = ",
+            "SELECT fingerprint, group_concat(hour || '=' || count) FROM issue_hours WHERE project = ",
         );
         q.push_bind(project).push(" AND hour >= ");
         q.push_bind(&keys[0]).push(" AND fingerprint IN (");
@@ -186,16 +187,20 @@ impl Store {
         for f in fingerprints {
             list.push_bind(*f);
         }
-        q.push(")");
-        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
-        for (fingerprint, hour, count) in rows {
-            let (Some(i), Some(h)) = (
-                fingerprints.iter().position(|f| *f == fingerprint),
-                keys.iter().position(|k| *k == hour),
-            ) else {
+        q.push(") GROUP BY fingerprint");
+        let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        for (fingerprint, hours) in rows {
+            let Some(i) = fingerprints.iter().position(|f| *f == fingerprint) else {
                 continue;
             };
-            out[i][h] = u64::try_from(count).unwrap_or(0);
+            for pair in hours.split(',') {
+                let Some((hour, count)) = pair.split_once('=') else {
+                    continue;
+                };
+                if let Some(h) = keys.iter().position(|k| k == hour) {
+                    out[i][h] = count.parse().unwrap_or(0);
+                }
+            }
         }
         Ok(out)
     }
