@@ -41,7 +41,8 @@ pub(super) async fn insert(
             "INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime,
                listeners, intervals, timeouts, observers, sockets, peer_connections,
                data_channels, media_tracks, console_patches, services)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (project, instance_id, time_ms) DO NOTHING",
         )
         .bind(project)
         .bind(&batch.instance_id)
