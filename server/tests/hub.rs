@@ -238,3 +238,46 @@ async fn a_posted_order_reaches_subscribers() {
     let snap = next_json(&mut ws).await;
     assert_eq!(snap["payload"]["orders"][0], stored);
 }
+
+#[tokio::test]
+async fn a_slow_reader_gets_1013_and_is_counted_as_slow_reader() {
+    let server = LiveServer::start(HubConfig {
+        outgoing_queue: 4,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut ws = connect(&server).await;
+    ws.send(Message::Text(
+        r#"{"type":"subscribe","payload":{"topics":["orders"]},"timestamp":0}"#.into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text(
+        r#"{"type":"ping","payload":{"timestamp":1},"timestamp":0}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    // The client stops reading: the socket's buffers fill, the server's send blocks, its queue
+    // overflows.
+    let big = "x".repeat(60_000);
+    let started = std::time::Instant::now();
+    while server.state.hub().session_count() > 0 {
+        server.state.hub().broadcast(
+            "orders",
+            "order:created",
+            &serde_json::json!({ "pad": big }),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the slow reader was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Reading again, it finds the close frame after what was queued.
+    assert_eq!(close_code(&mut ws).await, Some(1013));
+    server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "slow_reader"), 1);
+    assert_eq!(ended(&server, "dropped"), 0);
+    server.stop().await;
+}

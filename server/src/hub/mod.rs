@@ -9,7 +9,7 @@ pub mod orders;
 pub mod session;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,9 @@ struct Sessions {
 struct Entry {
     outgoing: mpsc::Sender<Message>,
     kill: CancellationToken,
+    /// Set before `kill` when a broadcast found the outgoing queue full: the session ends as a
+    /// slow reader (1013) whatever it was doing, even blocked writing to its socket.
+    slow: Arc<AtomicBool>,
     last_seen_ms: Arc<AtomicU64>,
     topics: HashSet<String>,
 }
@@ -198,7 +201,10 @@ impl Hub {
             if let Some(entry) = sessions.by_id.get(id) {
                 match entry.outgoing.try_send(message.clone()) {
                     Ok(()) => sent += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => entry.kill.cancel(),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        entry.slow.store(true, Ordering::Relaxed);
+                        entry.kill.cancel();
+                    }
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
