@@ -95,6 +95,11 @@ pub struct Config {
     /// Voice calls at once; more are refused with 503.
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
+
+    /// Opens `POST /api/orders`, which the demo page calls itself, to any page, limited per IP.
+    /// Without it the route needs the admin token. `./dev.sh run` passes it.
+    #[arg(long, env = "VIGIL_DEMO", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub demo: bool,
 }
 
 impl Config {
@@ -257,6 +262,15 @@ mod tests {
         );
         assert!(c.admin_token.is_none());
         assert!(c.allowed_origins.is_empty());
+        assert!(
+            !c.demo,
+            "the demo routes need a token unless --demo is given"
+        );
+    }
+
+    #[test]
+    fn demo_is_a_flag() {
+        assert!(Config::parse_from(["vigil-server", "--demo"]).demo);
     }
 
     #[test]

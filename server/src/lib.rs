@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod perip;
 pub mod serve;
 pub mod store;
 pub mod voice;
@@ -40,6 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use access::Admin;
+use access::OrderGate;
 pub use config::Config;
 pub use error::AppError;
 use hub::{Hub, HubConfig};
@@ -68,6 +70,7 @@ struct Inner {
     admin_token: config::Secret,
     /// Whether the token was generated here (then it is printed at start; a given one is not).
     token_generated: bool,
+    demo: bool,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
     pkg: PathBuf,
@@ -120,6 +123,7 @@ impl AppState {
                 allowed_origins,
                 admin_token,
                 token_generated,
+                demo: config.demo,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
@@ -169,6 +173,11 @@ impl AppState {
     /// Origins allowed to send telemetry (empty: any).
     pub fn allowed_origins(&self) -> &[HeaderValue] {
         &self.inner.allowed_origins
+    }
+
+    /// Whether `--demo` opens `POST /api/orders` to any page.
+    pub fn demo(&self) -> bool {
+        self.inner.demo
     }
 
     /// The configured projects.
@@ -410,8 +419,10 @@ async fn voice_hang_up(
     }
 }
 
-/// `POST /api/orders`: store an order and broadcast `order:created`.
+/// `POST /api/orders`: store an order and broadcast `order:created` (the operator, or any page
+/// under `--demo`, limited per IP).
 async fn create_order(
+    _: OrderGate,
     State(state): State<AppState>,
     body: Result<Json<NewOrder>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Order>), AppError> {

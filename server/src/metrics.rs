@@ -11,6 +11,9 @@ pub const REJECT_REASONS: [&str; 5] = [
     "duplicate",
 ];
 
+/// The `route` and `reason` pairs of `vigil_requests_refused_total`, shown at zero from the start.
+pub const REFUSALS: [(&str, &str); 1] = [("orders", "rate_limited")];
+
 /// Every metric the server keeps, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -45,6 +48,11 @@ pub struct Metrics {
     pub ws_sessions_ended: IntCounterVec,
     /// HTTP requests answered, by status class.
     pub http_requests: IntCounterVec,
+    /// Orders deleted to keep only the newest.
+    pub orders_pruned: IntCounter,
+    /// Requests to the routes any page may call refused to protect the server, by `route`
+    /// (orders) and `reason` (rate_limited).
+    pub requests_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -142,6 +150,19 @@ impl Metrics {
                 &["class"],
             )
             .expect("valid metric"),
+            orders_pruned: IntCounter::new(
+                "vigil_orders_pruned_total",
+                "Demo orders deleted to keep only the newest",
+            )
+            .expect("valid metric"),
+            requests_refused: IntCounterVec::new(
+                Opts::new(
+                    "vigil_requests_refused_total",
+                    "Requests to routes any page may call refused, by route and reason",
+                ),
+                &["route", "reason"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for c in [
@@ -160,6 +181,8 @@ impl Metrics {
             Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.metric_requests_rejected.clone()),
             Box::new(m.http_requests.clone()),
+            Box::new(m.orders_pruned.clone()),
+            Box::new(m.requests_refused.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
@@ -175,6 +198,9 @@ impl Metrics {
         }
         for r in ["expired", "evicted"] {
             m.voice_keys_dropped.with_label_values(&[r]);
+        }
+        for (route, reason) in REFUSALS {
+            m.requests_refused.with_label_values(&[route, reason]);
         }
         for r in REJECT_REASONS {
             m.events_rejected.with_label_values(&[r]);
@@ -215,6 +241,8 @@ mod tests {
             "vigil_voice_sessions 0",
             "vigil_voice_sessions_ended_total{reason=\"stopped\"} 0",
             "vigil_voice_keys_dropped_total{reason=\"evicted\"} 0",
+            "vigil_orders_pruned_total 0",
+            "vigil_requests_refused_total{reason=\"rate_limited\",route=\"orders\"} 0",
             "vigil_metric_points_ingested_total 0",
             "# TYPE vigil_ws_connections gauge",
         ] {

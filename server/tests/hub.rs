@@ -202,6 +202,7 @@ async fn a_posted_order_reaches_subscribers() {
     let client = reqwest::Client::new();
     let res = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .json(&serde_json::json!({ "items": [{ "name": "espresso", "quantity": 2 }] }))
         .send()
         .await
@@ -214,6 +215,7 @@ async fn a_posted_order_reaches_subscribers() {
 
     let bad = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .json(&serde_json::json!({ "items": [] }))
         .send()
         .await
@@ -223,6 +225,7 @@ async fn a_posted_order_reaches_subscribers() {
     assert!(body["error"].as_str().unwrap().starts_with("items:"));
     let not_json = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .header("content-type", "application/json")
         .body("{")
         .send()

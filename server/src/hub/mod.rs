@@ -19,7 +19,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::Envelope;
 
+use crate::ingest::ratelimit::Rate;
 use crate::metrics::Metrics;
+use crate::perip::PerIp;
 use crate::store::Store;
 
 /// Limits and timings of the hub (server-api.md, `/ws`).
@@ -37,6 +39,11 @@ pub struct HubConfig {
     pub max_topics_per_session: usize,
     /// Sessions at once; more are refused with 503.
     pub max_sessions: usize,
+    /// Orders kept in the database: inserting one prunes the oldest past this (counted in
+    /// `vigil_orders_pruned_total`).
+    pub max_orders: u32,
+    /// What one IP may post to `POST /api/orders` under `--demo` (the operator is not limited).
+    pub orders_per_ip: Rate,
 }
 
 impl Default for HubConfig {
@@ -48,6 +55,11 @@ impl Default for HubConfig {
             outgoing_queue: 256,
             max_topics_per_session: 32,
             max_sessions: 10_000,
+            max_orders: 1000,
+            orders_per_ip: Rate {
+                per_sec: 1.0,
+                burst: 10.0,
+            },
         }
     }
 }
@@ -68,6 +80,7 @@ struct Inner {
     next_id: AtomicU64,
     started: Instant,
     reaper: Mutex<Option<JoinHandle<()>>>,
+    orders_per_ip: PerIp,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +121,7 @@ impl Hub {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                orders_per_ip: PerIp::new(config.orders_per_ip),
                 config,
                 store,
                 metrics,
