@@ -1,6 +1,7 @@
 //! Who may read: the admin token as `Authorization: Bearer`, or a dashboard session cookie.
-//! Who may call the route a demo page calls itself (`POST /api/orders`): the operator, or under
-//! `--demo` any page, limited per IP. The client's IP. The one place that parses a bearer token.
+//! Who may call the routes a demo page calls itself (`POST /api/orders`, `POST /voice/session`):
+//! the operator, or under `--demo` any page, limited per IP. The client's IP. The one place that
+//! parses a bearer token.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -97,7 +98,8 @@ fn client_ip(parts: &Parts) -> IpAddr {
 /// Who calls a route a demo page calls itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoCaller {
-    /// The operator (the admin token or a dashboard session): not limited.
+    /// The operator (the admin token or a dashboard session; for minting also the voice mint
+    /// token): not limited.
     Operator,
     /// Any page, because the server runs with `--demo`: limited per IP.
     Page(IpAddr),
@@ -140,6 +142,41 @@ impl FromRequestParts<AppState> for OrderGate {
         )?;
         if let DemoCaller::Page(ip) = caller {
             crate::hub::orders::admit(state.hub(), ip)?;
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// `POST /voice/session` may go on: the operator (the admin token, a dashboard session or the
+/// `--voice-mint-token`), or under `--demo` a page within its IP's limit.
+#[derive(Debug, Clone, Copy)]
+pub struct MintGate(pub DemoCaller);
+
+impl FromRequestParts<AppState> for MintGate {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let ip = client_ip(parts);
+        let minter = match (state.voice_mint_token(), bearer(&parts.headers)) {
+            (Some(token), Some(given)) => {
+                session::constant_time_eq(given.as_bytes(), token.as_bytes())
+            }
+            _ => false,
+        };
+        let operator = if minter {
+            Ok(true)
+        } else {
+            Admin::from_request_parts(parts, state).await.map(|_| true)
+        };
+        let caller = demo_caller(
+            operator,
+            state.demo(),
+            ip,
+            "POST /voice/session needs Authorization: Bearer <admin token or voice mint token> \
+             (or a server started with --demo)",
+        )?;
+        if let DemoCaller::Page(ip) = caller {
+            state.voice().admit_mint(ip)?;
         }
         Ok(Self(caller))
     }

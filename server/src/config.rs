@@ -96,8 +96,18 @@ pub struct Config {
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
 
-    /// Opens `POST /api/orders`, which the demo page calls itself, to any page, limited per IP.
-    /// Without it the route needs the admin token. `./dev.sh run` passes it.
+    /// The longest a voice call may last (`90s`, `30m`, `2h`); it is then ended by the server.
+    #[arg(long, env = "VIGIL_VOICE_MAX_CALL", default_value = "30m", value_parser = retention)]
+    pub voice_max_call: std::time::Duration,
+
+    /// A bearer token that may mint voice keys (`POST /voice/session`) besides the admin token:
+    /// give it to the backend that hands keys to your pages.
+    #[arg(long, env = "VIGIL_VOICE_MINT_TOKEN")]
+    pub voice_mint_token: Option<Secret>,
+
+    /// Opens the two routes a demo page calls itself, `POST /api/orders` and
+    /// `POST /voice/session`, to any page, limited per IP. Without it both need the admin token
+    /// (or, for minting, the voice mint token). `./dev.sh run` passes it.
     #[arg(long, env = "VIGIL_DEMO", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub demo: bool,
 }
@@ -266,11 +276,24 @@ mod tests {
             !c.demo,
             "the demo routes need a token unless --demo is given"
         );
+        assert!(c.voice_mint_token.is_none());
+        assert_eq!(c.voice_max_call, std::time::Duration::from_secs(30 * 60));
     }
 
     #[test]
-    fn demo_is_a_flag() {
+    fn demo_is_a_flag_and_an_environment_variable() {
         assert!(Config::parse_from(["vigil-server", "--demo"]).demo);
+        let c = Config::parse_from([
+            "vigil-server",
+            "--voice-mint-token",
+            "mint",
+            "--voice-max-call",
+            "90s",
+        ]);
+        assert_eq!(c.voice_mint_token.as_ref().unwrap().expose(), "mint");
+        assert!(!format!("{c:?}").contains("\"mint\""));
+        assert!(Config::try_parse_from(["vigil-server", "--voice-mint-token", " "]).is_err());
+        assert_eq!(c.voice_max_call, std::time::Duration::from_secs(90));
     }
 
     #[test]

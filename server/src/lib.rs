@@ -41,7 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use access::Admin;
-use access::OrderGate;
+use access::{ClientIp, MintGate, OrderGate};
 pub use config::Config;
 pub use error::AppError;
 use hub::{Hub, HubConfig};
@@ -70,6 +70,8 @@ struct Inner {
     admin_token: config::Secret,
     /// Whether the token was generated here (then it is printed at start; a given one is not).
     token_generated: bool,
+    /// Who may mint voice keys besides the operator (`--voice-mint-token`).
+    voice_mint_token: Option<config::Secret>,
     demo: bool,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
@@ -123,6 +125,7 @@ impl AppState {
                 allowed_origins,
                 admin_token,
                 token_generated,
+                voice_mint_token: config.voice_mint_token.clone(),
                 demo: config.demo,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
@@ -175,7 +178,15 @@ impl AppState {
         &self.inner.allowed_origins
     }
 
-    /// Whether `--demo` opens `POST /api/orders` to any page.
+    /// The bearer token that may mint voice keys besides the admin token (`--voice-mint-token`).
+    pub fn voice_mint_token(&self) -> Option<&str> {
+        self.inner
+            .voice_mint_token
+            .as_ref()
+            .map(config::Secret::expose)
+    }
+
+    /// Whether `--demo` opens `POST /api/orders` and `POST /voice/session` to any page.
     pub fn demo(&self) -> bool {
         self.inner.demo
     }
@@ -239,7 +250,7 @@ pub fn app(state: AppState) -> Router {
     let voice_cors = CorsLayer::new()
         .allow_methods([axum::http::Method::POST, axum::http::Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([header::LOCATION])
+        .expose_headers([header::LOCATION, header::RETRY_AFTER])
         .allow_origin(AllowOrigin::list(state.inner.allowed_origins.clone()))
         .max_age(std::time::Duration::from_secs(3600));
     let voice = Router::new()
@@ -375,14 +386,19 @@ async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Respon
         })
 }
 
-/// `POST /voice/session`: a single-use key for one call.
-async fn voice_session(State(voice): State<VoiceHub>) -> Json<vigil_protocol::VoiceSession> {
-    Json(voice.mint())
+/// `POST /voice/session`: a single-use key for one call (the operator, or any page under
+/// `--demo`, limited per IP).
+async fn voice_session(
+    _: MintGate,
+    State(voice): State<VoiceHub>,
+) -> Result<Json<vigil_protocol::VoiceSession>, AppError> {
+    Ok(Json(voice.mint()?))
 }
 
 /// `POST /voice/realtime`: the SDP offer in, `201` with the SDP answer and `Location` out.
 async fn voice_realtime(
     State(voice): State<VoiceHub>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -390,6 +406,7 @@ async fn voice_realtime(
     let body = body?;
     let call = voice
         .open_call(
+            ip,
             header(header::AUTHORIZATION),
             header(header::CONTENT_TYPE),
             &body,

@@ -12,7 +12,12 @@ pub const REJECT_REASONS: [&str; 5] = [
 ];
 
 /// The `route` and `reason` pairs of `vigil_requests_refused_total`, shown at zero from the start.
-pub const REFUSALS: [(&str, &str); 1] = [("orders", "rate_limited")];
+pub const REFUSALS: [(&str, &str); 4] = [
+    ("orders", "rate_limited"),
+    ("voice_session", "rate_limited"),
+    ("voice_session", "keys_full"),
+    ("voice_realtime", "rate_limited"),
+];
 
 /// Every metric the server keeps, registered in one registry.
 #[derive(Debug, Clone)]
@@ -30,7 +35,7 @@ pub struct Metrics {
     pub voice_sessions: IntGauge,
     /// Voice calls ended, by `reason` (channel_closed, ice_disconnected, stopped, …).
     pub voice_sessions_ended: IntCounterVec,
-    /// Voice keys dropped unspent, by `reason` (expired, evicted).
+    /// Voice keys dropped unspent, by `reason` (expired).
     pub voice_keys_dropped: IntCounterVec,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
@@ -51,7 +56,7 @@ pub struct Metrics {
     /// Orders deleted to keep only the newest.
     pub orders_pruned: IntCounter,
     /// Requests to the routes any page may call refused to protect the server, by `route`
-    /// (orders) and `reason` (rate_limited).
+    /// (orders, voice_session, voice_realtime) and `reason` (rate_limited, keys_full).
     pub requests_refused: IntCounterVec,
 }
 
@@ -196,9 +201,7 @@ impl Metrics {
         for end in crate::voice::peer::End::ALL {
             m.voice_sessions_ended.with_label_values(&[end.reason()]);
         }
-        for r in ["expired", "evicted"] {
-            m.voice_keys_dropped.with_label_values(&[r]);
-        }
+        m.voice_keys_dropped.with_label_values(&["expired"]);
         for (route, reason) in REFUSALS {
             m.requests_refused.with_label_values(&[route, reason]);
         }
@@ -240,9 +243,9 @@ mod tests {
             "vigil_ws_messages_total{direction=\"in\"} 0",
             "vigil_voice_sessions 0",
             "vigil_voice_sessions_ended_total{reason=\"stopped\"} 0",
-            "vigil_voice_keys_dropped_total{reason=\"evicted\"} 0",
+            "vigil_voice_keys_dropped_total{reason=\"expired\"} 0",
             "vigil_orders_pruned_total 0",
-            "vigil_requests_refused_total{reason=\"rate_limited\",route=\"orders\"} 0",
+            "vigil_requests_refused_total{reason=\"keys_full\",route=\"voice_session\"} 0",
             "vigil_metric_points_ingested_total 0",
             "# TYPE vigil_ws_connections gauge",
         ] {

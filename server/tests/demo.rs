@@ -1,5 +1,7 @@
-//! The route a demo page calls itself (`POST /api/orders`): the operator's without `--demo`, any
-//! page's with it, limited per IP; and only the newest orders kept.
+//! The routes a demo page calls itself (`POST /api/orders`, `POST /voice/session`): the operator's
+//! without `--demo`, any page's with it, limited per IP; and only the newest orders kept.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -24,6 +26,14 @@ fn order(token: Option<&str>) -> Request<Body> {
         .unwrap()
 }
 
+fn mint(token: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/voice/session");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
+}
+
 /// Asserts `status` with a JSON `{ error }` body; returns the reason.
 async fn refused(res: axum::http::Response<Body>, status: StatusCode) -> String {
     assert_eq!(res.status(), status);
@@ -42,7 +52,7 @@ fn refusals(app: &TestApp, route: &str, reason: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn without_demo_orders_need_the_admin_token() {
+async fn without_demo_orders_and_mints_need_the_admin_token() {
     let app = TestApp::new().await;
     let reason = refused(app.send(order(None)).await, StatusCode::UNAUTHORIZED).await;
     assert!(reason.contains("--demo"), "{reason}");
@@ -51,6 +61,14 @@ async fn without_demo_orders_need_the_admin_token() {
         StatusCode::UNAUTHORIZED,
     )
     .await;
+    let reason = refused(app.send(mint(None)).await, StatusCode::UNAUTHORIZED).await;
+    assert!(reason.contains("Bearer"), "{reason}");
+    refused(
+        app.send(mint(Some("wrong"))).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(app.state.voice().key_count(), 0);
     assert!(app
         .state
         .store()
@@ -63,6 +81,28 @@ async fn without_demo_orders_need_the_admin_token() {
         app.send(order(Some(ADMIN))).await.status(),
         StatusCode::CREATED
     );
+    assert_eq!(app.send(mint(Some(ADMIN))).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_voice_mint_token_may_mint_and_nothing_else() {
+    let app =
+        TestApp::with_config(|c| c.voice_mint_token = Some("backend-secret".parse().unwrap()))
+            .await;
+    assert_eq!(
+        app.send(mint(Some("backend-secret"))).await.status(),
+        StatusCode::OK
+    );
+    refused(
+        app.send(order(Some("backend-secret"))).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let metrics = Request::get("/metrics")
+        .header("authorization", "Bearer backend-secret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send(metrics).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -100,6 +140,28 @@ async fn demo_opens_orders_to_any_page_with_429_past_the_per_ip_limit() {
         StatusCode::CREATED
     );
     assert_eq!(app.state.store().recent_orders(10).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn demo_opens_minting_to_any_page_with_429_past_the_per_ip_limit() {
+    let app = TestApp::with_configs(
+        |c| c.demo = true,
+        HubConfig::default(),
+        VoiceConfig {
+            mint_per_ip: BURST_3,
+            ..VoiceConfig::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.send(mint(None)).await.status(), StatusCode::OK);
+    }
+    let res = app.send(mint(None)).await;
+    assert!(res.headers().contains_key("retry-after"));
+    refused(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(refusals(&app, "voice_session", "rate_limited"), 1);
+    assert_eq!(app.send(mint(Some(ADMIN))).await.status(), StatusCode::OK);
+    assert_eq!(app.state.voice().key_count(), 4);
 }
 
 #[tokio::test]
@@ -143,7 +205,10 @@ async fn the_real_server_limits_by_the_connection_ip() {
             orders_per_ip: BURST_3,
             ..HubConfig::default()
         },
-        VoiceConfig::default(),
+        VoiceConfig {
+            mint_per_ip: BURST_3,
+            ..VoiceConfig::default()
+        },
         |c| c.demo = true,
     )
     .await;
@@ -158,6 +223,38 @@ async fn the_real_server_limits_by_the_connection_ip() {
             .unwrap();
         statuses.push(res.status().as_u16());
     }
-    assert_eq!(statuses, [201, 201, 201, 429]);
+    for _ in 0..4 {
+        let res = http
+            .post(server.url("/voice/session"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 200, 200, 200, 429]);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_key_store_answers_503_with_retry_after() {
+    let app = TestApp::with_voice(VoiceConfig {
+        max_keys: 2,
+        key_ttl: Duration::from_secs(60),
+        ..VoiceConfig::default()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(app.send(mint(Some(ADMIN))).await.status(), StatusCode::OK);
+    }
+    let res = app.send(mint(Some(ADMIN))).await;
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let reason = refused(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(reason.contains("full"), "{reason}");
+    assert_eq!(refusals(&app, "voice_session", "keys_full"), 1);
+    assert_eq!(app.state.voice().key_count(), 2);
 }

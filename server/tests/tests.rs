@@ -1,7 +1,7 @@
 //! The server's integration tests: one binary (so one link), the helpers in `util.rs`.
 //!
-//! - `demo`: the route a demo page calls itself: the operator's, or any page's under `--demo`,
-//!   limited per IP; only the newest orders kept.
+//! - `demo`: the routes a demo page calls itself: the operator's, or any page's under `--demo`,
+//!   limited per IP; only the newest orders kept; a full voice key store answers 503.
 //! - `dashboard`: sign-in and its cookie, pagination, one issue, the fleet from health exports.
 //! - `hardening`: what the security review found: OTLP limits, timeouts and connection caps,
 //!   rate limits per event, retention, refused origins and database URLs, panics, static files.
