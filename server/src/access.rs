@@ -1,7 +1,7 @@
 //! Who may read: the admin token as `Authorization: Bearer`, or a dashboard session cookie.
 //! Who may call the routes a demo page calls itself (`POST /api/orders`, `POST /voice/session`):
-//! the operator, or under `--demo` any page, limited per IP. The client's IP. The one place that
-//! parses a bearer token.
+//! the operator, or under `--demo` any page, limited per IP. Which origins may open `/ws`. The
+//! client's IP. The one place that parses a bearer token.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -179,6 +179,20 @@ impl FromRequestParts<AppState> for MintGate {
             state.voice().admit_mint(ip)?;
         }
         Ok(Self(caller))
+    }
+}
+
+/// The request's `Origin` is absent or on the `--allowed-origin` list (when one is set); else
+/// `403`. On `GET /ws`: a page elsewhere cannot open the hub (WebSockets are not under CORS).
+#[derive(Debug, Clone, Copy)]
+pub struct AllowedOrigin;
+
+impl FromRequestParts<AppState> for AllowedOrigin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        // The same rule as telemetry's.
+        crate::ingest::gate::check_origin(state, parts).map(|()| Self)
     }
 }
 

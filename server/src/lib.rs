@@ -41,7 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use access::Admin;
-use access::{ClientIp, MintGate, OrderGate};
+use access::{AllowedOrigin, ClientIp, MintGate, OrderGate};
 pub use config::Config;
 pub use error::AppError;
 use hub::{Hub, HubConfig};
@@ -365,8 +365,13 @@ async fn ingest_metrics(
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
 }
 
-/// `GET /ws`: the hub (server-api.md, `/ws`).
-async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Response {
+/// `GET /ws`: the hub (server-api.md, `/ws`); a page whose origin is off a set
+/// `--allowed-origin` list gets `403`.
+async fn ws_upgrade(
+    _: AllowedOrigin,
+    State(hub): State<Hub>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if hub.is_full() {
         return AppError::Unavailable("the hub holds its maximum of connections").into_response();
     }

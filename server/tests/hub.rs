@@ -284,3 +284,57 @@ async fn a_slow_reader_gets_1013_and_is_counted_as_slow_reader() {
     assert_eq!(ended(&server, "dropped"), 0);
     server.stop().await;
 }
+
+/// `GET /ws` with `Origin: origin` (when given); the HTTP status of the answer (101 when it
+/// upgraded).
+async fn upgrade_status(server: &LiveServer, origin: Option<&'static str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut request = server.ws_url().into_client_request().unwrap();
+    if let Some(o) = origin {
+        request.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, response)) => {
+            drop(ws);
+            response.status().as_u16()
+        }
+        Err(Error::Http(response)) => {
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("error"), "{body}");
+            response.status().as_u16()
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn an_origin_off_the_allowed_list_gets_403_not_a_websocket() {
+    let server = LiveServer::start_with(
+        HubConfig::default(),
+        vigil_server::voice::VoiceConfig::default(),
+        |c| c.allowed_origins = vec!["https://good.example".into()],
+    )
+    .await;
+    assert_eq!(
+        upgrade_status(&server, Some("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        upgrade_status(&server, Some("https://good.example")).await,
+        101
+    );
+    // Not from a browser page (no Origin): a till, a test, a server.
+    assert_eq!(upgrade_status(&server, None).await, 101);
+    server.wait_sessions(0).await;
+    server.stop().await;
+
+    // Without a list, any origin may open the hub (the development setup).
+    let server = LiveServer::start(HubConfig::default()).await;
+    assert_eq!(
+        upgrade_status(&server, Some("https://evil.example")).await,
+        101
+    );
+    server.stop().await;
+}
