@@ -96,6 +96,10 @@ pub struct Config {
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
 
+    /// Voice calls one client IP (an IPv6 client: its /64) may hold at once; more get 429.
+    #[arg(long, env = "VIGIL_VOICE_MAX_CALLS_PER_IP", default_value_t = 4)]
+    pub voice_max_calls_per_ip: usize,
+
     /// The longest a voice call may last (`90s`, `30m`, `2h`); it is then ended by the server.
     #[arg(long, env = "VIGIL_VOICE_MAX_CALL", default_value = "30m", value_parser = retention)]
     pub voice_max_call: std::time::Duration,
@@ -278,6 +282,7 @@ mod tests {
         );
         assert!(c.voice_mint_token.is_none());
         assert_eq!(c.voice_max_call, std::time::Duration::from_secs(30 * 60));
+        assert_eq!(c.voice_max_calls_per_ip, 4);
     }
 
     #[test]

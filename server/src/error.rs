@@ -141,7 +141,7 @@ impl From<crate::voice::VoiceError> for AppError {
                 "the voice key store is full of unspent keys",
                 wait.as_secs_f64().ceil().max(1.0) as u64,
             ),
-            V::RateLimited(secs) => Self::RateLimited(secs),
+            V::RateLimited(secs) | V::TooManyCalls(_, secs) => Self::RateLimited(secs),
             V::ShuttingDown => Self::Unavailable("the server is shutting down"),
             e @ V::Socket(..) => Self::Internal(e.to_string()),
         }

@@ -12,11 +12,12 @@ pub const REJECT_REASONS: [&str; 5] = [
 ];
 
 /// The `route` and `reason` pairs of `vigil_requests_refused_total`, shown at zero from the start.
-pub const REFUSALS: [(&str, &str); 4] = [
+pub const REFUSALS: [(&str, &str); 5] = [
     ("orders", "rate_limited"),
     ("voice_session", "rate_limited"),
     ("voice_session", "keys_full"),
     ("voice_realtime", "rate_limited"),
+    ("voice_realtime", "too_many_calls"),
 ];
 
 /// Every metric the server keeps, registered in one registry.
@@ -56,7 +57,8 @@ pub struct Metrics {
     /// Orders deleted to keep only the newest.
     pub orders_pruned: IntCounter,
     /// Requests to the routes any page may call refused to protect the server, by `route`
-    /// (orders, voice_session, voice_realtime) and `reason` (rate_limited, keys_full).
+    /// (orders, voice_session, voice_realtime) and `reason` (rate_limited, keys_full,
+    /// too_many_calls).
     pub requests_refused: IntCounterVec,
 }
 

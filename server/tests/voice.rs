@@ -673,6 +673,8 @@ impl Process {
             .arg(dir.path())
             .arg("--voice-udp")
             .arg(format!("{voice_ip}:0"))
+            // This test holds 11 calls from one address.
+            .args(["--voice-max-calls-per-ip", "16"])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -937,6 +939,49 @@ async fn offers_past_the_per_ip_limit_get_429_and_spend_no_key() {
 }
 
 #[tokio::test]
+async fn one_address_holds_at_most_its_share_of_calls() {
+    let app = TestApp::with_voice(VoiceConfig {
+        max_calls_per_ip: 2,
+        ..VoiceConfig::default()
+    })
+    .await;
+    let mut locations = Vec::new();
+    for _ in 0..2 {
+        let key = mint(&app).await;
+        let res = app
+            .send(offer_request(Some(&key), "application/sdp", offer().await))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        locations.push(res.headers()["location"].to_str().unwrap().to_owned());
+    }
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(app.state.voice().session_count(), 2);
+    // One hangs up: the address may call again.
+    let hang_up = Request::delete(locations[0].as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send(hang_up).await.status(), StatusCode::NO_CONTENT);
+    wait_voice_sessions(&app.state, 1).await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let metrics = app.state.metrics().render();
+    assert!(
+        metrics.contains(
+            "vigil_requests_refused_total{reason=\"too_many_calls\",route=\"voice_realtime\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_call_is_ended_at_its_maximum_length() {
     let server = LiveServer::start_with_voice(
         vigil_server::hub::HubConfig::default(),
@@ -976,6 +1021,7 @@ fn offers_that_never_connect_hold_a_place_at_most_10_s_and_calls_last_at_most_30
         c.connect_timeout
     );
     assert_eq!(c.max_call, Duration::from_secs(30 * 60));
+    assert_eq!(c.max_calls_per_ip, 4);
     let flags = vigil_server::Config::for_tests("sqlite::memory:");
     assert_eq!(VoiceConfig::from_config(&flags).max_call, c.max_call);
 }

@@ -65,6 +65,8 @@ pub struct VoiceConfig {
     pub mint_per_ip: Rate,
     /// Offers one IP may post (`POST /voice/realtime`), whoever minted its keys.
     pub calls_per_ip: Rate,
+    /// Calls one IP may hold at once (an IPv6 client by its /64); more are refused with 429.
+    pub max_calls_per_ip: usize,
     /// How long shutdown waits for peers to end.
     pub shutdown_grace: Duration,
     /// The speech detector's defaults.
@@ -88,6 +90,7 @@ impl Default for VoiceConfig {
                 per_sec: 1.0,
                 burst: 30.0,
             },
+            max_calls_per_ip: 4,
             shutdown_grace: Duration::from_secs(2),
             vad: VadConfig::default(),
         }
@@ -96,12 +99,13 @@ impl Default for VoiceConfig {
 
 impl VoiceConfig {
     /// The defaults with the flags of `config` (`--voice-udp`, `--voice-max-sessions`,
-    /// `--voice-max-call`).
+    /// `--voice-max-call`, `--voice-max-calls-per-ip`).
     pub fn from_config(config: &crate::Config) -> Self {
         Self {
             udp: config.voice_udp,
             max_sessions: config.voice_max_sessions,
             max_call: config.voice_max_call,
+            max_calls_per_ip: config.voice_max_calls_per_ip,
             ..Self::default()
         }
     }
@@ -122,6 +126,10 @@ pub enum VoiceError {
     /// At the cap of concurrent calls.
     #[error("the voice peer holds its maximum of {0} sessions")]
     Full(usize),
+    /// The caller's IP holds its maximum of calls; the connect timeout (in seconds) is the
+    /// soonest one of them may end by itself.
+    #[error("this address holds its maximum of {0} calls")]
+    TooManyCalls(usize, u64),
     /// The key store is full of live keys; the first expires after this.
     #[error("the voice key store is full; retry after {0:?}")]
     KeysFull(Duration),
@@ -156,7 +164,8 @@ struct Inner {
     config: VoiceConfig,
     metrics: Metrics,
     keys: Mutex<KeyStore>,
-    calls: Mutex<HashMap<String, CancellationToken>>,
+    /// Live calls: the stop token and the caller's [`crate::perip::key`] of each.
+    calls: Mutex<HashMap<String, (CancellationToken, String)>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     mint_per_ip: PerIp,
@@ -259,7 +268,7 @@ impl VoiceHub {
             .ok_or(VoiceError::MissingKey)?;
         self.redeem(key)?;
         let offer = parse_offer(content_type, offer)?;
-        let slot = self.reserve()?;
+        let slot = self.reserve(ip)?;
         let socket = bind_socket(self.inner.config.udp, self.inner.config.max_sessions).await?;
         let local = socket
             .local_addr()
@@ -305,7 +314,7 @@ impl VoiceHub {
     pub fn hang_up(&self, id: &str) -> bool {
         lock(&self.inner.calls)
             .get(id)
-            .map(CancellationToken::cancel)
+            .map(|(stop, _)| stop.cancel())
             .is_some()
     }
 
@@ -341,18 +350,33 @@ impl VoiceHub {
             .inc_by(after.expired - before.expired);
     }
 
-    /// Takes a place under the cap, or says why not.
-    fn reserve(&self) -> Result<Slot, VoiceError> {
+    /// Takes a place under the cap and under `ip`'s share of it, or says why not.
+    fn reserve(&self, ip: IpAddr) -> Result<Slot, VoiceError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(VoiceError::ShuttingDown);
         }
+        let config = &self.inner.config;
+        let caller = crate::perip::key(ip);
         let mut calls = lock(&self.inner.calls);
-        if calls.len() >= self.inner.config.max_sessions {
-            return Err(VoiceError::Full(self.inner.config.max_sessions));
+        if calls.len() >= config.max_sessions {
+            return Err(VoiceError::Full(config.max_sessions));
+        }
+        // At most `max_sessions` entries: counting them is cheaper than keeping a second map.
+        let held = calls.values().filter(|(_, c)| *c == caller).count();
+        if held >= config.max_calls_per_ip.max(1) {
+            self.inner
+                .metrics
+                .requests_refused
+                .with_label_values(&["voice_realtime", "too_many_calls"])
+                .inc();
+            return Err(VoiceError::TooManyCalls(
+                config.max_calls_per_ip.max(1),
+                config.connect_timeout.as_secs().max(1),
+            ));
         }
         let id = format!("rtc_{}", uuid::Uuid::new_v4().simple());
         let stop = self.inner.shutdown.child_token();
-        calls.insert(id.clone(), stop.clone());
+        calls.insert(id.clone(), (stop.clone(), caller));
         self.inner.metrics.voice_sessions.set(calls.len() as i64);
         Ok(Slot {
             inner: self.inner.clone(),
