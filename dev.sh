@@ -3,8 +3,8 @@
 #
 #   ./dev.sh run [server flags…]  set up, build the package, start the server with --demo, print the demo URL
 #   ./dev.sh test                 set up, build, and run every test suite
-#   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz) and the server
-#   ./dev.sh size                 build pkg/ and print its gzipped size (wasm + JS glue)
+#   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz; every variant) and the server
+#   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
 #   ./dev.sh setup                install what is missing, and nothing else
 #
@@ -81,6 +81,13 @@ setup() {
     npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
   fi
 
+  # esbuild: the JS glue is measured as a bundler ships it (reference.md, "Size").
+  if ! grep -qs "\"version\": \"$ESBUILD_VERSION" "$TOOLS/node_modules/esbuild/package.json"; then
+    say "installing esbuild $ESBUILD_VERSION (npm, for ./dev.sh size)"
+    mkdir -p "$TOOLS"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "esbuild@$ESBUILD_VERSION"
+  fi
+
   # Google's web-vitals, loaded next to ours in the performance monitor's end-to-end tests.
   if ! grep -qs "\"version\": \"$WEB_VITALS_VERSION\"" "$TOOLS/node_modules/web-vitals/package.json"; then
     say "installing web-vitals $WEB_VITALS_VERSION (npm, for the tests)"
@@ -104,21 +111,74 @@ setup() {
   fi
 }
 
+# The package variants (issue 11): name, then Cargo features. The full build stays at
+# pkg/vigil.js + pkg/vigil_bg.wasm (the demo and the tests load /pkg/vigil.js); the others go to
+# pkg/<name>/vigil.js, each with its own .wasm and .d.ts, named by package.json "exports".
+VARIANTS=(
+  "vigil errors,perf,ws,voice"
+  "telemetry errors,perf"
+  "core "
+)
+
 build_pkg() {
-  say "building pkg/ (wasm-pack, release, wasm-opt -Oz)"
-  wasm-pack --quiet build --release --target web --out-dir pkg --out-name vigil
+  say "building pkg/ (wasm-pack, release, wasm-opt -Oz): ${#VARIANTS[@]} variants"
+  local v name features out
+  for v in "${VARIANTS[@]}"; do
+    name=${v%% *}
+    features=${v#* }
+    if [ "$name" = vigil ]; then
+      wasm-pack --quiet build --release --target web --out-dir pkg --out-name vigil
+    else
+      out=pkg/$name
+      rm -rf "$out"
+      wasm-pack --quiet build --release --target web --out-dir "$out" --out-name vigil \
+        --no-pack -- --no-default-features ${features:+--features "$features"}
+      rm -f "$out/.gitignore" "$out/README.md" "$out/package.json"
+    fi
+  done
+  # One package.json whose "exports" names every variant.
+  node - "${VARIANTS[@]}" <<'JS'
+const fs = require("fs");
+const pkg = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
+const names = process.argv.slice(2).map((v) => v.split(" ")[0]).filter((n) => n !== "vigil");
+pkg.exports = { ".": { types: "./vigil.d.ts", default: "./vigil.js" } };
+for (const n of names) pkg.exports["./" + n] = { types: `./${n}/vigil.d.ts`, default: `./${n}/vigil.js` };
+pkg.exports["./package.json"] = "./package.json";
+pkg.files = [...new Set([...(pkg.files || []), ...names.map((n) => n + "/")])];
+pkg.sideEffects = [...new Set([...(pkg.sideEffects || []), "./*/snippets/*"])];
+fs.writeFileSync("pkg/package.json", JSON.stringify(pkg, null, 2) + "\n");
+JS
+}
+
+# reference.md "Size": gzip -9 of the .wasm, plus gzip -9 of the JS glue and its snippets bundled
+# and minified as a bundler ships them (esbuild --bundle --minify --format=esm).
+gz_glue() {
+  esbuild "$1" --bundle --minify --format=esm --log-level=error | gzip -9 | wc -c
 }
 
 size() {
-  local wasm=pkg/vigil_bg.wasm total=0 n f
-  printf '%-40s %10s %10s\n' file bytes gzipped
-  for f in "$wasm" pkg/vigil.js $(find pkg/snippets -name '*.js' 2>/dev/null | sort); do
-    n=$(gzip -9 -c "$f" | wc -c)
-    total=$((total + n))
-    printf '%-40s %10s %10s\n' "$f" "$(wc -c <"$f")" "$n"
+  local v name dir wasm glue
+  printf '%-16s %11s %9s %9s %9s\n' variant "wasm bytes" "wasm gz" "glue gz" "total gz"
+  for v in "${VARIANTS[@]}"; do
+    name=${v%% *}
+    dir=pkg
+    [ "$name" = vigil ] || dir=pkg/$name
+    wasm=$(gzip -9 -c "$dir/vigil_bg.wasm" | wc -c)
+    glue=$(gz_glue "$dir/vigil.js")
+    printf '%-16s %11s %9s %9s %9s\n' "vigil${dir#pkg}" "$(wc -c <"$dir/vigil_bg.wasm")" \
+      "$wasm" "$glue" "$((wasm + glue))"
   done
-  printf '%-40s %10s %10s\n' "total (wasm + JS glue)" "" "$total"
-  awk -v t="$total" 'BEGIN { printf "gzipped package size: %d bytes (%.1f KB of the 40 KB budget)\n", t, t / 1000 }'
+  cat <<'TABLE'
+
+The JS stacks, measured the same way (reference.md, "Size"), gzipped:
+  @sentry/browser 11.12.0, errors only                      31.6 KB
+  web-vitals 6.2.3                                           3.3 KB
+  partysocket 1.3.0 / reconnecting-websocket 4.4.0       2.8 / 3.2 KB
+  OpenTelemetry sdk-metrics + exporter-metrics-otlp-http    20.8 KB
+  Sentry + web-vitals + partysocket + the OTel exporter     57.5 KB
+  @openai/agents-realtime 0.20.0 OpenAIRealtimeWebRTC      128.6 KB
+Budgets (issue 11): vigil <= 60 KB, vigil/telemetry <= 38 KB, vigil/core <= 12 KB.
+TABLE
 }
 
 cmd=${1:-help}
@@ -167,6 +227,11 @@ case "$cmd" in
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+    # The variants' feature sets (and each module alone) compile without warnings too.
+    for features in "" errors perf ws voice errors,perf; do
+      cargo clippy -p vigil --target wasm32-unknown-unknown --lib --quiet --no-default-features \
+        ${features:+--features "$features"} -- -D warnings
+    done
     say "native unit tests, server tests and end-to-end tests (headless Chromium)"
     VIGIL_TOOLS="$TOOLS" cargo test --workspace
     say "browser tests (wasm-bindgen-test, headless Chrome)"

@@ -24,9 +24,23 @@ pub enum VigilError {
     Full(#[from] RegistryFull),
 }
 
+impl VigilError {
+    /// The same text as `Display`, built without `core::fmt`.
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadArgument {
+                name,
+                expected,
+                got,
+            } => crate::text::concat(&[name, ": expected ", expected, ", got ", got]),
+            Self::Full(full) => full.message(),
+        }
+    }
+}
+
 impl From<VigilError> for JsValue {
     fn from(e: VigilError) -> Self {
-        let message = e.to_string();
+        let message = e.message();
         match e {
             VigilError::BadArgument { .. } => js_sys::TypeError::new(&message).into(),
             VigilError::Full(_) => js_sys::Error::new(&message).into(),
@@ -70,6 +84,11 @@ mod tests {
             let e = millis("flushIntervalMs", bad).unwrap_err().to_string();
             assert!(e.starts_with("flushIntervalMs: expected"), "{e}");
             assert!(e.contains(", got "), "{e}");
+        }
+        let full = VigilError::Full(RegistryFull { limit: 4096 });
+        let bad = millis("ms", -1.0).unwrap_err();
+        for e in [full, bad] {
+            assert_eq!(e.message(), e.to_string());
         }
     }
 }

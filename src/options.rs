@@ -83,6 +83,17 @@ impl Options<'_> {
     }
 }
 
+/// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
+pub fn text(value: &JsValue) -> String {
+    if value.is_undefined() {
+        return "undefined".into();
+    }
+    if value.is_null() {
+        return "null".into();
+    }
+    String::from(js_sys::Array::of1(value).join(""))
+}
+
 /// `typeof`-like description of a value, for error messages.
 pub fn type_name(v: &JsValue) -> &'static str {
     if v.is_null() {

@@ -734,6 +734,56 @@ async fn vigil_measures_the_page_and_checks_metric_arguments() {
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
 
+fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .unchecked_into::<js_sys::WebAssembly::Memory>()
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length()
+        .into()
+}
+
+/// The allocator (lol_alloc's free list) reuses what is freed: after a warm-up, runtimes that
+/// capture errors, open and dispose WebSocket services and are disposed again do not grow the
+/// wasm memory. Each round yields to the event loop, so the requests it started (to a port
+/// where nothing listens) finish and free their bodies, as they would in a page.
+#[wasm_bindgen_test]
+async fn wasm_memory_stays_flat_across_start_capture_dispose_cycles() {
+    let round = |i: u32| {
+        let v = vigil::Vigil::start(vigil_options(
+            ", maxQueuedEvents: 10, captureConsole: false",
+        ))
+        .unwrap();
+        for j in 0..5 {
+            let error = js_sys::Error::new(&format!("round {i} error {j}"));
+            v.capture_exception(error.into(), JsValue::UNDEFINED)
+                .unwrap();
+        }
+        v.record_metric("m".into(), f64::from(i), None, JsValue::UNDEFINED)
+            .unwrap();
+        let ws = vigil::WebSocketService::new(ws_options("")).unwrap();
+        ws.send("hello", JsValue::from_str("x")).unwrap();
+        ws.dispose();
+        v.dispose();
+    };
+    for i in 0..40 {
+        round(i);
+        TimeoutFuture::new(2).await;
+    }
+    let warm = wasm_memory_bytes();
+    for i in 40..240 {
+        round(i);
+        TimeoutFuture::new(2).await;
+    }
+    let after = wasm_memory_bytes();
+    assert!(
+        after <= warm + 65_536.0,
+        "wasm memory grew from {warm} to {after} bytes over 200 rounds"
+    );
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
 // Fleet health: `window.fetch` is replaced by a stub that keeps the bodies posted to the
 // collector URL and answers 200.
 const HEALTH_STUB: &str = r#"

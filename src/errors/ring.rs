@@ -66,7 +66,7 @@ impl<T> Ring<T> {
 /// `message` cut to [`MAX_MESSAGE_CHARS`] characters (on a character boundary).
 pub fn cut_message(message: &str) -> &str {
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((at, _)) => &message[..at],
+        Some((at, _)) => message.get(..at).unwrap_or(message),
         None => message,
     }
 }

@@ -1,6 +1,8 @@
 //! Stack traces of Chromium (V8), Firefox (SpiderMonkey) and Safari (JavaScriptCore), wasm frames
 //! included, parsed into frames oldest first (Sentry's order), at most [`MAX_FRAMES`].
 
+use crate::text::{find, split_once};
+
 /// The most frames kept (the newest ones).
 pub const MAX_FRAMES: usize = 50;
 
@@ -55,7 +57,7 @@ fn parse_line(line: &str) -> Option<Frame> {
         return Some(frame);
     }
     // Safari prints bare `url:line:col` for anonymous frames.
-    if line.contains("://") && ends_with_position(line) {
+    if find(line, "://").is_some() && ends_with_position(line) {
         return Some(location_frame(line));
     }
     None // the message line, or something that is not a frame
@@ -63,13 +65,15 @@ fn parse_line(line: &str) -> Option<Frame> {
 
 fn chromium(rest: &str) -> Frame {
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
-    if let (Some(open), true) = (rest.find(" ("), rest.ends_with(')')) {
-        let function = rest[..open].trim();
-        let mut location = &rest[open + 2..rest.len() - 1];
+    if let (Some(open), true) = (find(rest, " ("), rest.ends_with(')')) {
+        // `get`, not indexing: the positions are char boundaries, and a slice that could panic
+        // pulls the panic's formatting (char `Debug`, Unicode tables) into the wasm.
+        let function = rest.get(..open).unwrap_or_default().trim();
+        let mut location = rest.get(open + 2..rest.len() - 1).unwrap_or_default();
         // `eval at f (url:1:2), <anonymous>:3:4`: the eval's own caller is the useful place.
         if let Some(inner) = location.strip_prefix("eval at ") {
             if let (Some(o), Some(c)) = (inner.find('('), inner.find(')')) {
-                location = &inner[o + 1..c];
+                location = inner.get(o + 1..c).unwrap_or(location);
             }
         }
         let mut frame = location_frame(location);
@@ -96,14 +100,14 @@ fn ends_with_position(s: &str) -> bool {
 /// `url:line:col`, `url:line`, `url:wasm-function[N]:0xADDR`, or a marker like `<anonymous>`.
 fn location_frame(location: &str) -> Frame {
     let location = location.trim();
-    if let Some(at) = location.find(":wasm-function[") {
-        let after = &location[at + ":wasm-function[".len()..];
-        let (index, addr) = after
-            .split_once("]:")
-            .unwrap_or((after.trim_end_matches(']'), ""));
+    if let Some(at) = find(location, ":wasm-function[") {
+        let after = location
+            .get(at + ":wasm-function[".len()..)
+            .unwrap_or_default();
+        let (index, addr) = split_once(after, "]:").unwrap_or((after.trim_end_matches(']'), ""));
         return Frame {
-            function: Some(format!("wasm-function[{index}]")),
-            filename: location[..at].to_owned(),
+            function: Some(crate::text::concat(&["wasm-function[", index, "]"])),
+            filename: location.get(..at).unwrap_or_default().to_owned(),
             instruction_addr: (!addr.is_empty()).then(|| addr.to_owned()),
             ..Frame::default()
         };
@@ -127,7 +131,9 @@ fn location_frame(location: &str) -> Frame {
         },
         (None, Some(_), Ok(line)) | (Some(_), Some(Err(_)), Ok(line)) => {
             // `url:line` (the URL itself may hold a colon, e.g. after the scheme).
-            let file = &location[..location.len() - last.len() - 1];
+            let file = location
+                .get(..location.len() - last.len() - 1)
+                .unwrap_or_default();
             Frame {
                 filename: file.to_owned(),
                 lineno: Some(line),
@@ -146,7 +152,7 @@ fn in_app(filename: &str, not_in_app: &[&str]) -> bool {
         || filename == "<anonymous>"
         || filename == "native"
         || filename.starts_with('[')
-        || filename.contains("/node_modules/")
+        || find(filename, "/node_modules/").is_some()
         || [
             "chrome-extension://",
             "moz-extension://",

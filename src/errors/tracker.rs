@@ -9,15 +9,15 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::dedupe::{Dedupe, Signature};
-use super::dsn::Dsn;
 use super::ring::{cut_message, Ring};
 use super::stack::{self, Frame};
 use crate::error::VigilError;
-use crate::options::{type_name, Options};
+use crate::options::{text, type_name, Options};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
-use crate::transport::{envelope, machine, shell as transport};
+use crate::runtime::telemetry::{random_id, Common};
+use crate::transport::{envelope, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
 pub const MAX_CAUSES: usize = 5;
@@ -27,10 +27,9 @@ pub const SDK_NAME: &str = "vigil.javascript";
 /// The levels events and breadcrumbs may have.
 pub const LEVELS: [&str; 5] = ["fatal", "error", "warning", "info", "debug"];
 
-/// `Vigil.start` options, checked.
+/// The tracker's `Vigil.start` options, checked (the shared ones are [`Common`]).
 #[derive(Debug)]
 pub struct Settings {
-    dsn: Dsn,
     dsn_text: String,
     release: Option<String>,
     environment: String,
@@ -39,10 +38,7 @@ pub struct Settings {
     capture_console: bool,
     capture_global_errors: bool,
     navigation_breadcrumbs: bool,
-    max_queued_events: usize,
     before_send: Option<js_sys::Function>,
-    metrics_url: Option<String>,
-    flush_interval_ms: u32,
 }
 
 fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, VigilError> {
@@ -57,24 +53,9 @@ fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, Vigi
 }
 
 impl Settings {
-    /// Reads and checks the options object; errors name the option.
-    pub fn parse(options: &JsValue) -> Result<Self, JsValue> {
+    /// Reads and checks the tracker's options; errors name the option.
+    pub fn parse(options: &JsValue, common: &Common) -> Result<Self, JsValue> {
         let o = Options(options);
-        let dsn_text = o.string("dsn", "a DSN like http://key@host:port/1")?;
-        let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.to_string()))?;
-        let text = |name: &'static str| -> Result<Option<String>, JsValue> {
-            match o.get(name) {
-                None => Ok(None),
-                Some(v) => v.as_string().map(Some).ok_or_else(|| {
-                    VigilError::BadArgument {
-                        name,
-                        expected: "a string",
-                        got: type_name(&v),
-                    }
-                    .into()
-                }),
-            }
-        };
         let before_send = match o.get("beforeSend") {
             None => None,
             Some(v) if v.is_function() => Some(v.unchecked_into()),
@@ -88,10 +69,9 @@ impl Settings {
             }
         };
         Ok(Self {
-            dsn,
-            dsn_text,
-            release: text("release")?,
-            environment: text("environment")?.unwrap_or_else(|| "production".into()),
+            dsn_text: common.dsn_text.clone(),
+            release: common.release.clone(),
+            environment: common.environment.clone(),
             sample_rate: o.number("sampleRate", 1.0, 0.0..=1.0, "a number from 0 to 1")?,
             max_breadcrumbs: o.number(
                 "maxBreadcrumbs",
@@ -102,30 +82,8 @@ impl Settings {
             capture_console: flag(&o, "captureConsole", true)?,
             capture_global_errors: flag(&o, "captureGlobalErrors", true)?,
             navigation_breadcrumbs: flag(&o, "navigationBreadcrumbs", true)?,
-            max_queued_events: o.number(
-                "maxQueuedEvents",
-                100.0,
-                0.0..=10_000.0,
-                "a number from 0 to 10000",
-            )? as usize,
             before_send,
-            metrics_url: text("metricsUrl")?,
-            flush_interval_ms: o.millis("flushIntervalMs", 10_000, 1)?,
         })
-    }
-
-    /// The release, when given (`service.version` of health exports).
-    pub fn release(&self) -> Option<String> {
-        self.release.clone()
-    }
-
-    /// What the performance monitor needs: `(service name, environment, export interval)`.
-    pub fn perf(&self) -> (String, String, u32) {
-        (
-            self.release.clone().unwrap_or_else(|| "vigil-page".into()),
-            self.environment.clone(),
-            self.flush_interval_ms,
-        )
     }
 }
 
@@ -162,37 +120,26 @@ pub struct TrackerService {
 }
 
 impl TrackerService {
-    /// The transport, shared with the performance monitor.
-    pub fn transport(&self) -> transport::Shared {
-        Rc::clone(&self.shared.borrow().transport)
-    }
-
     /// A weak handle for the JS wrapper.
     pub fn downgrade(&self) -> Weak<RefCell<Inner>> {
         Rc::downgrade(&self.shared)
     }
 }
 
-impl Service for TrackerService {
-    fn flush(&self) {
-        let t = Rc::clone(&self.shared.borrow().transport);
-        transport::flush_now(&t);
-    }
-}
+/// The transport is flushed by its own service ([`crate::runtime::telemetry::TransportService`]).
+impl Service for TrackerService {}
 
 impl Drop for TrackerService {
     fn drop(&mut self) {
         report::set_sink(None);
-        let (listeners, patches, t) = {
+        let (listeners, patches) = {
             let mut i = self.shared.borrow_mut();
             (
                 std::mem::take(&mut i.listeners),
                 std::mem::take(&mut i.patches),
-                Rc::clone(&i.transport),
             )
         };
         drop((listeners, patches)); // console restored, handlers removed
-        transport::close(&t);
     }
 }
 
@@ -205,74 +152,13 @@ fn get(target: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
-pub fn text(value: &JsValue) -> String {
-    if value.is_undefined() {
-        return "undefined".into();
-    }
-    if value.is_null() {
-        return "null".into();
-    }
-    String::from(js_sys::Array::of1(value).join(""))
-}
-
 fn now_secs() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// 32 lowercase hex characters (a v4 UUID without dashes).
-pub fn new_event_id() -> String {
-    let crypto = get(&js_sys::global(), "crypto");
-    let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-        .and_then(|f| f.call0(&crypto).ok())
-        .and_then(|v| v.as_string());
-    match uuid {
-        Some(u) => u.replace('-', ""),
-        None => (0..32)
-            .map(|_| {
-                let n = (js_sys::Math::random() * 16.0) as u32;
-                char::from_digit(n.min(15), 16).unwrap_or('0')
-            })
-            .collect(),
-    }
-}
-
-/// Starts a tracker; the caller registers the returned service with the cleanup manager.
-pub fn start(settings: Settings) -> TrackerService {
-    let storage_key = format!(
-        "vigil:envelopes:{}@{}/{}",
-        settings.dsn.public_key,
-        settings.dsn.origin(),
-        settings.dsn.project_id
-    );
-    let url = settings
-        .dsn
-        .envelope_url(concat!("vigil/", env!("CARGO_PKG_VERSION")));
-    // Metrics go to the OTLP endpoint: ours takes the key in the query and `text/plain` (no
-    // preflight, so the export survives the page); another collector gets JSON as OTLP says.
-    let metrics = match &settings.metrics_url {
-        Some(u) => (u.clone(), "application/json"),
-        None => (
-            format!(
-                "{}?key={}",
-                settings.dsn.metrics_url(),
-                settings.dsn.public_key
-            ),
-            transport::TEXT,
-        ),
-    };
-    let t = transport::create(
-        url,
-        vec![(machine::METRIC.into(), metrics.0, metrics.1)],
-        storage_key,
-        machine::Config {
-            max_queued: settings.max_queued_events,
-            seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
-            ..machine::Config::default()
-        },
-    );
+/// Starts a tracker sending through `t`; the caller registers the returned service with the
+/// cleanup manager.
+pub fn start(settings: Settings, t: transport::Shared) -> TrackerService {
     let shared: Shared = Rc::new(RefCell::new(Inner {
         ring: Ring::new(settings.max_breadcrumbs),
         settings,
@@ -524,10 +410,7 @@ fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
             .collect();
         return (
             "Error".into(),
-            format!(
-                "Object captured as exception with keys: {}",
-                keys.join(", ")
-            ),
+            crate::text::concat(&["Object captured as exception with keys: ", &keys.join(", ")]),
             Vec::new(),
         );
     }
@@ -600,7 +483,7 @@ pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
 fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
     let i = shared.borrow();
     let e: JsValue = js_sys::Object::new().into();
-    set(&e, "event_id", &new_event_id().into());
+    set(&e, "event_id", &random_id().into());
     set(&e, "timestamp", &now_secs().into());
     set(&e, "platform", &"javascript".into());
     set(&e, "level", &level.into());
@@ -687,7 +570,7 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
             Ok(_) => {} // not an event: send ours unchanged
             Err(e) => {
                 // The event must not be lost to a bug in the hook: send it unchanged.
-                let message = format!("beforeSend threw: {}", text(&e));
+                let message = crate::text::concat(&["beforeSend threw: ", &text(&e)]);
                 crumb(shared, "vigil", &message, "error");
             }
         }
@@ -720,39 +603,11 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
     id
 }
 
-/// `flush(timeoutMs)`.
-pub fn flush(shared: &Shared, timeout_ms: u32) -> js_sys::Promise {
-    let t = Rc::clone(&shared.borrow().transport);
-    transport::flush(&t, timeout_ms)
-}
-
-/// `stats()`.
-pub fn stats(shared: &Shared) -> js_sys::Object {
-    let (c, t) = {
-        let i = shared.borrow();
-        (i.counters, Rc::clone(&i.transport))
-    };
-    let ts = transport::stats(&t);
-    let o = js_sys::Object::new();
-    set(&o, "eventsCaptured", &(c.captured as f64).into());
-    set(&o, "eventsSent", &(ts.sent as f64).into());
-    set(
-        &o,
-        "eventsDropped",
-        &((c.dropped + ts.dropped) as f64).into(),
-    );
-    set(&o, "eventsQueued", &(ts.queued as f64).into());
-    set(&o, "metricsQueued", &(ts.metrics_queued as f64).into());
-    set(&o, "eventsSampledOut", &(c.sampled_out as f64).into());
-    set(&o, "metricsSent", &(ts.metrics_sent as f64).into());
-    set(
-        &o,
-        "rateLimitedUntil",
-        &(if ts.rate_limited_until > 0.0 {
-            JsValue::from(ts.rate_limited_until)
-        } else {
-            JsValue::NULL
-        }),
-    );
-    o
+/// The tracker's part of `stats()`, added to the transport's ([`crate::runtime::telemetry::stats`]).
+pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
+    let c = shared.borrow().counters;
+    let dropped = get(o, "eventsDropped").as_f64().unwrap_or(0.0);
+    set(o, "eventsCaptured", &(c.captured as f64).into());
+    set(o, "eventsDropped", &(dropped + c.dropped as f64).into());
+    set(o, "eventsSampledOut", &(c.sampled_out as f64).into());
 }

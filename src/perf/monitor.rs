@@ -8,8 +8,8 @@
 //! with every export that has something new; navigation timing goes once.
 
 use super::aggregate::Aggregator;
-use super::otlp::{Gauge, Point};
 use super::vitals::{self, Cls, Inp, Lcp, Rating, Vital};
+use crate::transport::otlp::{Gauge, Point};
 
 /// The point attribute naming the page view a vital belongs to.
 pub const VIEW_ID: &str = "page.view_id";
@@ -406,7 +406,7 @@ impl Monitor {
                 ("load", n.load_event_end - n.activation_start),
             ] {
                 out.point(
-                    &format!("browser.navigation.{name}"),
+                    &crate::text::concat(&["browser.navigation.", name]),
                     "ms",
                     "Navigation timing",
                     value.max(0.0),

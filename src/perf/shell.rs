@@ -11,10 +11,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::monitor::{Entry, Monitor, Navigation};
-use super::otlp::{self, Resource};
 use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::telemetry;
+use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine::METRIC, shell as transport};
 
 #[wasm_bindgen(inline_js = r#"
@@ -446,7 +446,9 @@ pub fn export(shared: &Shared) {
             return;
         }
         i.exports += 1;
-        let export_id = format!("{}.{}", i.settings.view_id, i.exports);
+        let mut export_id = i.settings.view_id.clone();
+        export_id.push('.');
+        crate::text::push_uint(&mut export_id, i.exports);
         let page_url = web_sys::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
@@ -520,10 +522,21 @@ pub fn mark(name: &str) -> Result<(), JsValue> {
     mark_js(name)
 }
 
-/// Monitor counters for `stats()`: `(exports built, bytes of the last one, points dropped)`.
-pub fn counters(shared: &Shared) -> (u64, usize, u64) {
+/// The monitor's part of `stats()`: `metricExports` (exports built), `lastExportBytes`,
+/// `metricsDropped` (custom points beyond the series bound).
+pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
     let i = shared.borrow();
-    (i.exports, i.last_export_bytes, i.monitor.dropped())
+    let set = |k: &str, v: f64| {
+        let _ = js_sys::Reflect::set(o, &k.into(), &v.into());
+    };
+    set("metricExports", i.exports as f64);
+    set("lastExportBytes", i.last_export_bytes as f64);
+    set("metricsDropped", i.monitor.dropped() as f64);
+}
+
+/// `flushIntervalMs` of the `Vigil.start` options: the export interval, default 10000.
+pub fn flush_interval(options: &JsValue) -> Result<u32, crate::error::VigilError> {
+    crate::options::Options(options).millis("flushIntervalMs", 10_000, 1)
 }
 
 /// `flush()`: export what is new now (not final values), then wait for the transport.

@@ -3,8 +3,8 @@
 //! [`super::telemetry`]: an `Interval` guard, memory reads, the export through the transport.
 
 use crate::error::VigilError;
-use crate::perf::otlp::{Gauge, Point};
 use crate::runtime::ledger::Counts;
+use crate::transport::otlp::{Gauge, Point};
 
 /// Sample interval when `health` is missing or `true`.
 pub const DEFAULT_INTERVAL_MS: u32 = 60_000;
@@ -260,7 +260,7 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn a_health_export_reads_back_and_stays_small() {
-        use crate::perf::otlp::{encode, Resource};
+        use crate::transport::otlp::{encode, Resource};
         use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
         let sample = Sample {
             counts: counts(),

@@ -25,8 +25,10 @@ pub mod priority {
     pub const HEALTH: i32 = 20;
     /// The performance monitor.
     pub const MONITOR: i32 = 10;
-    /// Page callbacks (`onDispose` default) and the error tracker, last.
+    /// Page callbacks (`onDispose` default) and the error tracker.
     pub const DEFAULT: i32 = 0;
+    /// The transport the tracker, the monitor and the sampler share: flushed and closed last.
+    pub const TRANSPORT: i32 = -10;
 }
 
 /// The most entries the manager holds at once; more is refused with [`RegistryFull`].

@@ -6,6 +6,7 @@
 //! sampler).
 
 pub mod guards;
+#[cfg(feature = "telemetry")]
 pub mod health;
 pub mod ledger;
 pub mod manager;
@@ -13,5 +14,6 @@ pub mod panic;
 pub mod registry;
 pub mod report;
 pub mod subscribers;
+#[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod waiters;

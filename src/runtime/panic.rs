@@ -29,7 +29,15 @@ pub fn describe(info: &std::panic::PanicHookInfo<'_>) -> String {
         .payload_as_str()
         .unwrap_or("panic with a non-string payload");
     match info.location() {
-        Some(l) => format!("{message} at {}:{}:{}", l.file(), l.line(), l.column()),
+        Some(l) => crate::text::concat(&[
+            message,
+            " at ",
+            l.file(),
+            ":",
+            &crate::text::uint(l.line().into()),
+            ":",
+            &crate::text::uint(l.column().into()),
+        ]),
         None => message.to_owned(),
     }
 }

@@ -31,6 +31,17 @@ pub struct RegistryFull {
     pub limit: usize,
 }
 
+impl RegistryFull {
+    /// The same text as `Display`, built without `core::fmt`.
+    pub fn message(&self) -> String {
+        crate::text::concat(&[
+            "the cleanup manager holds ",
+            &crate::text::uint(self.limit as u64),
+            " entries already; dispose some before adding more",
+        ])
+    }
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     id: EntryId,

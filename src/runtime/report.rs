@@ -22,7 +22,7 @@ pub fn set_sink(sink: Option<Sink>) {
 /// Reports `error`, thrown while the runtime was doing `context`.
 pub fn report(context: &str, error: &JsValue) {
     if !forward(context, error) {
-        console_error(&format!("[vigil] {context}:"), error);
+        console_error(&crate::text::concat(&["[vigil] ", context, ":"]), error);
     }
 }
 

@@ -11,6 +11,26 @@ pub const MAX_SUBSCRIBERS: usize = 1024;
 #[error("a {0} holds at most {MAX_SUBSCRIBERS} subscriptions")]
 pub struct TooManySubscriptions(pub &'static str);
 
+impl TooManySubscriptions {
+    /// The same text as `Display`, built without `core::fmt`.
+    pub fn message(&self) -> String {
+        crate::text::concat(&[
+            "a ",
+            self.0,
+            " holds at most ",
+            &crate::text::uint(MAX_SUBSCRIBERS as u64),
+            " subscriptions",
+        ])
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn the_message_is_the_display() {
+    let e = TooManySubscriptions("WebSocketService");
+    assert_eq!(e.message(), e.to_string());
+}
+
 #[derive(Debug)]
 struct Sub {
     id: u64,

@@ -1,10 +1,13 @@
-//! The fleet health sampler's browser shell: an `Interval` guard that exports a health sample
-//! (the gauges [`super::health`] builds) through the shared transport, and a final sample when
-//! the page is hidden for good (the manager's flush, before the transport's final flush).
-//! The closure holds a `Weak` reference.
+//! What `Vigil.start` shares between the error tracker, the performance monitor and the fleet
+//! health sampler: the common options (DSN, release, environment, endpoints, queue bound,
+//! `health`), the transport built from them and owned by [`TransportService`] (so the tracker
+//! and the monitor each compile without the other), and the health sampler's shell: an
+//! `Interval` guard that exports a sample (the gauges [`super::health`] builds), and a final
+//! sample when the page is hidden for good (the manager's flush, before the transport's final
+//! flush). Every closure holds a `Weak` reference.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -13,9 +16,181 @@ use super::guards::Interval;
 use super::health::{self, HealthOption, Sample};
 use super::ledger;
 use super::manager::Service;
+use crate::error::VigilError;
 use crate::options::{type_name, Options};
-use crate::perf::otlp::{self, Resource};
-use crate::transport::{machine::METRIC, shell as transport};
+use crate::transport::dsn::Dsn;
+use crate::transport::otlp::{self, Resource};
+use crate::transport::{machine, machine::METRIC, shell as transport};
+
+/// The options every part of `Vigil.start` shares, checked.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// The DSN as given (the envelope header repeats it).
+    pub dsn_text: String,
+    /// The parsed DSN.
+    pub dsn: Dsn,
+    /// `release`.
+    pub release: Option<String>,
+    /// `environment`, default `production`.
+    pub environment: String,
+    /// `metricsUrl`, when given.
+    pub metrics_url: Option<String>,
+    /// `maxQueuedEvents`: the transport's bound.
+    pub max_queued_events: usize,
+    /// `health`: the sample interval, `None` when off.
+    pub health_interval_ms: Option<u32>,
+}
+
+/// An optional string option.
+pub fn text_option(o: &Options<'_>, name: &'static str) -> Result<Option<String>, VigilError> {
+    match o.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_string().map(Some).ok_or(VigilError::BadArgument {
+            name,
+            expected: "a string",
+            got: type_name(&v),
+        }),
+    }
+}
+
+impl Common {
+    /// Reads and checks the shared options; errors name the option.
+    pub fn parse(options: &JsValue) -> Result<Self, JsValue> {
+        let o = Options(options);
+        let dsn_text = o.string("dsn", "a DSN like http://key@host:port/1")?;
+        let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.message()))?;
+        Ok(Self {
+            dsn_text,
+            dsn,
+            release: text_option(&o, "release")?,
+            environment: text_option(&o, "environment")?.unwrap_or_else(|| "production".into()),
+            metrics_url: text_option(&o, "metricsUrl")?,
+            max_queued_events: o.number(
+                "maxQueuedEvents",
+                100.0,
+                0.0..=10_000.0,
+                "a number from 0 to 10000",
+            )? as usize,
+            health_interval_ms: read_health_option(options)?,
+        })
+    }
+
+    /// `service.name` of metrics: the release, or `vigil-page`.
+    pub fn service_name(&self) -> String {
+        self.release.clone().unwrap_or_else(|| "vigil-page".into())
+    }
+}
+
+/// 32 lowercase hex characters (a v4 UUID without dashes): event ids, view ids, instance ids.
+pub fn random_id() -> String {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).unwrap_or_default();
+    let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(&crypto).ok())
+        .and_then(|v| v.as_string());
+    match uuid {
+        Some(u) => u.replace('-', ""),
+        None => (0..32)
+            .map(|_| {
+                let n = (js_sys::Math::random() * 16.0) as u32;
+                char::from_digit(n.min(15), 16).unwrap_or('0')
+            })
+            .collect(),
+    }
+}
+
+/// Builds the shared transport: envelopes to the DSN's envelope URL, metrics to `metricsUrl`
+/// (default: the DSN's origin + `/v1/metrics?key=…`), what the last page left undelivered
+/// restored from `localStorage`.
+pub fn create_transport(common: &Common) -> transport::Shared {
+    let dsn = &common.dsn;
+    let origin = dsn.origin();
+    let mut storage_key = String::from("vigil:envelopes:");
+    for part in [dsn.public_key.as_str(), "@", &origin, "/", &dsn.project_id] {
+        storage_key.push_str(part);
+    }
+    let url = dsn.envelope_url(concat!("vigil/", env!("CARGO_PKG_VERSION")));
+    // Metrics go to the OTLP endpoint: ours takes the key in the query and `text/plain` (no
+    // preflight, so the export survives the page); another collector gets JSON as OTLP says.
+    let metrics = match &common.metrics_url {
+        Some(u) => (u.clone(), "application/json"),
+        None => {
+            let mut u = dsn.metrics_url();
+            u.push_str("?key=");
+            u.push_str(&dsn.public_key);
+            (u, transport::TEXT)
+        }
+    };
+    transport::create(
+        url,
+        vec![(METRIC.into(), metrics.0, metrics.1)],
+        storage_key,
+        machine::Config {
+            max_queued: common.max_queued_events,
+            seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+            ..machine::Config::default()
+        },
+    )
+}
+
+/// The transport as the cleanup manager owns it, at `priority::TRANSPORT` (below everything that
+/// sends through it): a flush sends what is queued with `keepalive`; dropping it stops the
+/// transport (what is undelivered stays in `localStorage` for the next page).
+#[derive(Debug)]
+pub struct TransportService {
+    shared: transport::Shared,
+}
+
+impl TransportService {
+    /// Owns `shared`.
+    pub fn new(shared: transport::Shared) -> Self {
+        Self { shared }
+    }
+
+    /// A weak handle for the JS wrapper.
+    pub fn downgrade(&self) -> Weak<RefCell<transport::Inner>> {
+        Rc::downgrade(&self.shared)
+    }
+}
+
+impl Service for TransportService {
+    fn flush(&self) {
+        transport::flush_now(&self.shared);
+    }
+}
+
+impl Drop for TransportService {
+    fn drop(&mut self) {
+        transport::close(&self.shared);
+    }
+}
+
+/// The transport's part of `stats()`: `eventsSent`, `eventsDropped`, `eventsQueued`,
+/// `metricsQueued`, `metricsSent`, `rateLimitedUntil`; the tracker adds its own counters.
+pub fn stats(shared: &transport::Shared) -> js_sys::Object {
+    let ts = transport::stats(shared);
+    let o = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+    };
+    set("eventsCaptured", 0.into());
+    set("eventsSent", (ts.sent as f64).into());
+    set("eventsDropped", (ts.dropped as f64).into());
+    set("eventsQueued", (ts.queued as f64).into());
+    set("metricsQueued", (ts.metrics_queued as f64).into());
+    set("eventsSampledOut", 0.into());
+    set("metricsSent", (ts.metrics_sent as f64).into());
+    set(
+        "rateLimitedUntil",
+        if ts.rate_limited_until > 0.0 {
+            JsValue::from(ts.rate_limited_until)
+        } else {
+            JsValue::NULL
+        },
+    );
+    o
+}
 
 #[wasm_bindgen(inline_js = r#"
 const t0 = performance.now();
@@ -36,7 +211,7 @@ extern "C" {
 }
 
 /// Reads `health` from the `Vigil.start` options: the interval, `None` when off.
-pub fn read_option(options: &JsValue) -> Result<Option<u32>, JsValue> {
+fn read_health_option(options: &JsValue) -> Result<Option<u32>, VigilError> {
     let option = match Options(options).get("health") {
         None => HealthOption::Default,
         Some(v) => match v.as_bool() {
@@ -54,7 +229,7 @@ pub fn read_option(options: &JsValue) -> Result<Option<u32>, JsValue> {
             None => HealthOption::Bad(type_name(&v)),
         },
     };
-    Ok(health::interval(option)?)
+    health::interval(option)
 }
 
 /// What health exports are sent under.
@@ -123,7 +298,7 @@ pub fn start(settings: Settings, transport: transport::Shared) -> HealthService 
 
 thread_local! {
     /// The id used when `localStorage` keeps nothing: one per page.
-    static PAGE_ID: String = crate::errors::tracker::new_event_id();
+    static PAGE_ID: String = random_id();
 }
 
 /// The instance id kept in `localStorage` (written the first time), else one per page.
@@ -177,7 +352,7 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         i.exports += 1;
         let mut export_id = i.settings.view_id.clone();
         export_id.push_str(".health.");
-        js_number(i.exports as f64, &mut export_id);
+        crate::text::push_uint(&mut export_id, i.exports);
         let page_url = web_sys::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();

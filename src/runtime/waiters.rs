@@ -24,7 +24,11 @@ impl Waiters {
         let promise = js_sys::Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
         if let Some((resolve, reject)) = slot {
             if self.0.len() >= MAX_WAITERS {
-                let e = js_sys::Error::new(&format!("too many {what} calls are waiting"));
+                let e = js_sys::Error::new(&crate::text::concat(&[
+                    "too many ",
+                    what,
+                    " calls are waiting",
+                ]));
                 let _ = reject.call1(&JsValue::UNDEFINED, &e);
             } else {
                 self.0.push((resolve, reject));

@@ -65,7 +65,7 @@ pub fn encode(header: &str, items: &[Item<'_>]) -> String {
         out.push_str("{\"type\":");
         quote(item.kind, &mut out);
         out.push_str(",\"length\":");
-        out.push_str(&item.payload.len().to_string());
+        crate::text::push_uint(&mut out, item.payload.len() as u64);
         out.push_str("}\n");
         out.push_str(item.payload);
         out.push('\n');
@@ -97,7 +97,21 @@ pub fn rfc3339(epoch_ms: f64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    let mut out = String::with_capacity(24);
+    let year = year.max(0) as u64;
+    for (n, width, after) in [
+        (year, 4, '-'),
+        (month as u64, 2, '-'),
+        (day as u64, 2, 'T'),
+        (h, 2, ':'),
+        (m, 2, ':'),
+        (s, 2, '.'),
+        (milli, 3, 'Z'),
+    ] {
+        crate::text::push_padded(&mut out, n, width);
+        out.push(after);
+    }
+    out
 }
 
 // Native only: the independent parsers (serde_json, sentry-types) are not built for wasm.

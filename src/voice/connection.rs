@@ -18,6 +18,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::machine::{ConnectError, Counters, Effect, Event, Machine, State, Step};
+use crate::error::VigilError;
+use crate::options::{type_name, Options};
 use crate::runtime::guards::{DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
@@ -428,7 +430,7 @@ fn reject(shared: &Shared, reason: &ConnectError) {
     if pending.is_empty() {
         return;
     }
-    let error = js_sys::Error::new(&reason.to_string());
+    let error = js_sys::Error::new(&reason.message());
     let _ = js_sys::Reflect::set(&error, &"step".into(), &reason.step.as_str().into());
     pending.reject(&error);
 }
@@ -704,4 +706,86 @@ fn dispatch(shared: &Shared) {
             report::report("a VoiceConnection subscriber threw", &e);
         }
     }
+}
+
+/// Reads and checks `new VoiceConnection(options)`; errors name the option.
+pub fn parse_options(options: &JsValue) -> Result<Settings, JsValue> {
+    let o = Options(options);
+    let string = |name: &'static str, default: &str| -> Result<String, JsValue> {
+        match o.get(name) {
+            None => Ok(default.to_owned()),
+            Some(v) => v.as_string().ok_or_else(|| {
+                VigilError::BadArgument {
+                    name,
+                    expected: "a string",
+                    got: type_name(&v),
+                }
+                .into()
+            }),
+        }
+    };
+    let session_url =
+        page_url(&string("sessionUrl", "/voice/session")?).ok_or(VigilError::BadArgument {
+            name: "sessionUrl",
+            expected: "an http(s) URL (or one relative to the page)",
+            got: "something else",
+        })?;
+    let label = string("dataChannelLabel", "oai-events")?;
+    let audio_element = match o.get("audioElement") {
+        None => None,
+        Some(v) => Some(v.dyn_into::<web_sys::HtmlMediaElement>().map_err(|v| {
+            VigilError::BadArgument {
+                name: "audioElement",
+                expected: "an <audio> element",
+                got: type_name(&v),
+            }
+        })?),
+    };
+    let session = match o.get("session") {
+        None => None,
+        Some(v) if v.is_object() && !js_sys::Array::is_array(&v) => Some(v.unchecked_into()),
+        Some(v) => {
+            return Err(VigilError::BadArgument {
+                name: "session",
+                expected: "an object",
+                got: type_name(&v),
+            }
+            .into())
+        }
+    };
+    let audio = o.get("audio").unwrap_or(JsValue::TRUE);
+    if !(audio.as_bool().is_some() || audio.is_object()) {
+        return Err(VigilError::BadArgument {
+            name: "audio",
+            expected: "a boolean or MediaTrackConstraints",
+            got: type_name(&audio),
+        }
+        .into());
+    }
+    let config = Config {
+        connect_timeout_ms: o.millis("connectTimeoutMs", 15_000, 1)?,
+        microphone: audio.as_bool() != Some(false),
+    };
+    Ok(Settings {
+        session_url,
+        audio_element,
+        label,
+        session,
+        audio,
+        config,
+    })
+}
+
+/// Resolves `url` against the page; only `http:` and `https:` URLs.
+fn page_url(url: &str) -> Option<String> {
+    let base = web_sys::window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default();
+    let parsed = if base.is_empty() {
+        web_sys::Url::new(url)
+    } else {
+        web_sys::Url::new_with_base(url, &base)
+    }
+    .ok()?;
+    matches!(parsed.protocol().as_str(), "http:" | "https:").then(|| parsed.href())
 }

@@ -110,6 +110,28 @@ pub struct ConnectError {
     pub cause: Cause,
 }
 
+impl ConnectError {
+    /// The same text as `Display`, built without `core::fmt`.
+    pub fn message(&self) -> String {
+        let mut out = crate::text::concat(&[
+            "VoiceConnection.connect failed at the ",
+            self.step.as_str(),
+            " step: ",
+        ]);
+        match &self.cause {
+            Cause::Failed(detail) => out.push_str(detail),
+            Cause::TimedOut(ms) => {
+                out.push_str("timed out after connectTimeoutMs (");
+                crate::text::push_uint(&mut out, (*ms).into());
+                out.push_str(" ms)");
+            }
+            Cause::Disconnected => out.push_str("disconnect() was called"),
+            Cause::Disposed => out.push_str("the VoiceConnection was disposed"),
+        }
+        out
+    }
+}
+
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -540,6 +562,22 @@ fn looks_like_sdp(body: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn connect_error_messages_are_the_display() {
+        for cause in [
+            Cause::Failed("HTTP 401".into()),
+            Cause::TimedOut(15_000),
+            Cause::Disconnected,
+            Cause::Disposed,
+        ] {
+            let e = ConnectError {
+                step: Step::Offer,
+                cause,
+            };
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
+
     use super::*;
 
     const URL: &str = "http://127.0.0.1/voice/realtime";

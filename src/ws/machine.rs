@@ -456,8 +456,35 @@ impl Machine {
 /// `{"type":"ping","payload":{"timestamp":T},"timestamp":T}` with `T` in whole milliseconds.
 pub fn ping_frame(now_ms: f64) -> String {
     // Integer formatting only: float formatting would cost the bundle ~10 KB.
-    let t = now_ms.max(0.0) as u64;
-    format!(r#"{{"type":"ping","payload":{{"timestamp":{t}}},"timestamp":{t}}}"#)
+    let t = crate::text::uint(now_ms.max(0.0) as u64);
+    crate::text::concat(&[
+        r#"{"type":"ping","payload":{"timestamp":"#,
+        &t,
+        r#"},"timestamp":"#,
+        &t,
+        "}",
+    ])
+}
+
+/// The close a page may ask for (`disconnect(code, reason)`): 1000 or 3000..=4999, and a reason
+/// of at most 123 bytes of UTF-8 (what `WebSocket.close` accepts).
+pub fn check_close(code: u16, reason: &str) -> Result<(), crate::error::VigilError> {
+    use crate::error::VigilError::BadArgument;
+    if code != 1000 && !(3000..=4999).contains(&code) {
+        return Err(BadArgument {
+            name: "code",
+            expected: "1000 or a code from 3000 to 4999",
+            got: "another code",
+        });
+    }
+    if reason.len() > 123 {
+        return Err(BadArgument {
+            name: "reason",
+            expected: "at most 123 bytes of UTF-8",
+            got: "a longer string",
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -841,5 +868,18 @@ mod tests {
                 "failed"
             ]
         );
+    }
+
+    #[test]
+    fn close_codes_and_reasons_are_checked_by_name() {
+        assert!(check_close(1000, "bye").is_ok());
+        assert!(check_close(3000, "").is_ok());
+        assert!(check_close(4999, &"x".repeat(123)).is_ok());
+        for code in [999, 1001, 1006, 2999, 5000] {
+            let e = check_close(code, "").unwrap_err().to_string();
+            assert!(e.starts_with("code: expected"), "{code}: {e}");
+        }
+        let e = check_close(1000, &"é".repeat(62)).unwrap_err().to_string();
+        assert!(e.starts_with("reason: expected"), "{e}");
     }
 }

@@ -35,7 +35,7 @@ async fn demo_shows_version_and_live_counts_then_zeros_after_dispose() -> Result
     // fleet health sampler.
     assert_eq!(page.eval(&live("intervals")).await?, Value::from(6));
     assert_eq!(page.eval(&live("observers")).await?, Value::from(1));
-    assert_eq!(page.eval(&live("services")).await?, Value::from(11));
+    assert_eq!(page.eval(&live("services")).await?, Value::from(12));
     assert_eq!(page.eval(&live("consolePatches")).await?, Value::from(2));
     // The tracker's buttons: a thrown error arrives on the server.
     page.eval("document.getElementById('throw').click()")

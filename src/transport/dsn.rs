@@ -44,11 +44,42 @@ pub enum DsnError {
     NoProject,
 }
 
+impl DsnError {
+    /// The same text as `Display`, built without `core::fmt`.
+    pub fn message(&self) -> String {
+        let (text, value, after) = match self {
+            Self::NoScheme => (
+                "dsn: expected {scheme}://{publicKey}@{host}/{projectId}, the scheme is missing",
+                "",
+                "",
+            ),
+            Self::BadScheme(s) => (
+                "dsn: the scheme must be http or https, got \"",
+                s.as_str(),
+                "\"",
+            ),
+            Self::NoPublicKey => ("dsn: the public key (before '@') is missing", "", ""),
+            Self::NoHost => ("dsn: the host is missing", "", ""),
+            Self::BadPort(p) => (
+                "dsn: the port \"",
+                p.as_str(),
+                "\" is not a number from 1 to 65535",
+            ),
+            Self::NoProject => (
+                "dsn: the project id (the last path segment) is missing",
+                "",
+                "",
+            ),
+        };
+        crate::text::concat(&[text, value, after])
+    }
+}
+
 impl Dsn {
     /// Parses a DSN string.
     pub fn parse(dsn: &str) -> Result<Self, DsnError> {
         let dsn = dsn.trim();
-        let (scheme, rest) = dsn.split_once("://").ok_or(DsnError::NoScheme)?;
+        let (scheme, rest) = crate::text::split_once(dsn, "://").ok_or(DsnError::NoScheme)?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(DsnError::BadScheme(scheme));
@@ -60,7 +91,7 @@ impl Dsn {
         }
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (authority, path) = match rest.find('/') {
-            Some(at) => (&rest[..at], &rest[at..]),
+            Some(at) => (rest.get(..at).unwrap_or(rest), rest.get(at..).unwrap_or("")),
             None => (rest, ""),
         };
         let (host, port) = match authority.rsplit_once(':') {
@@ -94,31 +125,52 @@ impl Dsn {
 
     /// `{scheme}://{host}[:port]`.
     pub fn origin(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}://{}:{p}", self.scheme, self.host),
-            None => format!("{}://{}", self.scheme, self.host),
+        let mut out = crate::text::concat(&[&self.scheme, "://", &self.host]);
+        if let Some(p) = self.port {
+            out.push(':');
+            crate::text::push_uint(&mut out, p.into());
         }
+        out
     }
 
     /// Where envelopes go, with the key in the query (no CORS preflight, works for beacons).
     pub fn envelope_url(&self, client: &str) -> String {
-        format!(
-            "{}{}/api/{}/envelope/?sentry_version=7&sentry_key={}&sentry_client={client}",
-            self.origin(),
-            self.path,
-            self.project_id,
-            self.public_key
-        )
+        crate::text::concat(&[
+            &self.origin(),
+            &self.path,
+            "/api/",
+            &self.project_id,
+            "/envelope/?sentry_version=7&sentry_key=",
+            &self.public_key,
+            "&sentry_client=",
+            client,
+        ])
     }
 
     /// The default OTLP endpoint: the DSN's origin + `/v1/metrics`.
     pub fn metrics_url(&self) -> String {
-        format!("{}/v1/metrics", self.origin())
+        let mut out = self.origin();
+        out.push_str("/v1/metrics");
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_messages_are_the_display() {
+        for e in [
+            DsnError::NoScheme,
+            DsnError::BadScheme("ftp".into()),
+            DsnError::NoPublicKey,
+            DsnError::NoHost,
+            DsnError::BadPort("x".into()),
+            DsnError::NoProject,
+        ] {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -111,7 +111,7 @@ pub fn encode(
                 out.push('0'); // JSON has no NaN or Infinity
             }
             out.push_str(",\"timeUnixNano\":\"");
-            out.push_str(&p.time_unix_nano.to_string());
+            crate::text::push_uint(&mut out, p.time_unix_nano);
             out.push_str("\",\"attributes\":");
             let pairs: Vec<(&str, &str)> = p
                 .attributes

@@ -1,0 +1,146 @@
+//! The lifecycle core's functions: `version`, `resources`, `disposeAll`, `onDispose`, `listen`,
+//! `every`, `after`, and the start-up hook.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+use super::subscription::Subscription;
+use crate::error::{millis, VigilError};
+use crate::runtime::guards::{Interval, Listener, Timeout};
+use crate::runtime::manager::{self, Service};
+use crate::runtime::registry::EntryId;
+use crate::runtime::{ledger, report};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Live browser resources, counted by the guards that hold them. All zero after `disposeAll()`. */
+export interface ResourceCounts {
+  listeners: number;
+  intervals: number;
+  timeouts: number;
+  observers: number;
+  sockets: number;
+  peerConnections: number;
+  dataChannels: number;
+  mediaTracks: number;
+  consolePatches: number;
+  /** DOM elements the runtime created (e.g. a voice connection's <audio>). */
+  elements: number;
+  /** Entries held by the cleanup manager: services and dispose callbacks. */
+  services: number;
+}
+"#;
+
+/// Runs once when the module is instantiated: installs the panic hook and the
+/// `Subscription[Symbol.dispose]` fix.
+#[wasm_bindgen(start)]
+pub fn start() {
+    crate::runtime::panic::install();
+    Subscription::fix_symbol_dispose();
+}
+
+/// The crate version, e.g. `"0.1.0"`.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// What is live right now, counted by the guards themselves.
+#[wasm_bindgen(unchecked_return_type = "ResourceCounts")]
+pub fn resources() -> js_sys::Object {
+    let counts = ledger::counts();
+    let out = js_sys::Object::new();
+    for (kind, live) in counts.iter() {
+        // Setting a data property on a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&out, &kind.js_name().into(), &live.into());
+    }
+    out
+}
+
+/// Flush, then dispose every service, highest priority first: what a final `pagehide` does.
+/// Idempotent; afterwards `resources()` is all zeros.
+#[wasm_bindgen(js_name = disposeAll)]
+pub fn dispose_all() {
+    manager::dispose_all();
+}
+
+/// Runs `callback` when the page's services are disposed; higher `priority` first. A callback
+/// that throws is reported, and the others still run.
+#[wasm_bindgen(js_name = onDispose)]
+pub fn on_dispose(
+    callback: js_sys::Function,
+    priority: Option<i32>,
+) -> Result<Subscription, JsValue> {
+    let registration = manager::on_dispose(priority.unwrap_or(0), move || {
+        if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
+            report::report("an onDispose callback threw", &e);
+        }
+    })
+    .map_err(VigilError::from)?;
+    Ok(Subscription::owned_by_manager(registration))
+}
+
+/// Listens for `type` on `target` until unsubscribed or disposed; the listener is counted in
+/// `resources()` and removed by `disposeAll()` and a final `pagehide`.
+#[wasm_bindgen]
+pub fn listen(
+    target: &web_sys::EventTarget,
+    #[wasm_bindgen(js_name = "type")] event_type: String,
+    callback: js_sys::Function,
+) -> Result<Subscription, JsValue> {
+    let this = JsValue::from(target.clone());
+    let listener = Listener::new(target, event_type, move |event| {
+        if let Err(e) = callback.call1(&this, event) {
+            report::report("a listen() callback threw", &e);
+        }
+    });
+    hold(listener)
+}
+
+/// Calls `callback` every `ms` milliseconds until unsubscribed or disposed (a managed
+/// `setInterval` whose handle cannot be lost).
+#[wasm_bindgen]
+pub fn every(ms: f64, callback: js_sys::Function) -> Result<Subscription, JsValue> {
+    let ms = millis("ms", ms)?;
+    let interval = Interval::new(ms, move || {
+        if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
+            report::report("an every() callback threw", &e);
+        }
+    });
+    hold(interval)
+}
+
+/// Calls `callback` once after `ms` milliseconds unless unsubscribed or disposed first (a managed
+/// `setTimeout`). The subscription ends by itself when the callback has run.
+#[wasm_bindgen]
+pub fn after(ms: f64, callback: js_sys::Function) -> Result<Subscription, JsValue> {
+    let ms = millis("ms", ms)?;
+    let own_id: Rc<Cell<Option<EntryId>>> = Rc::default();
+    let id_slot = Rc::clone(&own_id);
+    let timeout = Timeout::new(ms, move || {
+        if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
+            report::report("an after() callback threw", &e);
+        }
+        if let Some(id) = id_slot.take() {
+            manager::remove(id);
+        }
+    });
+    let sub = hold(timeout)?;
+    own_id.set(sub.entry());
+    Ok(sub)
+}
+
+/// A guard held for the page by the cleanup manager: dropping the service drops the guard.
+struct Held<G> {
+    _guard: G,
+}
+
+impl<G> Service for Held<G> {}
+
+fn hold<G: 'static>(guard: G) -> Result<Subscription, JsValue> {
+    let registration =
+        manager::register(0, Rc::new(Held { _guard: guard })).map_err(VigilError::from)?;
+    Ok(Subscription::owned_by_manager(registration))
+}
