@@ -19,7 +19,7 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
     let pool = store.pool();
     let now = vigil_server::store::now_ms();
     // Recursive CTEs: the rows are made inside SQLite, as fast as it writes.
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {events})
          INSERT INTO events (project, event_id, fingerprint, level, title, received_at, payload)
          SELECT '1', printf('%032x', i), printf('fp%05d', i % {issues}), 'error',
@@ -27,7 +27,7 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ({events} - i) * 86400 / {events})),
                 '{{\"exception\":{{\"values\":[{{\"type\":\"TypeError\",\"value\":\"x\"}}]}}}}'
          FROM n"
-    ))
+    )))
     .execute(pool)
     .await
     .unwrap();
@@ -47,7 +47,7 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {})
          INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime, listeners,
            intervals, timeouts, observers, sockets, peer_connections, data_channels, media_tracks,
@@ -58,16 +58,16 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
                 3, 0, 1, 1, 0, 0, 0, 2, 5
          FROM n",
         instances * samples
-    ))
+    )))
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(
         "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms, last_seen_ms, last)
          SELECT project, instance_id, 'kiosk@1', 'Chrome', MIN(time_ms), MAX(time_ms),
-                '{{\"resources\":{{\"listeners\":10}},\"heap\":30000000,\"wasm\":1179648}}'
-         FROM health_samples GROUP BY project, instance_id"
-    ))
+                '{\"resources\":{\"listeners\":10},\"heap\":30000000,\"wasm\":1179648}'
+         FROM health_samples GROUP BY project, instance_id",
+    )
     .execute(pool)
     .await
     .unwrap();
@@ -114,7 +114,7 @@ async fn report(label: &str, events: u64, issues: u64, instances: u64, samples: 
         started.elapsed()
     );
     let config = Config::for_tests(&url);
-    let token = config.admin_token.clone().unwrap();
+    let token = config.admin_token.clone().unwrap().expose().to_owned();
     let router = app(AppState::new(&config, store));
     let (first, mut cursor) = time(&router, &token, "/api/1/issues?limit=100", 20).await;
     println!("  GET /api/1/issues?limit=100               median {first:.2?}");
