@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Vigil's one entry point for people and CI.
 #
-#   ./dev.sh run [server flags…]  set up, build the package, start the server, print the demo URL
+#   ./dev.sh run [server flags…]  set up, build the package, start the server with --demo, print the demo URL
 #   ./dev.sh test                 set up, build, and run every test suite
 #   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz; every variant) and the server
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
@@ -218,7 +218,7 @@ case "$cmd" in
     say "building the server"
     cargo build --release -p vigil-server
     say "starting the server (Ctrl-C stops it)"
-    exec target/release/vigil-server "$@"
+    exec target/release/vigil-server --demo "$@"
     ;;
   test)
     setup

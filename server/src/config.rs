@@ -95,6 +95,25 @@ pub struct Config {
     /// Voice calls at once; more are refused with 503.
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
+
+    /// Voice calls one client IP (an IPv6 client: its /64) may hold at once; more get 429.
+    #[arg(long, env = "VIGIL_VOICE_MAX_CALLS_PER_IP", default_value_t = 4)]
+    pub voice_max_calls_per_ip: usize,
+
+    /// The longest a voice call may last (`90s`, `30m`, `2h`); it is then ended by the server.
+    #[arg(long, env = "VIGIL_VOICE_MAX_CALL", default_value = "30m", value_parser = retention)]
+    pub voice_max_call: std::time::Duration,
+
+    /// A bearer token that may mint voice keys (`POST /voice/session`) besides the admin token:
+    /// give it to the backend that hands keys to your pages.
+    #[arg(long, env = "VIGIL_VOICE_MINT_TOKEN")]
+    pub voice_mint_token: Option<Secret>,
+
+    /// Opens the two routes a demo page calls itself, `POST /api/orders` and
+    /// `POST /voice/session`, to any page, limited per IP. Without it both need the admin token
+    /// (or, for minting, the voice mint token). `./dev.sh run` passes it.
+    #[arg(long, env = "VIGIL_DEMO", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub demo: bool,
 }
 
 impl Config {
@@ -257,6 +276,29 @@ mod tests {
         );
         assert!(c.admin_token.is_none());
         assert!(c.allowed_origins.is_empty());
+        assert!(
+            !c.demo,
+            "the demo routes need a token unless --demo is given"
+        );
+        assert!(c.voice_mint_token.is_none());
+        assert_eq!(c.voice_max_call, std::time::Duration::from_secs(30 * 60));
+        assert_eq!(c.voice_max_calls_per_ip, 4);
+    }
+
+    #[test]
+    fn demo_is_a_flag_and_an_environment_variable() {
+        assert!(Config::parse_from(["vigil-server", "--demo"]).demo);
+        let c = Config::parse_from([
+            "vigil-server",
+            "--voice-mint-token",
+            "mint",
+            "--voice-max-call",
+            "90s",
+        ]);
+        assert_eq!(c.voice_mint_token.as_ref().unwrap().expose(), "mint");
+        assert!(!format!("{c:?}").contains("\"mint\""));
+        assert!(Config::try_parse_from(["vigil-server", "--voice-mint-token", " "]).is_err());
+        assert_eq!(c.voice_max_call, std::time::Duration::from_secs(90));
     }
 
     #[test]

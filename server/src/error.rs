@@ -30,6 +30,9 @@ pub enum AppError {
     /// At capacity (sessions, peers).
     #[error("{0}")]
     Unavailable(&'static str),
+    /// At capacity until something expires; retry after this many seconds (`Retry-After`).
+    #[error("{0}; retry after {1} s")]
+    Busy(&'static str, u64),
     /// A server-side failure other than storage (details go to the log).
     #[error("internal error")]
     Internal(String),
@@ -50,7 +53,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) | Self::Storage(_) | Self::Migrate(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -94,6 +97,9 @@ impl IntoResponse for AppError {
                 body,
             )
                 .into_response(),
+            Self::Busy(_, secs) => {
+                (status, [("retry-after", secs.to_string())], body).into_response()
+            }
             _ => (status, body).into_response(),
         }
     }
@@ -131,6 +137,11 @@ impl From<crate::voice::VoiceError> for AppError {
             V::Key(KeyError::Expired) => Self::Unauthorized("the key expired"),
             V::BadOffer(reason) => Self::BadRequest(reason),
             V::Full(_) => Self::Unavailable("the voice peer holds its maximum of sessions"),
+            V::KeysFull(wait) => Self::Busy(
+                "the voice key store is full of unspent keys",
+                wait.as_secs_f64().ceil().max(1.0) as u64,
+            ),
+            V::RateLimited(secs) | V::TooManyCalls(_, secs) => Self::RateLimited(secs),
             V::ShuttingDown => Self::Unavailable("the server is shutting down"),
             e @ V::Socket(..) => Self::Internal(e.to_string()),
         }

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod perip;
 pub mod serve;
 pub mod store;
 pub mod voice;
@@ -40,6 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use access::Admin;
+use access::{AllowedOrigin, ClientIp, MintGate, OrderGate};
 pub use config::Config;
 pub use error::AppError;
 use hub::{Hub, HubConfig};
@@ -68,6 +70,9 @@ struct Inner {
     admin_token: config::Secret,
     /// Whether the token was generated here (then it is printed at start; a given one is not).
     token_generated: bool,
+    /// Who may mint voice keys besides the operator (`--voice-mint-token`).
+    voice_mint_token: Option<config::Secret>,
+    demo: bool,
     projects: Vec<config::ProjectKey>,
     www: PathBuf,
     pkg: PathBuf,
@@ -120,6 +125,8 @@ impl AppState {
                 allowed_origins,
                 admin_token,
                 token_generated,
+                voice_mint_token: config.voice_mint_token.clone(),
+                demo: config.demo,
                 projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
@@ -169,6 +176,19 @@ impl AppState {
     /// Origins allowed to send telemetry (empty: any).
     pub fn allowed_origins(&self) -> &[HeaderValue] {
         &self.inner.allowed_origins
+    }
+
+    /// The bearer token that may mint voice keys besides the admin token (`--voice-mint-token`).
+    pub fn voice_mint_token(&self) -> Option<&str> {
+        self.inner
+            .voice_mint_token
+            .as_ref()
+            .map(config::Secret::expose)
+    }
+
+    /// Whether `--demo` opens `POST /api/orders` and `POST /voice/session` to any page.
+    pub fn demo(&self) -> bool {
+        self.inner.demo
     }
 
     /// The configured projects.
@@ -230,7 +250,7 @@ pub fn app(state: AppState) -> Router {
     let voice_cors = CorsLayer::new()
         .allow_methods([axum::http::Method::POST, axum::http::Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([header::LOCATION])
+        .expose_headers([header::LOCATION, header::RETRY_AFTER])
         .allow_origin(AllowOrigin::list(state.inner.allowed_origins.clone()))
         .max_age(std::time::Duration::from_secs(3600));
     let voice = Router::new()
@@ -345,8 +365,13 @@ async fn ingest_metrics(
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
 }
 
-/// `GET /ws`: the hub (server-api.md, `/ws`).
-async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Response {
+/// `GET /ws`: the hub (server-api.md, `/ws`); a page whose origin is off a set
+/// `--allowed-origin` list gets `403`.
+async fn ws_upgrade(
+    _: AllowedOrigin,
+    State(hub): State<Hub>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if hub.is_full() {
         return AppError::Unavailable("the hub holds its maximum of connections").into_response();
     }
@@ -366,14 +391,19 @@ async fn ws_upgrade(State(hub): State<Hub>, upgrade: WebSocketUpgrade) -> Respon
         })
 }
 
-/// `POST /voice/session`: a single-use key for one call.
-async fn voice_session(State(voice): State<VoiceHub>) -> Json<vigil_protocol::VoiceSession> {
-    Json(voice.mint())
+/// `POST /voice/session`: a single-use key for one call (the operator, or any page under
+/// `--demo`, limited per IP).
+async fn voice_session(
+    _: MintGate,
+    State(voice): State<VoiceHub>,
+) -> Result<Json<vigil_protocol::VoiceSession>, AppError> {
+    Ok(Json(voice.mint()?))
 }
 
 /// `POST /voice/realtime`: the SDP offer in, `201` with the SDP answer and `Location` out.
 async fn voice_realtime(
     State(voice): State<VoiceHub>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -381,6 +411,7 @@ async fn voice_realtime(
     let body = body?;
     let call = voice
         .open_call(
+            ip,
             header(header::AUTHORIZATION),
             header(header::CONTENT_TYPE),
             &body,
@@ -410,8 +441,10 @@ async fn voice_hang_up(
     }
 }
 
-/// `POST /api/orders`: store an order and broadcast `order:created`.
+/// `POST /api/orders`: store an order and broadcast `order:created` (the operator, or any page
+/// under `--demo`, limited per IP).
 async fn create_order(
+    _: OrderGate,
     State(state): State<AppState>,
     body: Result<Json<NewOrder>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Order>), AppError> {

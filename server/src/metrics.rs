@@ -11,6 +11,15 @@ pub const REJECT_REASONS: [&str; 5] = [
     "duplicate",
 ];
 
+/// The `route` and `reason` pairs of `vigil_requests_refused_total`, shown at zero from the start.
+pub const REFUSALS: [(&str, &str); 5] = [
+    ("orders", "rate_limited"),
+    ("voice_session", "rate_limited"),
+    ("voice_session", "keys_full"),
+    ("voice_realtime", "rate_limited"),
+    ("voice_realtime", "too_many_calls"),
+];
+
 /// Every metric the server keeps, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -27,7 +36,7 @@ pub struct Metrics {
     pub voice_sessions: IntGauge,
     /// Voice calls ended, by `reason` (channel_closed, ice_disconnected, stopped, …).
     pub voice_sessions_ended: IntCounterVec,
-    /// Voice keys dropped unspent, by `reason` (expired, evicted).
+    /// Voice keys dropped unspent, by `reason` (expired).
     pub voice_keys_dropped: IntCounterVec,
     /// Metric points stored by the OTLP endpoint.
     pub metric_points_ingested: IntCounter,
@@ -45,6 +54,12 @@ pub struct Metrics {
     pub ws_sessions_ended: IntCounterVec,
     /// HTTP requests answered, by status class.
     pub http_requests: IntCounterVec,
+    /// Orders deleted to keep only the newest.
+    pub orders_pruned: IntCounter,
+    /// Requests to the routes any page may call refused to protect the server, by `route`
+    /// (orders, voice_session, voice_realtime) and `reason` (rate_limited, keys_full,
+    /// too_many_calls).
+    pub requests_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -142,6 +157,19 @@ impl Metrics {
                 &["class"],
             )
             .expect("valid metric"),
+            orders_pruned: IntCounter::new(
+                "vigil_orders_pruned_total",
+                "Demo orders deleted to keep only the newest",
+            )
+            .expect("valid metric"),
+            requests_refused: IntCounterVec::new(
+                Opts::new(
+                    "vigil_requests_refused_total",
+                    "Requests to routes any page may call refused, by route and reason",
+                ),
+                &["route", "reason"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for c in [
@@ -160,6 +188,8 @@ impl Metrics {
             Box::new(m.ws_sessions_ended.clone()),
             Box::new(m.metric_requests_rejected.clone()),
             Box::new(m.http_requests.clone()),
+            Box::new(m.orders_pruned.clone()),
+            Box::new(m.requests_refused.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
@@ -173,8 +203,9 @@ impl Metrics {
         for end in crate::voice::peer::End::ALL {
             m.voice_sessions_ended.with_label_values(&[end.reason()]);
         }
-        for r in ["expired", "evicted"] {
-            m.voice_keys_dropped.with_label_values(&[r]);
+        m.voice_keys_dropped.with_label_values(&["expired"]);
+        for (route, reason) in REFUSALS {
+            m.requests_refused.with_label_values(&[route, reason]);
         }
         for r in REJECT_REASONS {
             m.events_rejected.with_label_values(&[r]);
@@ -214,7 +245,9 @@ mod tests {
             "vigil_ws_messages_total{direction=\"in\"} 0",
             "vigil_voice_sessions 0",
             "vigil_voice_sessions_ended_total{reason=\"stopped\"} 0",
-            "vigil_voice_keys_dropped_total{reason=\"evicted\"} 0",
+            "vigil_voice_keys_dropped_total{reason=\"expired\"} 0",
+            "vigil_orders_pruned_total 0",
+            "vigil_requests_refused_total{reason=\"keys_full\",route=\"voice_session\"} 0",
             "vigil_metric_points_ingested_total 0",
             "# TYPE vigil_ws_connections gauge",
         ] {

@@ -202,6 +202,7 @@ async fn a_posted_order_reaches_subscribers() {
     let client = reqwest::Client::new();
     let res = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .json(&serde_json::json!({ "items": [{ "name": "espresso", "quantity": 2 }] }))
         .send()
         .await
@@ -214,6 +215,7 @@ async fn a_posted_order_reaches_subscribers() {
 
     let bad = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .json(&serde_json::json!({ "items": [] }))
         .send()
         .await
@@ -223,6 +225,7 @@ async fn a_posted_order_reaches_subscribers() {
     assert!(body["error"].as_str().unwrap().starts_with("items:"));
     let not_json = client
         .post(format!("http://{}/api/orders", server.addr))
+        .bearer_auth(crate::util::ADMIN)
         .header("content-type", "application/json")
         .body("{")
         .send()
@@ -237,4 +240,101 @@ async fn a_posted_order_reaches_subscribers() {
     .unwrap();
     let snap = next_json(&mut ws).await;
     assert_eq!(snap["payload"]["orders"][0], stored);
+}
+
+#[tokio::test]
+async fn a_slow_reader_gets_1013_and_is_counted_as_slow_reader() {
+    let server = LiveServer::start(HubConfig {
+        outgoing_queue: 4,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut ws = connect(&server).await;
+    ws.send(Message::Text(
+        r#"{"type":"subscribe","payload":{"topics":["orders"]},"timestamp":0}"#.into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text(
+        r#"{"type":"ping","payload":{"timestamp":1},"timestamp":0}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    // The client stops reading: the socket's buffers fill, the server's send blocks, its queue
+    // overflows.
+    let big = "x".repeat(60_000);
+    let started = std::time::Instant::now();
+    while server.state.hub().session_count() > 0 {
+        server.state.hub().broadcast(
+            "orders",
+            "order:created",
+            &serde_json::json!({ "pad": big }),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the slow reader was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Reading again, it finds the close frame after what was queued.
+    assert_eq!(close_code(&mut ws).await, Some(1013));
+    server.wait_sessions(0).await;
+    assert_eq!(ended(&server, "slow_reader"), 1);
+    assert_eq!(ended(&server, "dropped"), 0);
+    server.stop().await;
+}
+
+/// `GET /ws` with `Origin: origin` (when given); the HTTP status of the answer (101 when it
+/// upgraded).
+async fn upgrade_status(server: &LiveServer, origin: Option<&'static str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut request = server.ws_url().into_client_request().unwrap();
+    if let Some(o) = origin {
+        request.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, response)) => {
+            drop(ws);
+            response.status().as_u16()
+        }
+        Err(Error::Http(response)) => {
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("error"), "{body}");
+            response.status().as_u16()
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn an_origin_off_the_allowed_list_gets_403_not_a_websocket() {
+    let server = LiveServer::start_with(
+        HubConfig::default(),
+        vigil_server::voice::VoiceConfig::default(),
+        |c| c.allowed_origins = vec!["https://good.example".into()],
+    )
+    .await;
+    assert_eq!(
+        upgrade_status(&server, Some("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        upgrade_status(&server, Some("https://good.example")).await,
+        101
+    );
+    // Not from a browser page (no Origin): a till, a test, a server.
+    assert_eq!(upgrade_status(&server, None).await, 101);
+    server.wait_sessions(0).await;
+    server.stop().await;
+
+    // Without a list, any origin may open the hub (the development setup).
+    let server = LiveServer::start(HubConfig::default()).await;
+    assert_eq!(
+        upgrade_status(&server, Some("https://evil.example")).await,
+        101
+    );
+    server.stop().await;
 }

@@ -1,5 +1,7 @@
 //! The server's integration tests: one binary (so one link), the helpers in `util.rs`.
 //!
+//! - `demo`: the routes a demo page calls itself: the operator's, or any page's under `--demo`,
+//!   limited per IP; only the newest orders kept; a full voice key store answers 503.
 //! - `dashboard`: sign-in and its cookie, pagination, one issue, the fleet from health exports.
 //! - `hardening`: what the security review found: OTLP limits, timeouts and connection caps,
 //!   rate limits per event, retention, refused origins and database URLs, panics, static files.
@@ -14,6 +16,7 @@
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
 mod dashboard;
+mod demo;
 mod hardening;
 mod http;
 mod hub;

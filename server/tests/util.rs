@@ -27,16 +27,26 @@ impl TestApp {
 
     /// As [`TestApp::new`], after `change` edits the config.
     pub async fn with_config(change: impl FnOnce(&mut Config)) -> Self {
-        Self::build(change, None).await
+        Self::build(change, None, None).await
     }
 
     /// As [`TestApp::new`], with the voice peer's limits and timings given (short key TTL, cap).
     pub async fn with_voice(voice: vigil_server::voice::VoiceConfig) -> Self {
-        Self::build(|_| {}, Some(voice)).await
+        Self::build(|_| {}, None, Some(voice)).await
+    }
+
+    /// As [`TestApp::with_config`], with the hub's and the voice peer's settings given too.
+    pub async fn with_configs(
+        change: impl FnOnce(&mut Config),
+        hub: vigil_server::hub::HubConfig,
+        voice: vigil_server::voice::VoiceConfig,
+    ) -> Self {
+        Self::build(change, Some(hub), Some(voice)).await
     }
 
     async fn build(
         change: impl FnOnce(&mut Config),
+        hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -61,15 +71,12 @@ impl TestApp {
         config.pkg = pkg;
         change(&mut config);
         let store = Store::connect(&config.database_url).await.unwrap();
-        let state = match voice {
-            Some(voice) => AppState::with_configs(
-                &config,
-                store,
-                vigil_server::hub::HubConfig::default(),
-                voice,
-            ),
-            None => AppState::new(&config, store),
-        };
+        let state = AppState::with_configs(
+            &config,
+            store,
+            hub.unwrap_or_default(),
+            voice.unwrap_or_else(|| vigil_server::voice::VoiceConfig::from_config(&config)),
+        );
         Self {
             router: app(state.clone()),
             state,
@@ -141,7 +148,8 @@ impl LiveServer {
         .await
     }
 
-    async fn start_with(
+    /// As [`LiveServer::start_with_voice`], after `change` edits the config.
+    pub async fn start_with(
         hub: vigil_server::hub::HubConfig,
         voice: vigil_server::voice::VoiceConfig,
         change: impl FnOnce(&mut Config),

@@ -9,19 +9,27 @@ use serde_json::{json, Value};
 use vigil_server::voice::vad::VadConfig;
 use vigil_server::voice::VoiceConfig;
 
-use crate::util::{json, text, wait_voice_sessions, LiveServer, RtcClient, TestApp};
+use crate::util::{json, text, wait_voice_sessions, LiveServer, RtcClient, TestApp, ADMIN};
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Mints a key as the operator (the admin token).
 async fn mint(app: &TestApp) -> String {
-    let res = app
-        .send(Request::post("/voice/session").body(Body::empty()).unwrap())
-        .await;
+    let res = app.send(mint_request(Some(ADMIN))).await;
     assert_eq!(res.status(), StatusCode::OK);
     json(res).await["client_secret"]["value"]
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// `POST /voice/session`, with `Authorization: Bearer <token>` when given.
+fn mint_request(token: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/voice/session");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
 }
 
 fn offer_request(key: Option<&str>, content_type: &str, body: impl Into<Body>) -> Request<Body> {
@@ -46,9 +54,7 @@ async fn refused(res: axum::http::Response<Body>, status: StatusCode) -> String 
 #[tokio::test]
 async fn session_mints_single_use_keys_in_the_realtime_shape() {
     let app = TestApp::new().await;
-    let res = app
-        .send(Request::post("/voice/session").body(Body::empty()).unwrap())
-        .await;
+    let res = app.send(mint_request(Some(ADMIN))).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body = json(res).await;
     let key = body["client_secret"]["value"].as_str().unwrap();
@@ -330,6 +336,7 @@ async fn call(server: &impl Base, offer: &str) -> (String, String, Duration) {
     let http = reqwest::Client::new();
     let session: Value = http
         .post(server.url("/voice/session"))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()
@@ -657,7 +664,7 @@ impl Process {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-server"))
-            .args(["--addr", "127.0.0.1:0", "--admin-token", "t"])
+            .args(["--addr", "127.0.0.1:0", "--admin-token", ADMIN])
             .arg("--database-url")
             .arg(format!("sqlite://{}/v.db", dir.path().display()))
             .arg("--www")
@@ -666,6 +673,8 @@ impl Process {
             .arg(dir.path())
             .arg("--voice-udp")
             .arg(format!("{voice_ip}:0"))
+            // This test holds 11 calls from one address.
+            .args(["--voice-max-calls-per-ip", "16"])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -831,6 +840,7 @@ async fn voice_crosses_origins_only_for_allowed_ones() {
         .send(
             Request::post("/voice/session")
                 .header("origin", "http://kiosk.example")
+                .header("authorization", format!("Bearer {ADMIN}"))
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -841,4 +851,177 @@ async fn voice_crosses_origins_only_for_allowed_ones() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("location"), "{exposed}");
+}
+
+/// The review's flood: 1,100 mints into the 1,024-key store. Before, they pushed out a user's
+/// unused key; now the store refuses the excess with 503 and the user's key still opens a call.
+#[tokio::test]
+async fn a_flood_of_mints_does_not_push_out_a_live_key() {
+    let app = TestApp::new().await;
+    let users_key = mint(&app).await;
+    let mut refused_503 = 0;
+    for _ in 0..1100 {
+        let res = app.send(mint_request(Some(ADMIN))).await;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(res.headers().contains_key("retry-after"));
+                refused_503 += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(refused_503, 1100 - 1023);
+    assert_eq!(app.state.voice().key_count(), 1024);
+    let res = app
+        .send(offer_request(
+            Some(&users_key),
+            "application/sdp",
+            offer().await,
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let metrics = app.state.metrics().render();
+    assert!(
+        metrics.contains(
+            "vigil_requests_refused_total{reason=\"keys_full\",route=\"voice_session\"} 77"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn offers_past_the_per_ip_limit_get_429_and_spend_no_key() {
+    let app = TestApp::with_voice(VoiceConfig {
+        calls_per_ip: vigil_server::ingest::ratelimit::Rate {
+            per_sec: 10.0,
+            burst: 1.0,
+        },
+        ..VoiceConfig::default()
+    })
+    .await;
+    let first = mint(&app).await;
+    let res = app
+        .send(offer_request(
+            Some(&first),
+            "application/sdp",
+            offer().await,
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let second = mint(&app).await;
+    let res = app
+        .send(offer_request(
+            Some(&second),
+            "application/sdp",
+            offer().await,
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+    // The refused offer did not spend its key: after the bucket refills it opens a call.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let res = app
+        .send(offer_request(
+            Some(&second),
+            "application/sdp",
+            offer().await,
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let metrics = app.state.metrics().render();
+    assert!(
+        metrics.contains(
+            "vigil_requests_refused_total{reason=\"rate_limited\",route=\"voice_realtime\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_calls() {
+    let app = TestApp::with_voice(VoiceConfig {
+        max_calls_per_ip: 2,
+        ..VoiceConfig::default()
+    })
+    .await;
+    let mut locations = Vec::new();
+    for _ in 0..2 {
+        let key = mint(&app).await;
+        let res = app
+            .send(offer_request(Some(&key), "application/sdp", offer().await))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        locations.push(res.headers()["location"].to_str().unwrap().to_owned());
+    }
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(app.state.voice().session_count(), 2);
+    // One hangs up: the address may call again.
+    let hang_up = Request::delete(locations[0].as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send(hang_up).await.status(), StatusCode::NO_CONTENT);
+    wait_voice_sessions(&app.state, 1).await;
+    let key = mint(&app).await;
+    let res = app
+        .send(offer_request(Some(&key), "application/sdp", offer().await))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let metrics = app.state.metrics().render();
+    assert!(
+        metrics.contains(
+            "vigil_requests_refused_total{reason=\"too_many_calls\",route=\"voice_realtime\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_is_ended_at_its_maximum_length() {
+    let server = LiveServer::start_with_voice(
+        vigil_server::hub::HubConfig::default(),
+        VoiceConfig {
+            max_call: Duration::from_millis(1500),
+            ..VoiceConfig::default()
+        },
+    )
+    .await;
+    let (mut client, _, _, _) = connected(&server).await;
+    server.wait_voice_sessions(1).await;
+    let started = Instant::now();
+    assert!(
+        client.drive_until(WAIT, RtcClient::is_ended).await,
+        "the client was not told"
+    );
+    server.wait_voice_sessions(0).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = server.state.metrics().render();
+    assert!(
+        metrics.contains("vigil_voice_sessions_ended_total{reason=\"max_length\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn offers_that_never_connect_hold_a_place_at_most_10_s_and_calls_last_at_most_30_min() {
+    let c = VoiceConfig::default();
+    assert!(
+        c.connect_timeout <= Duration::from_secs(10),
+        "{:?}",
+        c.connect_timeout
+    );
+    assert_eq!(c.max_call, Duration::from_secs(30 * 60));
+    assert_eq!(c.max_calls_per_ip, 4);
+    let flags = vigil_server::Config::for_tests("sqlite::memory:");
+    assert_eq!(VoiceConfig::from_config(&flags).max_call, c.max_call);
 }

@@ -9,7 +9,7 @@ pub mod orders;
 pub mod session;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::Envelope;
 
+use crate::ingest::ratelimit::Rate;
 use crate::metrics::Metrics;
+use crate::perip::PerIp;
 use crate::store::Store;
 
 /// Limits and timings of the hub (server-api.md, `/ws`).
@@ -37,6 +39,11 @@ pub struct HubConfig {
     pub max_topics_per_session: usize,
     /// Sessions at once; more are refused with 503.
     pub max_sessions: usize,
+    /// Orders kept in the database: inserting one prunes the oldest past this (counted in
+    /// `vigil_orders_pruned_total`).
+    pub max_orders: u32,
+    /// What one IP may post to `POST /api/orders` under `--demo` (the operator is not limited).
+    pub orders_per_ip: Rate,
 }
 
 impl Default for HubConfig {
@@ -48,6 +55,11 @@ impl Default for HubConfig {
             outgoing_queue: 256,
             max_topics_per_session: 32,
             max_sessions: 10_000,
+            max_orders: 1000,
+            orders_per_ip: Rate {
+                per_sec: 1.0,
+                burst: 10.0,
+            },
         }
     }
 }
@@ -68,6 +80,7 @@ struct Inner {
     next_id: AtomicU64,
     started: Instant,
     reaper: Mutex<Option<JoinHandle<()>>>,
+    orders_per_ip: PerIp,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +93,9 @@ struct Sessions {
 struct Entry {
     outgoing: mpsc::Sender<Message>,
     kill: CancellationToken,
+    /// Set before `kill` when a broadcast found the outgoing queue full: the session ends as a
+    /// slow reader (1013) whatever it was doing, even blocked writing to its socket.
+    slow: Arc<AtomicBool>,
     last_seen_ms: Arc<AtomicU64>,
     topics: HashSet<String>,
 }
@@ -105,6 +121,7 @@ impl Hub {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                orders_per_ip: PerIp::new(config.orders_per_ip),
                 config,
                 store,
                 metrics,
@@ -198,7 +215,10 @@ impl Hub {
             if let Some(entry) = sessions.by_id.get(id) {
                 match entry.outgoing.try_send(message.clone()) {
                     Ok(()) => sent += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => entry.kill.cancel(),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        entry.slow.store(true, Ordering::Relaxed);
+                        entry.kill.cancel();
+                    }
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }

@@ -1,4 +1,8 @@
-//! The demo orders feed: validate, store, broadcast `order:created` to the `orders` topic.
+//! The demo orders feed: validate, store (keeping only the newest `max_orders`), broadcast
+//! `order:created` to the `orders` topic. Who may post is decided before: the operator, or under
+//! `--demo` any page, [`admit`]ted per IP.
+
+use std::net::IpAddr;
 
 use vigil_protocol::orders::{self, NewOrder, Order};
 
@@ -9,13 +13,29 @@ use crate::store::Store;
 /// The most items one order may hold.
 pub const MAX_ITEMS: usize = 100;
 
-/// Stores `new` and tells every session in the `orders` topic. The broadcast happens only after
-/// the order is committed.
+/// Stores `new`, prunes the orders past the newest `max_orders` (counted), and tells every
+/// session in the `orders` topic. The broadcast happens only after the order is committed.
 pub async fn create(store: &Store, hub: &Hub, new: NewOrder) -> Result<Order, AppError> {
     validate(&new)?;
-    let order = store.insert_order(&new.items).await?;
+    let (order, pruned) = store
+        .insert_order(&new.items, hub.config().max_orders)
+        .await?;
+    hub.inner.metrics.orders_pruned.inc_by(pruned);
     hub.broadcast(orders::TOPIC, orders::CREATED, &order);
     Ok(order)
+}
+
+/// Takes one of `ip`'s tokens for an order posted by a page under `--demo`; past the limit, `429`
+/// with `Retry-After` (counted in `vigil_requests_refused_total{route="orders"}`).
+pub fn admit(hub: &Hub, ip: IpAddr) -> Result<(), AppError> {
+    hub.inner.orders_per_ip.check(ip).map_err(|secs| {
+        hub.inner
+            .metrics
+            .requests_refused
+            .with_label_values(&["orders", "rate_limited"])
+            .inc();
+        AppError::RateLimited(secs)
+    })
 }
 
 fn validate(new: &NewOrder) -> Result<(), AppError> {

@@ -1,6 +1,6 @@
 //! One WebSocket session, over any `Sink`/`Stream` of axum `Message`s.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -126,6 +126,7 @@ struct Joined {
     registration: Registration,
     outgoing: mpsc::Receiver<Message>,
     kill: CancellationToken,
+    slow: Arc<AtomicBool>,
     last_seen_ms: Arc<AtomicU64>,
 }
 
@@ -134,6 +135,7 @@ impl Hub {
     fn register(&self) -> Option<Joined> {
         let (tx, rx) = mpsc::channel(self.inner.config.outgoing_queue.max(1));
         let kill = CancellationToken::new();
+        let slow = Arc::new(AtomicBool::new(false));
         let last_seen_ms = Arc::new(AtomicU64::new(self.now_ms()));
         let mut s = self.lock();
         if s.by_id.len() >= self.inner.config.max_sessions {
@@ -145,6 +147,7 @@ impl Hub {
             Entry {
                 outgoing: tx,
                 kill: kill.clone(),
+                slow: Arc::clone(&slow),
                 last_seen_ms: Arc::clone(&last_seen_ms),
                 topics: Default::default(),
             },
@@ -158,6 +161,7 @@ impl Hub {
             },
             outgoing: rx,
             kill,
+            slow,
             last_seen_ms,
         })
     }
@@ -198,6 +202,7 @@ where
         registration,
         mut outgoing,
         kill,
+        slow,
         last_seen_ms,
     } = joined;
     let sink = &mut sink;
@@ -214,8 +219,8 @@ where
             heartbeat_ms: config.heartbeat.as_millis() as u64,
         },
     );
-    if !send_or_stop(sink, &kill, welcome).await {
-        return End::Dropped; // `registration` drops here: the same cleanup
+    if let Some(end) = send_or_stop(sink, &kill, &slow, welcome).await {
+        return end; // `registration` drops here: the same cleanup
     }
     out_counter.inc();
 
@@ -230,12 +235,7 @@ where
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break End::Shutdown,
-            () = kill.cancelled() => {
-                // The reaper (silence) or a broadcast (full queue) asked us to go.
-                let silent = hub.now_ms().saturating_sub(last_seen_ms.load(Ordering::Relaxed))
-                    > 2 * config.heartbeat.as_millis() as u64;
-                break if silent { End::Silent } else { End::SlowReader };
-            }
+            () = kill.cancelled() => break killed(&slow),
             frame = stream.next() => {
                 let frame = match frame {
                     None => break End::Dropped,
@@ -251,8 +251,9 @@ where
                     Message::Binary(_) => {
                         in_counter.inc();
                         let reply = error_message("binary_frame", "frames are JSON text");
-                        if send_or_stop(sink, &kill, reply).await { out_counter.inc(); continue }
-                        break End::Dropped;
+                        if let Some(end) = send_or_stop(sink, &kill, &slow, reply).await { break end }
+                        out_counter.inc();
+                        continue;
                     }
                 };
                 if text.len() > config.max_frame_bytes {
@@ -267,12 +268,12 @@ where
                     break End::Flood;
                 }
                 if let Some(reply) = handle_text(hub, id, text.as_str()).await {
-                    if !send_or_stop(sink, &kill, reply).await { break End::Dropped }
+                    if let Some(end) = send_or_stop(sink, &kill, &slow, reply).await { break end }
                     out_counter.inc();
                 }
             }
             Some(message) = outgoing.recv() => {
-                if !send_or_stop(sink, &kill, message).await { break End::Dropped }
+                if let Some(end) = send_or_stop(sink, &kill, &slow, message).await { break end }
                 out_counter.inc();
             }
             _ = ping.tick() => {
@@ -280,7 +281,7 @@ where
                 if silent > 2 * config.heartbeat.as_millis() as u64 {
                     break End::Silent;
                 }
-                if !send_or_stop(sink, &kill, Message::Ping(Default::default())).await { break End::Dropped }
+                if let Some(end) = send_or_stop(sink, &kill, &slow, Message::Ping(Default::default())).await { break end }
             }
         }
     };
@@ -289,14 +290,28 @@ where
 }
 
 /// Sends unless the session is killed meanwhile (a slow reader must not hold the task forever).
+/// `None` when sent; otherwise why the session ends: the sink failed (`Dropped`), or it was killed
+/// while sending, which is how a slow reader is usually caught (its socket stopped taking bytes,
+/// so the send is pending when its queue overflows).
 async fn send_or_stop<S: Sink<Message> + Unpin>(
     sink: &mut S,
     kill: &CancellationToken,
+    slow: &AtomicBool,
     message: Message,
-) -> bool {
+) -> Option<End> {
     tokio::select! {
-        () = kill.cancelled() => false,
-        r = sink.send(message) => r.is_ok(),
+        () = kill.cancelled() => Some(killed(slow)),
+        r = sink.send(message) => r.is_err().then_some(End::Dropped),
+    }
+}
+
+/// Why a killed session ends: a broadcast found its queue full (a slow reader, 1013), else the
+/// reaper found it silent (1001).
+fn killed(slow: &AtomicBool) -> End {
+    if slow.load(Ordering::Relaxed) {
+        End::SlowReader
+    } else {
+        End::Silent
     }
 }
 

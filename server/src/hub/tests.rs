@@ -298,6 +298,50 @@ async fn a_slow_reader_is_closed_instead_of_growing_memory() {
 }
 
 #[tokio::test]
+async fn a_slow_reader_stuck_writing_is_counted_as_slow_reader_with_1013() {
+    // A socket that stopped taking bytes: the session's send is pending when its queue overflows.
+    let (hub, _, metrics) = hub(HubConfig {
+        outgoing_queue: 4,
+        ..HubConfig::default()
+    })
+    .await;
+    let (mut to_server, server_in) = mpsc::unbounded::<Result<Message, std::io::Error>>();
+    let (server_out, mut from_server) = mpsc::channel::<Message>(0);
+    let task = tokio::spawn(session::run(hub.clone(), server_out, server_in));
+    let welcome = from_server.next().await.unwrap();
+    assert!(matches!(welcome, Message::Text(_)));
+    to_server
+        .send(Ok(Message::Text(Utf8Bytes::from_static(
+            r#"{"type":"subscribe","payload":{"topics":["orders"]},"timestamp":0}"#,
+        ))))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while hub.topic_size("orders") == 0 {
+        assert!(std::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The reader reads nothing more; the session blocks on its socket, then its queue fills.
+    for i in 0..100 {
+        hub.broadcast("orders", "order:created", &json!({ "id": i }));
+        if task.is_finished() || hub.session_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let code = tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("the session ends")
+        .unwrap();
+    assert_eq!(code, Some(1013));
+    assert_eq!(hub.session_count(), 0);
+    let reason = |r: &str| metrics.ws_sessions_ended.with_label_values(&[r]).get();
+    assert_eq!(reason("slow_reader"), 1);
+    assert_eq!(reason("dropped"), 0);
+    drop(from_server);
+}
+
+#[tokio::test]
 async fn the_hub_refuses_sessions_beyond_its_maximum() {
     let (hub, _, _) = hub(HubConfig {
         max_sessions: 1,

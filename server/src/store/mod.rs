@@ -110,19 +110,39 @@ impl Store {
         .await?)
     }
 
-    /// Stores an order and returns it with its id and time.
-    pub async fn insert_order(&self, items: &[OrderItem]) -> Result<Order, AppError> {
+    /// Stores an order and deletes every order but the newest `keep` (at least the new one), in
+    /// one transaction. Returns the order with its id and time, and how many were deleted.
+    pub async fn insert_order(
+        &self,
+        items: &[OrderItem],
+        keep: u32,
+    ) -> Result<(Order, u64), AppError> {
         let json = serde_json::to_string(items).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         let (id, created_at): (i64, String) =
             sqlx::query_as("INSERT INTO orders (items) VALUES (?) RETURNING id, created_at")
                 .bind(json)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
-        Ok(Order {
-            id,
-            items: items.to_vec(),
-            created_at,
-        })
+        // Ids only grow (AUTOINCREMENT), so "newest" is "highest id": find the first id past
+        // the newest `keep` on the primary key, then one range delete.
+        let pruned = sqlx::query(
+            "DELETE FROM orders WHERE id <= \
+             (SELECT id FROM orders ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(i64::from(keep.max(1)))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((
+            Order {
+                id,
+                items: items.to_vec(),
+                created_at,
+            },
+            pruned,
+        ))
     }
 
     /// The newest orders, newest first, at most `limit`.
@@ -413,15 +433,41 @@ mod tests {
             name: n.into(),
             quantity: 2,
         };
-        let a = store.insert_order(&[item("tea")]).await.unwrap();
-        let b = store
-            .insert_order(&[item("cake"), item("jam")])
+        let (a, _) = store.insert_order(&[item("tea")], 10).await.unwrap();
+        let (b, _) = store
+            .insert_order(&[item("cake"), item("jam")], 10)
             .await
             .unwrap();
         assert!(b.id > a.id);
         let recent = store.recent_orders(10).await.unwrap();
         assert_eq!(recent, [b, a]);
         assert_eq!(store.recent_orders(1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_orders_are_kept() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let item = [OrderItem {
+            name: "tea".into(),
+            quantity: 1,
+        }];
+        let mut pruned = 0;
+        let mut ids = Vec::new();
+        for _ in 0..12 {
+            let (order, gone) = store.insert_order(&item, 5).await.unwrap();
+            ids.push(order.id);
+            pruned += gone;
+        }
+        assert_eq!(pruned, 7);
+        let kept: Vec<i64> = store
+            .recent_orders(100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect();
+        let newest: Vec<i64> = ids.iter().rev().take(5).copied().collect();
+        assert_eq!(kept, newest);
     }
 
     #[tokio::test]

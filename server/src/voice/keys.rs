@@ -3,7 +3,9 @@
 //! A key is minted by `POST /voice/session` and spent by the first `POST /voice/realtime` that
 //! presents it, whatever that request's outcome. Time is a parameter (`now`), never read here, so
 //! tests drive expiry without sleeping. The store holds at most `cap` keys: minting into a full
-//! store first purges expired keys, then evicts the key closest to expiry; both are counted.
+//! store first purges expired keys (counted); when it is still full of live keys the new key is
+//! refused with the time until the first one expires. A live key is never pushed out, so a flood
+//! of mints cannot spend a real user's unused key.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,13 +24,21 @@ pub enum KeyError {
     Expired,
 }
 
-/// What the store dropped without a caller spending it.
+/// The store holds its maximum of live keys; one expires (at the latest) after `retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the voice key store is full; retry after {retry_after:?}")]
+pub struct Full {
+    /// Until the first outstanding key expires (a spent one frees a place sooner).
+    pub retry_after: Duration,
+}
+
+/// What the store dropped or refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
     /// Keys that expired unspent and were purged.
     pub expired: u64,
-    /// Unexpired keys evicted because the store was full.
-    pub evicted: u64,
+    /// New keys refused because the store was full of live ones.
+    pub refused: u64,
 }
 
 /// Outstanding keys and when each stops working.
@@ -71,27 +81,23 @@ impl KeyStore {
         self.dropped
     }
 
-    /// Stores `key` (which the caller made unguessable) as valid until `now + ttl`, making room
-    /// when the store is full. Returns the expiry instant.
-    pub fn insert(&mut self, key: String, now: Instant) -> Instant {
+    /// Stores `key` (which the caller made unguessable) as valid until `now + ttl`, purging
+    /// expired keys when the store is full. Returns the expiry instant, or [`Full`] (counted)
+    /// when every place holds a live key.
+    pub fn insert(&mut self, key: String, now: Instant) -> Result<Instant, Full> {
         if self.keys.len() >= self.cap {
             self.purge(now);
         }
         if self.keys.len() >= self.cap {
-            // Still full of live keys: the one closest to expiry goes first.
-            if let Some(oldest) = self
-                .keys
-                .iter()
-                .min_by_key(|(_, expires)| **expires)
-                .map(|(k, _)| k.clone())
-            {
-                self.keys.remove(&oldest);
-                self.dropped.evicted += 1;
-            }
+            self.dropped.refused += 1;
+            let first = self.keys.values().min().copied().unwrap_or(now);
+            return Err(Full {
+                retry_after: first.saturating_duration_since(now),
+            });
         }
         let expires = now + self.ttl;
         self.keys.insert(key, expires);
-        expires
+        Ok(expires)
     }
 
     /// Spends `key`: it works once, before its expiry, and never again.
@@ -129,7 +135,7 @@ mod tests {
     fn a_key_works_once() {
         let now = Instant::now();
         let mut store = KeyStore::new(TTL, 8);
-        store.insert("ek_a".into(), now);
+        store.insert("ek_a".into(), now).unwrap();
         assert_eq!(store.redeem("ek_a", now + Duration::from_secs(1)), Ok(()));
         assert_eq!(
             store.redeem("ek_a", now + Duration::from_secs(2)),
@@ -142,7 +148,7 @@ mod tests {
     fn unknown_keys_are_refused() {
         let now = Instant::now();
         let mut store = KeyStore::new(TTL, 8);
-        store.insert("ek_a".into(), now);
+        store.insert("ek_a".into(), now).unwrap();
         assert_eq!(store.redeem("ek_b", now), Err(KeyError::Unknown));
         assert_eq!(store.redeem("", now), Err(KeyError::Unknown));
         // The wrong guess did not spend the real key.
@@ -153,9 +159,9 @@ mod tests {
     fn a_key_expires_after_its_ttl() {
         let now = Instant::now();
         let mut store = KeyStore::new(TTL, 8);
-        let expires = store.insert("ek_a".into(), now);
+        let expires = store.insert("ek_a".into(), now).unwrap();
         assert_eq!(expires, now + TTL);
-        store.insert("ek_b".into(), now);
+        store.insert("ek_b".into(), now).unwrap();
         assert_eq!(
             store.redeem("ek_a", now + TTL - Duration::from_millis(1)),
             Ok(())
@@ -170,42 +176,56 @@ mod tests {
     fn purge_removes_only_expired_keys_and_counts_them() {
         let now = Instant::now();
         let mut store = KeyStore::new(TTL, 8);
-        store.insert("ek_old".into(), now);
-        store.insert("ek_new".into(), now + Duration::from_secs(30));
+        store.insert("ek_old".into(), now).unwrap();
+        store
+            .insert("ek_new".into(), now + Duration::from_secs(30))
+            .unwrap();
         assert_eq!(store.purge(now + TTL), 1);
         assert_eq!(store.len(), 1);
         assert_eq!(
             store.dropped(),
             Dropped {
                 expired: 1,
-                evicted: 0
+                refused: 0
             }
         );
         assert_eq!(store.redeem("ek_new", now + TTL), Ok(()));
     }
 
     #[test]
-    fn a_full_store_purges_then_evicts_the_oldest() {
+    fn a_full_store_refuses_new_keys_and_keeps_live_ones() {
         let now = Instant::now();
         let mut store = KeyStore::new(TTL, 2);
-        store.insert("ek_1".into(), now);
-        store.insert("ek_2".into(), now + Duration::from_secs(10));
-        // Full of live keys: ek_1 (closest to expiry) is evicted.
-        store.insert("ek_3".into(), now + Duration::from_secs(20));
+        store.insert("ek_1".into(), now).unwrap();
+        store
+            .insert("ek_2".into(), now + Duration::from_secs(10))
+            .unwrap();
+        // Full of live keys: the new one is refused until ek_1 expires, 40 s later.
+        let t = now + Duration::from_secs(20);
+        assert_eq!(
+            store.insert("ek_3".into(), t),
+            Err(Full {
+                retry_after: Duration::from_secs(40)
+            })
+        );
         assert_eq!(store.len(), 2);
-        assert_eq!(store.dropped().evicted, 1);
-        assert_eq!(store.redeem("ek_1", now), Err(KeyError::Unknown));
-        // Later, ek_2 has expired: it is purged instead of evicting ek_3.
-        store.insert("ek_4".into(), now + Duration::from_secs(75));
+        assert_eq!(store.dropped().refused, 1);
+        assert_eq!(store.redeem("ek_3", t), Err(KeyError::Unknown));
+        // A spent key frees its place at once.
+        assert_eq!(store.redeem("ek_1", t), Ok(()));
+        store.insert("ek_4".into(), t).unwrap();
+        // Later, ek_2 has expired: it is purged to make room.
+        let later = now + Duration::from_secs(75);
+        store.insert("ek_5".into(), later).unwrap();
         assert_eq!(
             store.dropped(),
             Dropped {
                 expired: 1,
-                evicted: 1
+                refused: 1
             }
         );
-        assert_eq!(store.redeem("ek_3", now + Duration::from_secs(76)), Ok(()));
-        assert_eq!(store.redeem("ek_4", now + Duration::from_secs(76)), Ok(()));
+        assert_eq!(store.redeem("ek_4", later), Ok(()));
+        assert_eq!(store.redeem("ek_5", later), Ok(()));
     }
 
     #[test]

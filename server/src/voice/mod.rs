@@ -1,6 +1,6 @@
 //! The voice peer (`/voice/*`): a realtime-compatible WebRTC peer for development and tests.
 //!
-//! - [`keys`] (pure): single-use `ek_…` keys with expiry, bounded.
+//! - [`keys`] (pure): single-use `ek_…` keys with expiry, bounded (full: new keys refused).
 //! - [`vad`] (pure): the speech detector over RFC 6464 audio levels.
 //! - [`events`] (pure): the `oai-events` data channel types and what to answer.
 //! - [`peer`]: the shell, one tokio task per call owning its `str0m::Rtc` and UDP socket.
@@ -19,7 +19,7 @@ pub mod peer;
 pub mod vad;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_protocol::{ClientSecret, VoiceSession};
 
+use crate::ingest::ratelimit::Rate;
 use crate::metrics::Metrics;
+use crate::perip::PerIp;
 use events::Conversation;
 use keys::{KeyError, KeyStore};
 use vad::VadConfig;
@@ -51,10 +53,20 @@ pub struct VoiceConfig {
     pub max_sessions: usize,
     /// How long a minted key works.
     pub key_ttl: Duration,
-    /// Keys outstanding at once (the oldest is evicted past it).
+    /// Keys outstanding at once; past it new keys are refused (503 with `Retry-After`) until one
+    /// is spent or expires.
     pub max_keys: usize,
-    /// How long ICE + DTLS may take before the call is ended.
+    /// How long ICE + DTLS may take before the call is ended (an offer that never connects holds
+    /// a call place this long).
     pub connect_timeout: Duration,
+    /// The longest a call may last; it is then ended (`max_length`).
+    pub max_call: Duration,
+    /// Keys one IP may mint (`POST /voice/session`) when it is not the operator (`--demo`).
+    pub mint_per_ip: Rate,
+    /// Offers one IP may post (`POST /voice/realtime`), whoever minted its keys.
+    pub calls_per_ip: Rate,
+    /// Calls one IP may hold at once (an IPv6 client by its /64); more are refused with 429.
+    pub max_calls_per_ip: usize,
     /// How long shutdown waits for peers to end.
     pub shutdown_grace: Duration,
     /// The speech detector's defaults.
@@ -68,7 +80,17 @@ impl Default for VoiceConfig {
             max_sessions: 16,
             key_ttl: Duration::from_secs(60),
             max_keys: 1024,
-            connect_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(10),
+            max_call: Duration::from_secs(30 * 60),
+            mint_per_ip: Rate {
+                per_sec: 1.0,
+                burst: 30.0,
+            },
+            calls_per_ip: Rate {
+                per_sec: 1.0,
+                burst: 30.0,
+            },
+            max_calls_per_ip: 4,
             shutdown_grace: Duration::from_secs(2),
             vad: VadConfig::default(),
         }
@@ -76,11 +98,14 @@ impl Default for VoiceConfig {
 }
 
 impl VoiceConfig {
-    /// The defaults with the flags of `config` (`--voice-udp`, `--voice-max-sessions`).
+    /// The defaults with the flags of `config` (`--voice-udp`, `--voice-max-sessions`,
+    /// `--voice-max-call`, `--voice-max-calls-per-ip`).
     pub fn from_config(config: &crate::Config) -> Self {
         Self {
             udp: config.voice_udp,
             max_sessions: config.voice_max_sessions,
+            max_call: config.voice_max_call,
+            max_calls_per_ip: config.voice_max_calls_per_ip,
             ..Self::default()
         }
     }
@@ -101,6 +126,16 @@ pub enum VoiceError {
     /// At the cap of concurrent calls.
     #[error("the voice peer holds its maximum of {0} sessions")]
     Full(usize),
+    /// The caller's IP holds its maximum of calls; the connect timeout (in seconds) is the
+    /// soonest one of them may end by itself.
+    #[error("this address holds its maximum of {0} calls")]
+    TooManyCalls(usize, u64),
+    /// The key store is full of live keys; the first expires after this.
+    #[error("the voice key store is full; retry after {0:?}")]
+    KeysFull(Duration),
+    /// Over this IP's limit; retry after this many seconds.
+    #[error("rate limited: retry after {0} s")]
+    RateLimited(u64),
     /// The server is stopping.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -129,9 +164,12 @@ struct Inner {
     config: VoiceConfig,
     metrics: Metrics,
     keys: Mutex<KeyStore>,
-    calls: Mutex<HashMap<String, CancellationToken>>,
+    /// Live calls: the stop token and the caller's [`crate::perip::key`] of each.
+    calls: Mutex<HashMap<String, (CancellationToken, String)>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    mint_per_ip: PerIp,
+    calls_per_ip: PerIp,
 }
 
 impl VoiceHub {
@@ -140,6 +178,8 @@ impl VoiceHub {
         let keys = KeyStore::new(config.key_ttl, config.max_keys);
         Self {
             inner: Arc::new(Inner {
+                mint_per_ip: PerIp::new(config.mint_per_ip),
+                calls_per_ip: PerIp::new(config.calls_per_ip),
                 config,
                 metrics,
                 keys: Mutex::new(keys),
@@ -165,34 +205,62 @@ impl VoiceHub {
         lock(&self.inner.keys).len()
     }
 
-    /// `POST /voice/session`: a fresh single-use key.
-    pub fn mint(&self) -> VoiceSession {
+    /// Takes one of `ip`'s mint tokens (a page under `--demo`; the operator is not limited).
+    pub fn admit_mint(&self, ip: IpAddr) -> Result<(), VoiceError> {
+        self.admit(&self.inner.mint_per_ip, "voice_session", ip)
+    }
+
+    fn admit(&self, limit: &PerIp, route: &str, ip: IpAddr) -> Result<(), VoiceError> {
+        limit.check(ip).map_err(|secs| {
+            self.inner
+                .metrics
+                .requests_refused
+                .with_label_values(&[route, "rate_limited"])
+                .inc();
+            VoiceError::RateLimited(secs)
+        })
+    }
+
+    /// `POST /voice/session`: a fresh single-use key, or [`VoiceError::KeysFull`] (counted) when
+    /// the store holds its maximum of live keys: a live key is never pushed out.
+    pub fn mint(&self) -> Result<VoiceSession, VoiceError> {
         let value = keys::new_key();
-        let (dropped_before, dropped_after) = {
+        let (inserted, dropped_before, dropped_after) = {
             let mut store = lock(&self.inner.keys);
             let before = store.dropped();
-            store.insert(value.clone(), Instant::now());
-            (before, store.dropped())
+            let inserted = store.insert(value.clone(), Instant::now());
+            (inserted, before, store.dropped())
         };
         self.count_dropped(dropped_before, dropped_after);
+        if let Err(full) = inserted {
+            self.inner
+                .metrics
+                .requests_refused
+                .with_label_values(&["voice_session", "keys_full"])
+                .inc();
+            return Err(VoiceError::KeysFull(full.retry_after));
+        }
         let expires_at = SystemTime::now()
             .checked_add(self.inner.config.key_ttl)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
-        VoiceSession {
+        Ok(VoiceSession {
             client_secret: ClientSecret { value, expires_at },
             realtime_url: REALTIME_PATH.into(),
-        }
+        })
     }
 
-    /// `POST /voice/realtime`: spends the key in `authorization`, accepts the SDP `offer`, and
-    /// starts the peer. The key is spent by any attempt it authorizes, even one that fails later.
+    /// `POST /voice/realtime` from `ip`: takes one of the IP's call tokens (a refusal spends no
+    /// key), spends the key in `authorization`, accepts the SDP `offer`, and starts the peer. The
+    /// key is spent by any attempt it authorizes, even one that fails later.
     pub async fn open_call(
         &self,
+        ip: IpAddr,
         authorization: Option<&str>,
         content_type: Option<&str>,
         offer: &[u8],
     ) -> Result<Call, VoiceError> {
+        self.admit(&self.inner.calls_per_ip, "voice_realtime", ip)?;
         let key = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
@@ -200,7 +268,7 @@ impl VoiceHub {
             .ok_or(VoiceError::MissingKey)?;
         self.redeem(key)?;
         let offer = parse_offer(content_type, offer)?;
-        let slot = self.reserve()?;
+        let slot = self.reserve(ip)?;
         let socket = bind_socket(self.inner.config.udp, self.inner.config.max_sessions).await?;
         let local = socket
             .local_addr()
@@ -223,6 +291,7 @@ impl VoiceHub {
             conversation,
             vad: self.inner.config.vad,
             connect_timeout: self.inner.config.connect_timeout,
+            max_length: self.inner.config.max_call,
         };
         let id = slot.id.clone();
         let metrics = self.inner.metrics.clone();
@@ -245,7 +314,7 @@ impl VoiceHub {
     pub fn hang_up(&self, id: &str) -> bool {
         lock(&self.inner.calls)
             .get(id)
-            .map(CancellationToken::cancel)
+            .map(|(stop, _)| stop.cancel())
             .is_some()
     }
 
@@ -279,22 +348,35 @@ impl VoiceHub {
         let m = &self.inner.metrics.voice_keys_dropped;
         m.with_label_values(&["expired"])
             .inc_by(after.expired - before.expired);
-        m.with_label_values(&["evicted"])
-            .inc_by(after.evicted - before.evicted);
     }
 
-    /// Takes a place under the cap, or says why not.
-    fn reserve(&self) -> Result<Slot, VoiceError> {
+    /// Takes a place under the cap and under `ip`'s share of it, or says why not.
+    fn reserve(&self, ip: IpAddr) -> Result<Slot, VoiceError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(VoiceError::ShuttingDown);
         }
+        let config = &self.inner.config;
+        let caller = crate::perip::key(ip);
         let mut calls = lock(&self.inner.calls);
-        if calls.len() >= self.inner.config.max_sessions {
-            return Err(VoiceError::Full(self.inner.config.max_sessions));
+        if calls.len() >= config.max_sessions {
+            return Err(VoiceError::Full(config.max_sessions));
+        }
+        // At most `max_sessions` entries: counting them is cheaper than keeping a second map.
+        let held = calls.values().filter(|(_, c)| *c == caller).count();
+        if held >= config.max_calls_per_ip.max(1) {
+            self.inner
+                .metrics
+                .requests_refused
+                .with_label_values(&["voice_realtime", "too_many_calls"])
+                .inc();
+            return Err(VoiceError::TooManyCalls(
+                config.max_calls_per_ip.max(1),
+                config.connect_timeout.as_secs().max(1),
+            ));
         }
         let id = format!("rtc_{}", uuid::Uuid::new_v4().simple());
         let stop = self.inner.shutdown.child_token();
-        calls.insert(id.clone(), stop.clone());
+        calls.insert(id.clone(), (stop.clone(), caller));
         self.inner.metrics.voice_sessions.set(calls.len() as i64);
         Ok(Slot {
             inner: self.inner.clone(),

@@ -5,7 +5,8 @@
 //! handing events to [`Conversation`] and [`Vad`] (pure). Media is echoed on the same mid.
 //!
 //! Every way out returns an [`End`]: the `oai-events` channel closed, ICE disconnected, the
-//! connection never came up within the connect timeout, the peer closed (DTLS close), an
+//! connection never came up within the connect timeout, the call reached its maximum length, the
+//! peer closed (DTLS close), an
 //! engine error, or the stop token (hang-up, server shutdown). Unless the engine failed, the peer
 //! sends its close (so the browser learns at once) before returning. The socket and the `Rtc` are dropped with the task, so the port is freed
 //! on every path.
@@ -43,6 +44,8 @@ pub enum End {
     IceDisconnected,
     /// ICE and DTLS did not complete within the connect timeout.
     ConnectTimeout,
+    /// The call reached its maximum length.
+    MaxLength,
     /// The peer connection closed (DTLS close from the client, or the engine stopped).
     PeerClosed,
     /// Hung up or server shutdown.
@@ -53,10 +56,11 @@ pub enum End {
 
 impl End {
     /// Every variant, to show each `reason` label at zero.
-    pub const ALL: [End; 6] = [
+    pub const ALL: [End; 7] = [
         End::ChannelClosed,
         End::IceDisconnected,
         End::ConnectTimeout,
+        End::MaxLength,
         End::PeerClosed,
         End::Stopped,
         End::Error,
@@ -68,6 +72,7 @@ impl End {
             End::ChannelClosed => "channel_closed",
             End::IceDisconnected => "ice_disconnected",
             End::ConnectTimeout => "connect_timeout",
+            End::MaxLength => "max_length",
             End::PeerClosed => "peer_closed",
             End::Stopped => "stopped",
             End::Error => "error",
@@ -105,6 +110,8 @@ pub struct Peer {
     pub vad: VadConfig,
     /// How long ICE + DTLS may take.
     pub connect_timeout: Duration,
+    /// How long the call may last, from the offer on.
+    pub max_length: Duration,
 }
 
 struct State {
@@ -128,8 +135,13 @@ pub async fn run(peer: Peer) -> (End, PeerStats) {
         conversation,
         vad,
         connect_timeout,
+        max_length,
     } = peer;
     let started = Instant::now();
+    // A configured length too large for the clock means no practical limit: a day.
+    let end_deadline = started
+        .checked_add(max_length)
+        .unwrap_or_else(|| started + Duration::from_secs(86_400));
     let mut state = State {
         vad: Vad::new(conversation.vad_config(vad).unwrap_or(vad)),
         conversation,
@@ -165,7 +177,10 @@ pub async fn run(peer: Peer) -> (End, PeerStats) {
         if !state.connected && now >= connect_deadline {
             break End::ConnectTimeout;
         }
-        let mut wake = deadline;
+        if now >= end_deadline {
+            break End::MaxLength;
+        }
+        let mut wake = deadline.min(end_deadline);
         if !state.connected {
             wake = wake.min(connect_deadline);
         }
