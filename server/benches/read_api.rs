@@ -1,7 +1,8 @@
 //! Read-API latency at scale (prints figures, asserts nothing): `./dev.sh bench`.
 //!
 //! Seeds a SQLite file with a million events in 10,000 issues (with their hourly counts) and
-//! 1,000 instances × 1,440 health samples (a day at one a minute), then times the router
+//! 1,000 instances × 1,440 health samples (a day at one a minute, interleaved in time as a fleet
+//! sends them), then times the router
 //! in-process: the first and the 100th page of `/api/1/issues?limit=100`, one issue whole, and
 //! `/api/1/fleet`, next to the same routes on a database of ten events.
 
@@ -52,9 +53,9 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
          INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime, listeners,
            intervals, timeouts, observers, sockets, peer_connections, data_channels, media_tracks,
            console_patches, services)
-         SELECT '1', printf('kiosk-%04d', i / {samples}), {now} - ({samples} - i % {samples}) * 60000,
-                30e6 + (i % 7) * 1e6, 1179648, (i % {samples}) * 60.0,
-                CASE WHEN i / {samples} % 50 = 0 THEN 10 + i % {samples} ELSE 10 END,
+         SELECT '1', printf('kiosk-%04d', i % {instances}), {now} - ({samples} - i / {instances}) * 60000,
+                30e6 + (i % 7) * 1e6, 1179648, (i / {instances}) * 60.0,
+                CASE WHEN i % {instances} % 50 = 0 THEN 10 + i / {instances} ELSE 10 END,
                 3, 0, 1, 1, 0, 0, 0, 2, 5
          FROM n",
         instances * samples
