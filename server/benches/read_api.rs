@@ -63,12 +63,12 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query(
         "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms, last_seen_ms, last)
          SELECT project, instance_id, 'kiosk@1', 'Chrome', MIN(time_ms), MAX(time_ms),
-                '{{\"resources\":{{\"listeners\":10}},\"heap\":30000000,\"wasm\":1179648}}'
-         FROM health_samples GROUP BY project, instance_id"
-    )))
+                '{\"resources\":{\"listeners\":10},\"heap\":30000000,\"wasm\":1179648}'
+         FROM health_samples GROUP BY project, instance_id",
+    )
     .execute(pool)
     .await
     .unwrap();
