@@ -743,7 +743,7 @@ fn wasm_memory_bytes() -> f64 {
         .into()
 }
 
-/// The allocator (lol_alloc's free list) reuses what is freed: after a warm-up, runtimes that
+/// What is freed is reused: after a warm-up, runtimes that
 /// capture errors, open and dispose WebSocket services and are disposed again do not grow the
 /// wasm memory. Each round yields to the event loop, so the requests it started (to a port
 /// where nothing listens) finish and free their bodies, as they would in a page.

@@ -12,11 +12,11 @@ use super::dedupe::{Dedupe, Signature};
 use super::ring::{cut_message, Ring};
 use super::stack::{self, Frame};
 use crate::error::VigilError;
-use crate::options::{text, type_name, Options};
+use crate::options::{text, type_name, Bag};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
-use crate::runtime::telemetry::{random_id, Common};
+use crate::runtime::telemetry::{at, random_id, Common};
 use crate::transport::{envelope, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
@@ -41,49 +41,21 @@ pub struct Settings {
     before_send: Option<js_sys::Function>,
 }
 
-fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, VigilError> {
-    match o.get(name) {
-        None => Ok(default),
-        Some(v) => v.as_bool().ok_or(VigilError::BadArgument {
-            name,
-            expected: "true or false",
-            got: type_name(&v),
-        }),
-    }
-}
-
 impl Settings {
-    /// Reads and checks the tracker's options; errors name the option.
-    pub fn parse(options: &JsValue, common: &Common) -> Result<Self, JsValue> {
-        let o = Options(options);
-        let before_send = match o.get("beforeSend") {
-            None => None,
-            Some(v) if v.is_function() => Some(v.unchecked_into()),
-            Some(v) => {
-                return Err(VigilError::BadArgument {
-                    name: "beforeSend",
-                    expected: "a function",
-                    got: type_name(&v),
-                }
-                .into())
-            }
-        };
-        Ok(Self {
+    /// The tracker's options from the `Vigil.start` bag (checked by the reader).
+    pub fn parse(o: &Bag, common: &Common) -> Self {
+        let before_send = o.value(at::BEFORE_SEND);
+        Self {
             dsn_text: common.dsn_text.clone(),
             release: common.release.clone(),
             environment: common.environment.clone(),
-            sample_rate: o.number("sampleRate", 1.0, 0.0..=1.0, "a number from 0 to 1")?,
-            max_breadcrumbs: o.number(
-                "maxBreadcrumbs",
-                100.0,
-                0.0..=1000.0,
-                "a number from 0 to 1000",
-            )? as usize,
-            capture_console: flag(&o, "captureConsole", true)?,
-            capture_global_errors: flag(&o, "captureGlobalErrors", true)?,
-            navigation_breadcrumbs: flag(&o, "navigationBreadcrumbs", true)?,
-            before_send,
-        })
+            sample_rate: o.number(at::SAMPLE_RATE),
+            max_breadcrumbs: o.number(at::MAX_BREADCRUMBS) as usize,
+            capture_console: o.flag(at::CAPTURE_CONSOLE),
+            capture_global_errors: o.flag(at::CAPTURE_GLOBAL_ERRORS),
+            navigation_breadcrumbs: o.flag(at::NAVIGATION_BREADCRUMBS),
+            before_send: before_send.dyn_into().ok(),
+        }
     }
 }
 
