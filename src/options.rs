@@ -83,6 +83,37 @@ impl Options<'_> {
     }
 }
 
+/// The flat array a reader in `src/js/options.js` returns: plain values by position.
+#[derive(Debug)]
+pub struct Bag(pub js_sys::Array);
+
+impl Bag {
+    /// The value at `i`.
+    pub fn value(&self, i: u32) -> JsValue {
+        self.0.get(i)
+    }
+
+    /// A number (0 when it is not one: the reader checked it).
+    pub fn number(&self, i: u32) -> f64 {
+        self.0.get(i).as_f64().unwrap_or(0.0)
+    }
+
+    /// A whole number of milliseconds (the reader checked the range).
+    pub fn millis(&self, i: u32) -> u32 {
+        self.number(i) as u32
+    }
+
+    /// A string, `None` when undefined.
+    pub fn text(&self, i: u32) -> Option<String> {
+        self.0.get(i).as_string()
+    }
+
+    /// A boolean.
+    pub fn flag(&self, i: u32) -> bool {
+        self.0.get(i).is_truthy()
+    }
+}
+
 /// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
 pub fn text(value: &JsValue) -> String {
     if value.is_undefined() {

@@ -680,6 +680,65 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
 
+/// The event `beforeSend` receives has Sentry's shape (the objects are built in
+/// `src/js/tracker.js`, the decisions in Rust).
+#[wasm_bindgen_test]
+fn vigil_events_have_the_sentry_shape() {
+    js_sys::eval("window.__events = []").unwrap();
+    let v = vigil::Vigil::start(vigil_options(
+        ", release: 'kiosk@3', beforeSend: (e) => { window.__events.push(e); return null; }",
+    ))
+    .unwrap();
+    let crumb = js_sys::eval("({ category: 'ui.click', message: 'buy', data: { a: 1 } })").unwrap();
+    v.add_breadcrumb(crumb).unwrap();
+    v.set_tag("till".into(), "3".into()).unwrap();
+    let error = js_sys::eval(
+        "(() => { const e = new TypeError('outer', { cause: new Error('inner') }); return e; })()",
+    )
+    .unwrap();
+    let hint =
+        js_sys::eval("({ tags: { lane: 'a' }, extra: { n: 1 }, fingerprint: ['x'] })").unwrap();
+    let id = v.capture_exception(error, hint).unwrap();
+    v.capture_message("hello".into(), "warning".into()).unwrap();
+    let events: js_sys::Array = js_sys::eval("window.__events").unwrap().unchecked_into();
+    assert_eq!(events.length(), 2);
+    let e = events.get(0);
+    let text = |v: JsValue| v.as_string().unwrap_or_default();
+    assert_eq!(text(at(&e, "event_id")), id);
+    assert_eq!(text(at(&e, "platform")), "javascript");
+    assert_eq!(text(at(&e, "level")), "error");
+    assert_eq!(text(at(&e, "release")), "kiosk@3");
+    assert_eq!(text(at(&e, "environment")), "production");
+    assert_eq!(text(at(&e, "sdk.name")), "vigil.javascript");
+    assert_eq!(text(at(&e, "tags.till")), "3");
+    assert_eq!(text(at(&e, "tags.lane")), "a");
+    assert_eq!(at(&e, "extra.n"), 1);
+    assert_eq!(text(at(&e, "fingerprint.0")), "x");
+    assert!(text(at(&e, "request.url")).starts_with("http"));
+    assert!(!text(at(&e, "request.headers.User-Agent")).is_empty());
+    assert!(at(&e, "timestamp").as_f64().unwrap() > 1.0e9);
+    let crumbs = js_sys::Array::from(&at(&e, "breadcrumbs.values"));
+    let last = crumbs.get(crumbs.length() - 1);
+    assert_eq!(text(at(&last, "message")), "buy");
+    assert_eq!(text(at(&last, "category")), "ui.click");
+    assert_eq!(at(&last, "data.a"), 1);
+    // The cause first, the main exception last, each with its mechanism and frames.
+    assert_eq!(text(at(&e, "exception.values.0.value")), "inner");
+    assert_eq!(text(at(&e, "exception.values.0.mechanism.type")), "chained");
+    assert_eq!(text(at(&e, "exception.values.1.type")), "TypeError");
+    assert_eq!(text(at(&e, "exception.values.1.mechanism.type")), "generic");
+    assert_eq!(at(&e, "exception.values.1.mechanism.handled"), true);
+    let frame = at(&e, "exception.values.1.stacktrace.frames.0");
+    assert!(!text(at(&frame, "filename")).is_empty());
+    assert!(at(&frame, "in_app").as_bool().is_some());
+    let m = events.get(1);
+    assert_eq!(text(at(&m, "message")), "hello");
+    assert_eq!(text(at(&m, "level")), "warning");
+    v.dispose();
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
 #[wasm_bindgen_test]
 async fn vigil_measures_the_page_and_checks_metric_arguments() {
     let v = vigil::Vigil::start(vigil_options(", flushIntervalMs: 50")).unwrap();
@@ -743,7 +802,7 @@ fn wasm_memory_bytes() -> f64 {
         .into()
 }
 
-/// The allocator (lol_alloc's free list) reuses what is freed: after a warm-up, runtimes that
+/// What is freed is reused: after a warm-up, runtimes that
 /// capture errors, open and dispose WebSocket services and are disposed again do not grow the
 /// wasm memory. Each round yields to the event loop, so the requests it started (to a port
 /// where nothing listens) finish and free their bodies, as they would in a page.

@@ -12,11 +12,11 @@ use super::dedupe::{Dedupe, Signature};
 use super::ring::{cut_message, Ring};
 use super::stack::{self, Frame};
 use crate::error::VigilError;
-use crate::options::{text, type_name, Options};
+use crate::options::{text, type_name, Bag};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
-use crate::runtime::telemetry::{random_id, Common};
+use crate::runtime::telemetry::{at, random_id, Common};
 use crate::transport::{envelope, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
@@ -41,49 +41,21 @@ pub struct Settings {
     before_send: Option<js_sys::Function>,
 }
 
-fn flag(o: &Options<'_>, name: &'static str, default: bool) -> Result<bool, VigilError> {
-    match o.get(name) {
-        None => Ok(default),
-        Some(v) => v.as_bool().ok_or(VigilError::BadArgument {
-            name,
-            expected: "true or false",
-            got: type_name(&v),
-        }),
-    }
-}
-
 impl Settings {
-    /// Reads and checks the tracker's options; errors name the option.
-    pub fn parse(options: &JsValue, common: &Common) -> Result<Self, JsValue> {
-        let o = Options(options);
-        let before_send = match o.get("beforeSend") {
-            None => None,
-            Some(v) if v.is_function() => Some(v.unchecked_into()),
-            Some(v) => {
-                return Err(VigilError::BadArgument {
-                    name: "beforeSend",
-                    expected: "a function",
-                    got: type_name(&v),
-                }
-                .into())
-            }
-        };
-        Ok(Self {
+    /// The tracker's options from the `Vigil.start` bag (checked by the reader).
+    pub fn parse(o: &Bag, common: &Common) -> Self {
+        let before_send = o.value(at::BEFORE_SEND);
+        Self {
             dsn_text: common.dsn_text.clone(),
             release: common.release.clone(),
             environment: common.environment.clone(),
-            sample_rate: o.number("sampleRate", 1.0, 0.0..=1.0, "a number from 0 to 1")?,
-            max_breadcrumbs: o.number(
-                "maxBreadcrumbs",
-                100.0,
-                0.0..=1000.0,
-                "a number from 0 to 1000",
-            )? as usize,
-            capture_console: flag(&o, "captureConsole", true)?,
-            capture_global_errors: flag(&o, "captureGlobalErrors", true)?,
-            navigation_breadcrumbs: flag(&o, "navigationBreadcrumbs", true)?,
-            before_send,
-        })
+            sample_rate: o.number(at::SAMPLE_RATE),
+            max_breadcrumbs: o.number(at::MAX_BREADCRUMBS) as usize,
+            capture_console: o.flag(at::CAPTURE_CONSOLE),
+            capture_global_errors: o.flag(at::CAPTURE_GLOBAL_ERRORS),
+            navigation_breadcrumbs: o.flag(at::NAVIGATION_BREADCRUMBS),
+            before_send: before_send.dyn_into().ok(),
+        }
     }
 }
 
@@ -150,10 +122,6 @@ fn set(target: &JsValue, key: &str, value: &JsValue) {
 
 fn get(target: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn now_secs() -> f64 {
-    js_sys::Date::now() / 1000.0
 }
 
 /// Starts a tracker sending through `t`; the caller registers the returned service with the
@@ -294,13 +262,47 @@ fn attach(shared: &Shared) {
     i.patches = patches;
 }
 
+#[wasm_bindgen(module = "/src/js/tracker.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilCrumb)]
+    fn js_crumb(category: &str, message: &str, level: &str) -> JsValue;
+    #[wasm_bindgen(js_name = vigilCopyCrumb)]
+    fn js_copy_crumb(crumb: &JsValue, message: Option<&str>) -> JsValue;
+    #[wasm_bindgen(js_name = vigilFrame)]
+    fn js_frame(
+        filename: &str,
+        function: Option<&str>,
+        lineno: Option<u32>,
+        colno: Option<u32>,
+        in_app: bool,
+        addr: Option<&str>,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = vigilException)]
+    fn js_exception(
+        kind: &str,
+        value: &str,
+        mechanism: &str,
+        handled: bool,
+        frames: js_sys::Array,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = vigilEvent)]
+    fn js_event(
+        id: &str,
+        level: &str,
+        environment: &str,
+        release: Option<&str>,
+        version: &str,
+        tags: &js_sys::Object,
+        contexts: &js_sys::Object,
+        user: &JsValue,
+        hint: &JsValue,
+        crumbs: js_sys::Array,
+    ) -> JsValue;
+}
+
 fn crumb(shared: &Shared, category: &str, message: &str, level: &str) {
-    let b = js_sys::Object::new();
-    set(&b, "timestamp", &now_secs().into());
-    set(&b, "category", &category.into());
-    set(&b, "message", &cut_message(message).into());
-    set(&b, "level", &level.into());
-    shared.borrow_mut().ring.push(b.into());
+    let b = js_crumb(category, cut_message(message), level);
+    shared.borrow_mut().ring.push(b);
 }
 
 /// `addBreadcrumb({ category, message, level, data, type })`: timestamped now.
@@ -313,18 +315,9 @@ pub fn add_breadcrumb(shared: &Shared, crumb: &JsValue) -> Result<(), JsValue> {
         }
         .into());
     }
-    let b = js_sys::Object::new();
-    set(&b, "timestamp", &now_secs().into());
-    for key in ["category", "level", "type", "data"] {
-        let v = get(crumb, key);
-        if !v.is_undefined() {
-            set(&b, key, &v);
-        }
-    }
-    if let Some(m) = get(crumb, "message").as_string() {
-        set(&b, "message", &cut_message(&m).into());
-    }
-    shared.borrow_mut().ring.push(b.into());
+    let message = get(crumb, "message").as_string();
+    let b = js_copy_crumb(crumb, message.as_deref().map(cut_message));
+    shared.borrow_mut().ring.push(b);
     Ok(())
 }
 
@@ -362,23 +355,14 @@ fn js_frames(frames: &[Frame]) -> js_sys::Array {
     frames
         .iter()
         .map(|f| {
-            let o = js_sys::Object::new();
-            set(&o, "filename", &f.filename.as_str().into());
-            if let Some(fun) = &f.function {
-                set(&o, "function", &fun.as_str().into());
-            }
-            if let Some(l) = f.lineno {
-                set(&o, "lineno", &l.into());
-            }
-            if let Some(c) = f.colno {
-                set(&o, "colno", &c.into());
-            }
-            set(&o, "in_app", &f.in_app.into());
-            if let Some(addr) = &f.instruction_addr {
-                set(&o, "instruction_addr", &addr.as_str().into());
-                set(&o, "addr_mode", &"rel:0".into());
-            }
-            JsValue::from(o)
+            js_frame(
+                &f.filename,
+                f.function.as_deref(),
+                f.lineno,
+                f.colno,
+                f.in_app,
+                f.instruction_addr.as_deref(),
+            )
         })
         .collect()
 }
@@ -442,24 +426,14 @@ pub fn capture_exception(
         .rev()
         .enumerate()
         .map(|(i, (kind, text, frames))| {
-            let ex = js_sys::Object::new();
-            set(&ex, "type", &kind.as_str().into());
-            set(&ex, "value", &text.as_str().into());
-            let m = js_sys::Object::new();
             let main = i + 1 == chain.len();
-            set(
-                &m,
-                "type",
-                &(if main { mechanism.0 } else { "chained" }).into(),
-            );
-            set(&m, "handled", &mechanism.1.into());
-            set(&ex, "mechanism", &m);
-            if !frames.is_empty() {
-                let st = js_sys::Object::new();
-                set(&st, "frames", &js_frames(frames));
-                set(&ex, "stacktrace", &st);
-            }
-            JsValue::from(ex)
+            js_exception(
+                kind,
+                text,
+                if main { mechanism.0 } else { "chained" },
+                mechanism.1,
+                js_frames(frames),
+            )
         })
         .collect();
     let exception = js_sys::Object::new();
@@ -482,65 +456,18 @@ pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
 
 fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
     let i = shared.borrow();
-    let e: JsValue = js_sys::Object::new().into();
-    set(&e, "event_id", &random_id().into());
-    set(&e, "timestamp", &now_secs().into());
-    set(&e, "platform", &"javascript".into());
-    set(&e, "level", &level.into());
-    set(&e, "environment", &i.settings.environment.as_str().into());
-    if let Some(r) = &i.settings.release {
-        set(&e, "release", &r.as_str().into());
-    }
-    let sdk = js_sys::Object::new();
-    set(&sdk, "name", &SDK_NAME.into());
-    set(&sdk, "version", &env!("CARGO_PKG_VERSION").into());
-    set(&e, "sdk", &sdk);
-    let tags = js_sys::Object::assign(&js_sys::Object::new(), &i.tags);
-    if let Some(extra_tags) = hint.map(|h| get(h, "tags")).filter(JsValue::is_object) {
-        js_sys::Object::assign(&tags, extra_tags.unchecked_ref());
-    }
-    set(&e, "tags", &tags);
-    if let Some(extra) = hint.map(|h| get(h, "extra")).filter(JsValue::is_object) {
-        set(&e, "extra", &extra);
-    }
-    if let Some(fp) = hint
-        .map(|h| get(h, "fingerprint"))
-        .filter(js_sys::Array::is_array)
-    {
-        set(&e, "fingerprint", &fp);
-    }
-    if !i.user.is_undefined() && !i.user.is_null() {
-        set(&e, "user", &i.user);
-    }
-    set(
-        &e,
-        "contexts",
-        &js_sys::Object::assign(&js_sys::Object::new(), &i.contexts),
-    );
-    if let Some(w) = web_sys::window() {
-        let request = js_sys::Object::new();
-        set(
-            &request,
-            "url",
-            &w.location().href().unwrap_or_default().into(),
-        );
-        let headers = js_sys::Object::new();
-        set(
-            &headers,
-            "User-Agent",
-            &w.navigator().user_agent().unwrap_or_default().into(),
-        );
-        set(&request, "headers", &headers);
-        set(&e, "request", &request);
-    }
-    let crumbs = js_sys::Object::new();
-    set(
-        &crumbs,
-        "values",
-        &i.ring.iter().cloned().collect::<js_sys::Array>(),
-    );
-    set(&e, "breadcrumbs", &crumbs);
-    e
+    js_event(
+        &random_id(),
+        level,
+        &i.settings.environment,
+        i.settings.release.as_deref(),
+        env!("CARGO_PKG_VERSION"),
+        &i.tags,
+        &i.contexts,
+        &i.user,
+        hint.unwrap_or(&JsValue::UNDEFINED),
+        i.ring.iter().cloned().collect(),
+    )
 }
 
 /// Sampling, dedupe, `beforeSend`, encoding, hand-off to the transport.

@@ -115,11 +115,12 @@ impl Vigil {
     pub fn start(
         #[wasm_bindgen(unchecked_param_type = "VigilOptions")] options: JsValue,
     ) -> Result<Vigil, JsValue> {
-        let common = telemetry::Common::parse(&options)?;
+        let bag = telemetry::read_options(&options)?;
+        let common = telemetry::Common::parse(&bag)?;
         #[cfg(feature = "errors")]
-        let tracker_settings = tracker::Settings::parse(&options, &common)?;
+        let tracker_settings = tracker::Settings::parse(&bag, &common);
         #[cfg(feature = "perf")]
-        let flush_interval_ms = perf_shell::flush_interval(&options)?;
+        let flush_interval_ms = perf_shell::flush_interval(&bag);
         if let Some(old) = CURRENT.with(|c| c.borrow_mut().take()) {
             old.dispose(); // listeners, observers and console patches never double
         }

@@ -534,9 +534,9 @@ pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
     set("metricsDropped", i.monitor.dropped() as f64);
 }
 
-/// `flushIntervalMs` of the `Vigil.start` options: the export interval, default 10000.
-pub fn flush_interval(options: &JsValue) -> Result<u32, crate::error::VigilError> {
-    crate::options::Options(options).millis("flushIntervalMs", 10_000, 1)
+/// `flushIntervalMs` of the `Vigil.start` options bag: the export interval (default 10000).
+pub fn flush_interval(o: &crate::options::Bag) -> u32 {
+    o.millis(crate::runtime::telemetry::at::FLUSH_INTERVAL_MS)
 }
 
 /// `flush()`: export what is new now (not final values), then wait for the transport.

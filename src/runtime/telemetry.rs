@@ -17,7 +17,7 @@ use super::health::{self, HealthOption, Sample};
 use super::ledger;
 use super::manager::Service;
 use crate::error::VigilError;
-use crate::options::{type_name, Options};
+use crate::options::{type_name, Bag, Options};
 use crate::transport::dsn::Dsn;
 use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine, machine::METRIC, shell as transport};
@@ -41,37 +41,60 @@ pub struct Common {
     pub health_interval_ms: Option<u32>,
 }
 
-/// An optional string option.
-pub fn text_option(o: &Options<'_>, name: &'static str) -> Result<Option<String>, VigilError> {
-    match o.get(name) {
-        None => Ok(None),
-        Some(v) => v.as_string().map(Some).ok_or(VigilError::BadArgument {
-            name,
-            expected: "a string",
-            got: type_name(&v),
-        }),
-    }
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = vigilStartOptions)]
+    fn read_start_options(options: &JsValue) -> Result<js_sys::Array, JsValue>;
+}
+
+/// Positions in the `Vigil.start` options bag (`vigilStartOptions` in `src/js/options.js`).
+pub mod at {
+    /// `dsn` (a string).
+    pub const DSN: u32 = 0;
+    /// `release`.
+    pub const RELEASE: u32 = 1;
+    /// `environment`.
+    pub const ENVIRONMENT: u32 = 2;
+    /// `metricsUrl`.
+    pub const METRICS_URL: u32 = 3;
+    /// `maxQueuedEvents`.
+    pub const MAX_QUEUED_EVENTS: u32 = 4;
+    /// `health`, as given.
+    pub const HEALTH: u32 = 5;
+    /// `sampleRate`.
+    pub const SAMPLE_RATE: u32 = 6;
+    /// `maxBreadcrumbs`.
+    pub const MAX_BREADCRUMBS: u32 = 7;
+    /// `captureConsole`.
+    pub const CAPTURE_CONSOLE: u32 = 8;
+    /// `captureGlobalErrors`.
+    pub const CAPTURE_GLOBAL_ERRORS: u32 = 9;
+    /// `navigationBreadcrumbs`.
+    pub const NAVIGATION_BREADCRUMBS: u32 = 10;
+    /// `beforeSend`.
+    pub const BEFORE_SEND: u32 = 11;
+    /// `flushIntervalMs`.
+    pub const FLUSH_INTERVAL_MS: u32 = 12;
+}
+
+/// Reads and checks the `Vigil.start` options in JS; errors are `TypeError`s naming the option.
+pub fn read_options(options: &JsValue) -> Result<Bag, JsValue> {
+    Ok(Bag(read_start_options(options)?))
 }
 
 impl Common {
-    /// Reads and checks the shared options; errors name the option.
-    pub fn parse(options: &JsValue) -> Result<Self, JsValue> {
-        let o = Options(options);
-        let dsn_text = o.string("dsn", "a DSN like http://key@host:port/1")?;
+    /// The shared options; a DSN that does not parse is an `Error` naming the problem.
+    pub fn parse(o: &Bag) -> Result<Self, JsValue> {
+        let dsn_text = o.text(at::DSN).unwrap_or_default();
         let dsn = Dsn::parse(&dsn_text).map_err(|e| js_sys::Error::new(&e.message()))?;
         Ok(Self {
             dsn_text,
             dsn,
-            release: text_option(&o, "release")?,
-            environment: text_option(&o, "environment")?.unwrap_or_else(|| "production".into()),
-            metrics_url: text_option(&o, "metricsUrl")?,
-            max_queued_events: o.number(
-                "maxQueuedEvents",
-                100.0,
-                0.0..=10_000.0,
-                "a number from 0 to 10000",
-            )? as usize,
-            health_interval_ms: read_health_option(options)?,
+            release: o.text(at::RELEASE),
+            environment: o.text(at::ENVIRONMENT).unwrap_or_default(),
+            metrics_url: o.text(at::METRICS_URL),
+            max_queued_events: o.number(at::MAX_QUEUED_EVENTS) as usize,
+            health_interval_ms: read_health_option(o.value(at::HEALTH))?,
         })
     }
 
@@ -211,10 +234,11 @@ extern "C" {
 }
 
 /// Reads `health` from the `Vigil.start` options: the interval, `None` when off.
-fn read_health_option(options: &JsValue) -> Result<Option<u32>, VigilError> {
-    let option = match Options(options).get("health") {
-        None => HealthOption::Default,
-        Some(v) => match v.as_bool() {
+fn read_health_option(v: JsValue) -> Result<Option<u32>, VigilError> {
+    let option = if v.is_undefined() {
+        HealthOption::Default
+    } else {
+        match v.as_bool() {
             Some(true) => HealthOption::Default,
             Some(false) => HealthOption::Off,
             None if v.is_object() && !v.is_function() && !js_sys::Array::is_array(&v) => {
@@ -227,7 +251,7 @@ fn read_health_option(options: &JsValue) -> Result<Option<u32>, VigilError> {
                 }
             }
             None => HealthOption::Bad(type_name(&v)),
-        },
+        }
     };
     health::interval(option)
 }

@@ -18,8 +18,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::machine::{ConnectError, Counters, Effect, Event, Machine, State, Step};
-use crate::error::VigilError;
-use crate::options::{type_name, Options};
+use crate::options::Bag;
 use crate::runtime::guards::{DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
@@ -708,84 +707,28 @@ fn dispatch(shared: &Shared) {
     }
 }
 
-/// Reads and checks `new VoiceConnection(options)`; errors name the option.
-pub fn parse_options(options: &JsValue) -> Result<Settings, JsValue> {
-    let o = Options(options);
-    let string = |name: &'static str, default: &str| -> Result<String, JsValue> {
-        match o.get(name) {
-            None => Ok(default.to_owned()),
-            Some(v) => v.as_string().ok_or_else(|| {
-                VigilError::BadArgument {
-                    name,
-                    expected: "a string",
-                    got: type_name(&v),
-                }
-                .into()
-            }),
-        }
-    };
-    let session_url =
-        page_url(&string("sessionUrl", "/voice/session")?).ok_or(VigilError::BadArgument {
-            name: "sessionUrl",
-            expected: "an http(s) URL (or one relative to the page)",
-            got: "something else",
-        })?;
-    let label = string("dataChannelLabel", "oai-events")?;
-    let audio_element = match o.get("audioElement") {
-        None => None,
-        Some(v) => Some(v.dyn_into::<web_sys::HtmlMediaElement>().map_err(|v| {
-            VigilError::BadArgument {
-                name: "audioElement",
-                expected: "an <audio> element",
-                got: type_name(&v),
-            }
-        })?),
-    };
-    let session = match o.get("session") {
-        None => None,
-        Some(v) if v.is_object() && !js_sys::Array::is_array(&v) => Some(v.unchecked_into()),
-        Some(v) => {
-            return Err(VigilError::BadArgument {
-                name: "session",
-                expected: "an object",
-                got: type_name(&v),
-            }
-            .into())
-        }
-    };
-    let audio = o.get("audio").unwrap_or(JsValue::TRUE);
-    if !(audio.as_bool().is_some() || audio.is_object()) {
-        return Err(VigilError::BadArgument {
-            name: "audio",
-            expected: "a boolean or MediaTrackConstraints",
-            got: type_name(&audio),
-        }
-        .into());
-    }
-    let config = Config {
-        connect_timeout_ms: o.millis("connectTimeoutMs", 15_000, 1)?,
-        microphone: audio.as_bool() != Some(false),
-    };
-    Ok(Settings {
-        session_url,
-        audio_element,
-        label,
-        session,
-        audio,
-        config,
-    })
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = vigilVoiceOptions)]
+    fn read_options(options: &JsValue) -> Result<js_sys::Array, JsValue>;
 }
 
-/// Resolves `url` against the page; only `http:` and `https:` URLs.
-fn page_url(url: &str) -> Option<String> {
-    let base = web_sys::window()
-        .and_then(|w| w.location().href().ok())
-        .unwrap_or_default();
-    let parsed = if base.is_empty() {
-        web_sys::Url::new(url)
-    } else {
-        web_sys::Url::new_with_base(url, &base)
-    }
-    .ok()?;
-    matches!(parsed.protocol().as_str(), "http:" | "https:").then(|| parsed.href())
+/// Reads and checks `new VoiceConnection(options)` (in `src/js/options.js`); errors are
+/// `TypeError`s that name the option.
+pub fn parse_options(options: &JsValue) -> Result<Settings, JsValue> {
+    let o = Bag(read_options(options)?);
+    let element = o.value(1);
+    let session = o.value(3);
+    let audio = o.value(4);
+    Ok(Settings {
+        session_url: o.text(0).unwrap_or_default(),
+        audio_element: (!element.is_undefined()).then(|| element.unchecked_into()),
+        label: o.text(2).unwrap_or_default(),
+        session: (!session.is_undefined()).then(|| session.unchecked_into()),
+        config: Config {
+            connect_timeout_ms: o.millis(5),
+            microphone: audio.as_bool() != Some(false),
+        },
+        audio,
+    })
 }

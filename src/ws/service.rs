@@ -11,8 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::machine::{Backoff, Config, Effect, Event, Machine, State, Stats, Timer};
-use crate::error::VigilError;
-use crate::options::{type_name, Options};
+use crate::options::Bag;
 use crate::runtime::guards::{network_listeners, Listener, Socket, Timeout};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
@@ -335,101 +334,39 @@ fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
     }
 }
 
-/// Reads and checks `new WebSocketService(options)`: `(url, protocols, config)`; errors name the
-/// option.
-pub fn parse_options(options: &JsValue) -> Result<(String, Vec<String>, Config), JsValue> {
-    let o = Options(options);
-    let url = ws_url(&o.string("url", "a ws:// or wss:// URL")?)?;
-    let protocols = match o.get("protocols") {
-        None => Vec::new(),
-        Some(v) if v.is_string() => vec![v.as_string().unwrap_or_default()],
-        Some(v) if js_sys::Array::is_array(&v) => js_sys::Array::from(&v)
-            .iter()
-            .map(|p| p.as_string())
-            .collect::<Option<Vec<_>>>()
-            .ok_or(VigilError::BadArgument {
-                name: "protocols",
-                expected: "a string or an array of strings",
-                got: "an array with a non-string",
-            })?,
-        Some(v) => {
-            return Err(VigilError::BadArgument {
-                name: "protocols",
-                expected: "a string or an array of strings",
-                got: type_name(&v),
-            }
-            .into())
-        }
-    };
-    let reconnect = match o.get("reconnect") {
-        None => Some(Backoff::default()),
-        Some(v) if v.as_bool() == Some(false) => None,
-        Some(v) if v.as_bool() == Some(true) => Some(Backoff::default()),
-        Some(v) if v.is_object() => {
-            let r = Options(&v);
-            let max = r.number(
-                "maxAttempts",
-                f64::INFINITY,
-                0.0..=f64::INFINITY,
-                "a number of attempts (or Infinity)",
-            )?;
-            Some(Backoff {
-                initial_delay_ms: f64::from(r.millis("initialDelayMs", 1000, 0)?),
-                max_delay_ms: f64::from(r.millis("maxDelayMs", 30_000, 0)?),
-                factor: r.number("factor", 2.0, 1.0..=100.0, "a factor between 1 and 100")?,
-                jitter: r.number("jitter", 0.25, 0.0..=1.0, "a jitter between 0 and 1")?,
-                max_attempts: max.is_finite().then_some(max as u32),
-            })
-        }
-        Some(v) => {
-            return Err(VigilError::BadArgument {
-                name: "reconnect",
-                expected: "false or an object",
-                got: type_name(&v),
-            }
-            .into())
-        }
-    };
-    let config = Config {
-        heartbeat_interval_ms: o.millis("heartbeatIntervalMs", 30_000, 1)?,
-        heartbeat_timeout_ms: o.millis("heartbeatTimeoutMs", 10_000, 1)?,
-        connect_timeout_ms: o.millis("connectTimeoutMs", 10_000, 1)?,
-        reconnect,
-        max_queued_messages: o.number(
-            "maxQueuedMessages",
-            1000.0,
-            0.0..=1_000_000.0,
-            "a number of messages between 0 and 1000000",
-        )? as usize,
-        seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
-    };
-    Ok((url, protocols, config))
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = vigilWsOptions)]
+    fn read_options(options: &JsValue) -> Result<js_sys::Array, JsValue>;
 }
 
-/// Resolves `url` against the page and checks it is a WebSocket URL (`http(s)` becomes `ws(s)`).
-fn ws_url(url: &str) -> Result<String, JsValue> {
-    let bad = || -> JsValue {
-        VigilError::BadArgument {
-            name: "url",
-            expected: "a ws:// or wss:// URL (or one relative to the page)",
-            got: "something else",
+/// Reads and checks `new WebSocketService(options)` (in `src/js/options.js`): `(url, protocols,
+/// config)`; errors are `TypeError`s that name the option.
+pub fn parse_options(options: &JsValue) -> Result<(String, Vec<String>, Config), JsValue> {
+    let o = Bag(read_options(options)?);
+    let protocols = js_sys::Array::from(&o.value(1))
+        .iter()
+        .filter_map(|p| p.as_string())
+        .collect();
+    let r = o.value(5);
+    let reconnect = (!r.is_null()).then(|| {
+        let r = Bag(r.unchecked_into());
+        let max = r.number(4);
+        Backoff {
+            initial_delay_ms: r.number(0),
+            max_delay_ms: r.number(1),
+            factor: r.number(2),
+            jitter: r.number(3),
+            max_attempts: max.is_finite().then_some(max as u32),
         }
-        .into()
+    });
+    let config = Config {
+        heartbeat_interval_ms: o.millis(2),
+        heartbeat_timeout_ms: o.millis(3),
+        connect_timeout_ms: o.millis(4),
+        reconnect,
+        max_queued_messages: o.number(6) as usize,
+        seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
     };
-    let base = web_sys::window()
-        .and_then(|w| w.location().href().ok())
-        .unwrap_or_default();
-    let parsed = if base.is_empty() {
-        web_sys::Url::new(url)
-    } else {
-        web_sys::Url::new_with_base(url, &base)
-    }
-    .map_err(|_| bad())?;
-    match parsed.protocol().as_str() {
-        "ws:" | "wss:" => {}
-        "http:" => parsed.set_protocol("ws:"),
-        "https:" => parsed.set_protocol("wss:"),
-        _ => return Err(bad()),
-    }
-    Ok(parsed.href())
+    Ok((o.text(0).unwrap_or_default(), protocols, config))
 }
