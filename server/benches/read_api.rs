@@ -64,6 +64,19 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
     .await
     .unwrap();
     sqlx::query(
+        "INSERT INTO health_rollups
+         SELECT project, instance_id, time_ms - time_ms % 900000, COUNT(*), MIN(time_ms),
+                MIN(heap), MIN(wasm), MIN(listeners), MIN(intervals), MIN(timeouts),
+                MIN(observers), MIN(sockets), MIN(peer_connections), MIN(data_channels),
+                MIN(media_tracks), MIN(console_patches), MIN(services),
+                MIN(listeners + intervals + timeouts + observers + sockets + peer_connections
+                    + data_channels + media_tracks + console_patches + services)
+         FROM health_samples GROUP BY project, instance_id, time_ms - time_ms % 900000",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
         "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms, last_seen_ms, last)
          SELECT project, instance_id, 'kiosk@1', 'Chrome', MIN(time_ms), MAX(time_ms),
                 '{\"resources\":{\"listeners\":10},\"heap\":30000000,\"wasm\":1179648}'

@@ -26,7 +26,16 @@ pub(super) async fn insert(
     project: &str,
     batch: &HealthBatch,
 ) -> Result<usize, AppError> {
-    let now = now_ms();
+    insert_at(tx, project, batch, now_ms()).await
+}
+
+/// As [`insert`], with the server's clock given (samples far from it are stored at it).
+async fn insert_at(
+    tx: &mut Transaction<'static, Sqlite>,
+    project: &str,
+    batch: &HealthBatch,
+    now: i64,
+) -> Result<usize, AppError> {
     let mut points = 0;
     let mut newest: Option<(i64, &Sample)> = None;
     let mut oldest = i64::MAX;
@@ -37,7 +46,7 @@ pub(super) async fn insert(
             s.time_ms
         };
         let r = &s.resources;
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime,
                listeners, intervals, timeouts, observers, sockets, peer_connections,
                data_channels, media_tracks, console_patches, services)
@@ -61,7 +70,11 @@ pub(super) async fn insert(
         .bind(r[8])
         .bind(r[9])
         .execute(&mut **tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if stored == 1 {
+            rollup(tx, project, &batch.instance_id, t, s).await?;
+        }
         points += [s.heap, s.wasm, s.uptime]
             .iter()
             .chain(r)
@@ -98,6 +111,101 @@ pub(super) async fn insert(
     .execute(&mut **tx)
     .await?;
     Ok(points)
+}
+
+/// Folds one stored sample into its instance's 15-minute slot.
+async fn rollup(
+    tx: &mut Transaction<'static, Sqlite>,
+    project: &str,
+    instance: &str,
+    t: i64,
+    s: &Sample,
+) -> Result<(), AppError> {
+    let total: Option<f64> = s.resources.iter().flatten().copied().reduce(|a, b| a + b);
+    let mut q = sqlx::query(
+        "INSERT INTO health_rollups (project, instance_id, slot_ms, samples, first_ms, heap, wasm,
+           listeners, intervals, timeouts, observers, sockets, peer_connections, data_channels,
+           media_tracks, console_patches, services, total)
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (project, instance_id, slot_ms) DO UPDATE SET
+           samples = samples + 1,
+           first_ms = MIN(first_ms, excluded.first_ms),
+           heap = MIN(COALESCE(heap, excluded.heap), COALESCE(excluded.heap, heap)),
+           wasm = MIN(COALESCE(wasm, excluded.wasm), COALESCE(excluded.wasm, wasm)),
+           listeners = MIN(COALESCE(listeners, excluded.listeners), COALESCE(excluded.listeners, listeners)),
+           intervals = MIN(COALESCE(intervals, excluded.intervals), COALESCE(excluded.intervals, intervals)),
+           timeouts = MIN(COALESCE(timeouts, excluded.timeouts), COALESCE(excluded.timeouts, timeouts)),
+           observers = MIN(COALESCE(observers, excluded.observers), COALESCE(excluded.observers, observers)),
+           sockets = MIN(COALESCE(sockets, excluded.sockets), COALESCE(excluded.sockets, sockets)),
+           peer_connections = MIN(COALESCE(peer_connections, excluded.peer_connections), COALESCE(excluded.peer_connections, peer_connections)),
+           data_channels = MIN(COALESCE(data_channels, excluded.data_channels), COALESCE(excluded.data_channels, data_channels)),
+           media_tracks = MIN(COALESCE(media_tracks, excluded.media_tracks), COALESCE(excluded.media_tracks, media_tracks)),
+           console_patches = MIN(COALESCE(console_patches, excluded.console_patches), COALESCE(excluded.console_patches, console_patches)),
+           services = MIN(COALESCE(services, excluded.services), COALESCE(excluded.services, services)),
+           total = MIN(COALESCE(total, excluded.total), COALESCE(excluded.total, total))",
+    )
+    .bind(project)
+    .bind(instance)
+    .bind(t - t.rem_euclid(SLOT_MS))
+    .bind(t)
+    .bind(s.heap)
+    .bind(s.wasm);
+    for v in s.resources {
+        q = q.bind(v);
+    }
+    q.bind(total).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The width of one rollup slot.
+pub const SLOT_MS: i64 = 15 * 60 * 1000;
+
+/// Instances whose samples in the window span longer than this are read from the rollups.
+pub const ROLLUP_ABOVE_MS: i64 = 6 * 3600 * 1000;
+
+/// The bucketing query over the raw samples (`FROM`) or the rollups (`FROM_ROLLUPS`).
+fn bucket_query(rollups: bool) -> String {
+    let (table, time, count, total) = if rollups {
+        (
+            "health_rollups",
+            "s.first_ms",
+            "SUM(s.samples)",
+            "MIN(s.total)",
+        )
+    } else {
+        (
+            "health_samples",
+            "s.time_ms",
+            "COUNT(*)",
+            "MIN(COALESCE(s.listeners, 0) + COALESCE(s.intervals, 0) + COALESCE(s.timeouts, 0)
+               + COALESCE(s.observers, 0) + COALESCE(s.sockets, 0)
+               + COALESCE(s.peer_connections, 0) + COALESCE(s.data_channels, 0)
+               + COALESCE(s.media_tracks, 0) + COALESCE(s.console_patches, 0)
+               + COALESCE(s.services, 0))",
+        )
+    };
+    let since = if rollups { "s.slot_ms" } else { "s.time_ms" };
+    let long = if rollups { ">" } else { "<=" };
+    format!(
+        "WITH span AS (
+           SELECT instance_id, MAX(first_seen_ms, ?1) AS t0, last_seen_ms AS t1
+           FROM instances WHERE project = ?2 AND last_seen_ms >= ?1
+             AND last_seen_ms - MAX(first_seen_ms, ?1) {long} ?5
+           ORDER BY last_seen_ms DESC LIMIT ?3
+         )
+         SELECT s.instance_id,
+           CASE WHEN span.t1 <= span.t0 THEN 0
+                ELSE (MIN(MAX({time} - span.t0, 0), span.t1 - span.t0) * (?4 - 1))
+                     / (span.t1 - span.t0) END AS b,
+           MIN({time}), {count}, MIN(s.heap), MIN(s.wasm),
+           MIN(s.listeners), MIN(s.intervals), MIN(s.timeouts), MIN(s.observers),
+           MIN(s.sockets), MIN(s.peer_connections), MIN(s.data_channels),
+           MIN(s.media_tracks), MIN(s.console_patches), MIN(s.services), {total}
+         FROM {table} s JOIN span ON span.instance_id = s.instance_id
+         WHERE s.project = ?2 AND {since} >= ?1
+         GROUP BY s.instance_id, b
+         ORDER BY s.instance_id, b"
+    )
 }
 
 impl Store {
@@ -145,51 +253,34 @@ impl Store {
         since_ms: i64,
         mut each: impl FnMut(&str, &Bucket),
     ) -> Result<(), AppError> {
-        let mut rows = sqlx::query(
-            "WITH span AS (
-               SELECT instance_id, MAX(first_seen_ms, ?1) AS t0, last_seen_ms AS t1
-               FROM instances WHERE project = ?2 AND last_seen_ms >= ?1
-               ORDER BY last_seen_ms DESC LIMIT ?3
-             )
-             SELECT s.instance_id,
-               CASE WHEN span.t1 <= span.t0 THEN 0
-                    ELSE (MIN(MAX(s.time_ms - span.t0, 0), span.t1 - span.t0) * (?4 - 1))
-                         / (span.t1 - span.t0) END AS b,
-               MIN(s.time_ms), COUNT(*), MIN(s.heap), MIN(s.wasm),
-               MIN(s.listeners), MIN(s.intervals), MIN(s.timeouts), MIN(s.observers),
-               MIN(s.sockets), MIN(s.peer_connections), MIN(s.data_channels),
-               MIN(s.media_tracks), MIN(s.console_patches), MIN(s.services),
-               MIN(COALESCE(s.listeners, 0) + COALESCE(s.intervals, 0) + COALESCE(s.timeouts, 0)
-                 + COALESCE(s.observers, 0) + COALESCE(s.sockets, 0)
-                 + COALESCE(s.peer_connections, 0) + COALESCE(s.data_channels, 0)
-                 + COALESCE(s.media_tracks, 0) + COALESCE(s.console_patches, 0)
-                 + COALESCE(s.services, 0))
-             FROM health_samples s JOIN span ON span.instance_id = s.instance_id
-             WHERE s.project = ?2 AND s.time_ms >= ?1
-             GROUP BY s.instance_id, b
-             ORDER BY s.instance_id, b",
-        )
-        .bind(since_ms)
-        .bind(project)
-        .bind(MAX_INSTANCES)
-        .bind(BUCKETS as i64)
-        .fetch(&self.pool);
-        while let Some(r) = rows.try_next().await? {
-            let id: String = r.try_get(0)?;
-            let mut resources = [None; 10];
-            for (i, slot) in resources.iter_mut().enumerate() {
-                *slot = r.try_get(6 + i)?;
+        // Instances seen over more than 6 hours of the window are read from the 15-minute
+        // rollups (their buckets are made of slots: a bucket keeps the minimum either way);
+        // the others from their samples.
+        for rollups in [false, true] {
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(bucket_query(rollups)))
+                .bind(since_ms)
+                .bind(project)
+                .bind(MAX_INSTANCES)
+                .bind(BUCKETS as i64)
+                .bind(ROLLUP_ABOVE_MS)
+                .fetch(&self.pool);
+            while let Some(r) = rows.try_next().await? {
+                let id: String = r.try_get(0)?;
+                let mut resources = [None; 10];
+                for (i, slot) in resources.iter_mut().enumerate() {
+                    *slot = r.try_get(6 + i)?;
+                }
+                let bucket = Bucket {
+                    index: usize::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                    time_ms: r.try_get(2)?,
+                    samples: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                    heap: r.try_get(4)?,
+                    wasm: r.try_get(5)?,
+                    resources,
+                    total: r.try_get(16)?,
+                };
+                each(&id, &bucket);
             }
-            let bucket = Bucket {
-                index: usize::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-                time_ms: r.try_get(2)?,
-                samples: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
-                heap: r.try_get(4)?,
-                wasm: r.try_get(5)?,
-                resources,
-                total: r.try_get(16)?,
-            };
-            each(&id, &bucket);
         }
         Ok(())
     }
@@ -202,6 +293,10 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM health_rollups WHERE slot_ms < ?")
+            .bind(before_ms - SLOT_MS)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("DELETE FROM instances WHERE last_seen_ms < ?")
             .bind(before_ms)
             .execute(&self.pool)
@@ -273,5 +368,54 @@ mod tests {
                 .unwrap();
             assert_eq!(sql.finish(row), pure.finish(row), "instance {inst}");
         }
+    }
+
+    /// A day of samples a minute apart is read through the rollups and judged as the samples
+    /// would be: the leaking instance leaks, the steady one does not.
+    #[tokio::test]
+    async fn a_day_is_judged_from_the_rollups() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let start = now_ms() - 86_400_000;
+        for (inst, climb) in [("leaky", 2.0), ("steady", 0.0)] {
+            let mut tx = store.pool.begin().await.unwrap();
+            for i in 0..1440i64 {
+                let t = start + i * 60_000;
+                let mut s = Sample {
+                    time_ms: t,
+                    heap: Some(30e6 + (i % 5) as f64 * 1e6),
+                    wasm: Some(1_179_648.0),
+                    ..Sample::default()
+                };
+                s.resources[0] = Some(10.0 + climb * i as f64 + (i % 3) as f64);
+                let batch = HealthBatch {
+                    instance_id: inst.into(),
+                    samples: vec![s],
+                    ..HealthBatch::default()
+                };
+                insert_at(&mut tx, "1", &batch, t).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let slots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_rollups")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            slots,
+            2 * 96 + 2,
+            "96 slots a day each, give or take the edges"
+        );
+        let rows = crate::fleet::fleet(&store, "1", 2 * 86_400).await.unwrap();
+        let leaky = rows.iter().find(|r| r.instance_id == "leaky").unwrap();
+        let steady = rows.iter().find(|r| r.instance_id == "steady").unwrap();
+        assert_eq!(leaky.samples, 1440);
+        assert!(leaky.leaking, "{:?}", leaky.reasons);
+        assert!(
+            leaky.reasons[0].starts_with("listeners +1"),
+            "{:?}",
+            leaky.reasons
+        );
+        assert!(!steady.leaking, "{:?}", steady.reasons);
+        assert!(leaky.trend.time.len() > 40);
     }
 }
