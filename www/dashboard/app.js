@@ -100,14 +100,27 @@ function chartWidth(container) {
   return Math.max(260, Math.min(container.clientWidth || 600, 1100));
 }
 
-function lineChart(container, { title, times, series, height = 220, bands, xRange }) {
+function lineChart(container, { title, times, series, height = 220, bands, xRange, yTop }) {
   const opts = {
     title,
     width: chartWidth(container),
     height,
     // A fixed window on the x axis (when given): one point still sits at its time in the window.
-    scales: { x: { time: true, range: xRange ? () => xRange() : undefined } },
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, fill: s.fill, scale: s.scale, paths: s.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined, points: { show: times.length < 40 } }))],
+    scales: {
+      x: { time: true, range: xRange ? () => xRange() : undefined },
+      // From 0 to past the "poor" line (when given), so every rating band shows.
+      ...(yTop ? { y: { range: (u, min, max) => [0, Math.max((max ?? 0) * 1.1, yTop)] } } : {}),
+    },
+    // Only the keys that are set: uPlot reads a present-but-undefined `scale` as a scale name.
+    series: [{}, ...series.map((s) => ({
+      label: s.label,
+      stroke: s.stroke,
+      width: 2,
+      points: { show: times.length < 40 },
+      ...(s.fill ? { fill: s.fill } : {}),
+      ...(s.scale ? { scale: s.scale } : {}),
+      ...(s.bars ? { paths: uPlot.paths.bars({ size: [0.8, 40] }) } : {}),
+    }))],
     axes: [{}, ...uniqueScales(series)],
     hooks: bands ? { drawClear: [(u) => drawBands(u, bands)] } : {},
   };
@@ -326,6 +339,7 @@ async function vitalsView(view) {
           series: [{ label: "p75", stroke: "#1f4e79", values, axis: spec.unit || "score" }],
           height: 170,
           bands: spec,
+          yTop: spec.poor * 1.3,
           xRange: () => {
             const now = Date.now() / 1000;
             return [now - WINDOW_SECS[state.window], now];
