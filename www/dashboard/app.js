@@ -391,10 +391,11 @@ function instanceCard(r) {
       el("span", { class: "muted", text: `${r.release || "no release"} · ${r.samples} samples · last seen ${ago(r.lastSeen)}` })),
     r.reasons?.length ? el("ul", { class: "reasons" }, r.reasons.map((t) => el("li", { text: t }))) : null,
     el("div", { class: "trends" },
-      trend("JS heap", bytes(r.heap?.last), r.heap?.bytesPerHour ? rate(r.heap.bytesPerHour / 1e6 * 24, " MB/day") : "", r.trend?.heap ?? []),
-      trend("wasm memory", bytes(r.wasm?.last), r.wasm?.bytesPerHour ? rate(r.wasm.bytesPerHour / 1e6 * 24, " MB/day") : "", r.trend?.wasm ?? []),
+      // Rates only once judged: two samples extrapolated to a day say nothing.
+      trend("JS heap", bytes(r.heap?.last), r.judged && r.heap?.bytesPerHour ? rate(r.heap.bytesPerHour / 1e6 * 24, " MB/day") : "", r.trend?.heap ?? []),
+      trend("wasm memory", bytes(r.wasm?.last), r.judged && r.wasm?.bytesPerHour ? rate(r.wasm.bytesPerHour / 1e6 * 24, " MB/day") : "", r.trend?.wasm ?? []),
       trend("resources", String(total), "", r.trend?.resources ?? [])),
-    kinds.length ? el("p", { class: "kinds" }, kinds.map(([k, c]) => el("span", { class: c.perHour > 0 && r.reasons?.some((x) => x.startsWith(k)) ? "kind grow" : "kind", text: `${k} ${c.last}${c.perHour ? ` (${rate(c.perHour, "/h")})` : ""}` }))) : null,
+    kinds.length ? el("p", { class: "kinds" }, kinds.map(([k, c]) => el("span", { class: c.perHour > 0 && r.reasons?.some((x) => x.startsWith(k)) ? "kind grow" : "kind", text: `${k} ${c.last}${r.judged && c.perHour ? ` (${rate(c.perHour, "/h")})` : ""}` }))) : null,
     el("p", { class: "ua muted", text: r.userAgent }));
   return card;
 }
