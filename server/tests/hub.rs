@@ -123,6 +123,38 @@ async fn a_flood_is_closed_with_1008() {
     assert_eq!(ended(&server, "too_many_messages"), 1);
 }
 
+/// A thousand pings written at once: the close frame must still reach the client (the server
+/// keeps reading after it, so its socket is not reset under the client's unread frames).
+#[tokio::test]
+async fn a_thousand_pings_at_once_still_read_1008_and_a_big_frame_among_many_1009() {
+    let server = LiveServer::start(HubConfig::default()).await;
+    for round in 0..3 {
+        let mut ws = connect(&server).await;
+        for _ in 0..1000 {
+            ws.feed(Message::Text(
+                r#"{"type":"ping","payload":{"timestamp":1},"timestamp":0}"#.into(),
+            ))
+            .await
+            .unwrap();
+        }
+        let _ = ws.flush().await;
+        assert_eq!(close_code(&mut ws).await, Some(1008), "round {round}");
+    }
+    let mut ws = connect(&server).await;
+    ws.feed(Message::Text("x".repeat(64 * 1024 + 1).into()))
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        ws.feed(Message::Text("y".repeat(1024).into()))
+            .await
+            .unwrap();
+    }
+    let _ = ws.flush().await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+    server.wait_sessions(0).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_client_is_closed_after_two_heartbeats() {
     let server = LiveServer::start(HubConfig {

@@ -172,21 +172,37 @@ impl Hub {
     }
 }
 
+/// How long a session that sent its close frame keeps reading (and discarding) for the client's
+/// close, so that the client reads the close code instead of a reset connection.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs one session until it ends, whatever the reason; returns the close code it sent (if any).
-pub async fn run<S, R, E>(hub: Hub, mut sink: S, stream: R) -> Option<u16>
+pub async fn run<S, R, E>(hub: Hub, mut sink: S, mut stream: R) -> Option<u16>
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let end = serve(&hub, &mut sink, stream).await;
-    if let Some(code) = end.close_code() {
-        let _ = send_close(&mut sink, code, end.reason()).await;
-    }
+    let end = serve(&hub, &mut sink, &mut stream).await;
     hub.inner
         .metrics
         .ws_sessions_ended
         .with_label_values(&[end.reason()])
         .inc();
+    if let Some(code) = end.close_code() {
+        if send_close(&mut sink, code, end.reason()).await {
+            // Closing the socket now, with the client's frames still arriving, resets it and the
+            // client sees 1006 instead of our code: read them away until its close (bounded by
+            // LINGER; every frame is dropped as it comes).
+            let _ = tokio::time::timeout(LINGER, async {
+                while let Some(Ok(frame)) = stream.next().await {
+                    if matches!(frame, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
     end.close_code()
 }
 
