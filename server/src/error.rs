@@ -105,23 +105,33 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<axum::extract::rejection::JsonRejection> for AppError {
-    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+impl AppError {
+    /// A JSON body that could not be read: `413` naming `limit` (the route's), else `400`.
+    pub fn from_json(rejection: axum::extract::rejection::JsonRejection, limit: usize) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(rejection.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(limit),
             _ => Self::BadRequest(rejection.body_text()),
         }
     }
-}
 
-impl From<axum::extract::rejection::BytesRejection> for AppError {
-    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+    /// A body that could not be read: `413` naming `limit` (the route's), else `400`.
+    pub fn from_body(rejection: axum::extract::rejection::BytesRejection, limit: usize) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::PayloadTooLarge("the request body is over the 1 MiB limit".into())
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(limit),
             _ => Self::BadRequest(rejection.body_text()),
         }
+    }
+
+    /// `413` saying the limit, in KiB or MiB.
+    pub fn too_large(limit: usize) -> Self {
+        let size = if limit >= 1 << 20 && limit % (1 << 20) == 0 {
+            format!("{} MiB", limit >> 20)
+        } else {
+            format!("{} KiB", limit.div_ceil(1024))
+        };
+        Self::PayloadTooLarge(format!(
+            "the request body is over this route's {size} limit"
+        ))
     }
 }
 

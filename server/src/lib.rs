@@ -276,7 +276,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws_upgrade))
         .route(
             "/api/orders",
-            post(create_order).layer(DefaultBodyLimit::max(64 * 1024)),
+            post(create_order).layer(DefaultBodyLimit::max(hub::orders::MAX_ORDER_BYTES)),
         )
         .route_service("/", ServeFile::new(www.join("index.html")))
         .nest_service("/www", ServeDir::new(&www))
@@ -345,7 +345,8 @@ async fn ingest_envelope(
     ingest::gate::EnvelopeSender(project): ingest::gate::EnvelopeSender,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let id = ingest::envelope(&state, &project, body.map_err(AppError::from)).await?;
+    let body = body.map_err(|e| AppError::from_body(e, ingest::MAX_BODY));
+    let id = ingest::envelope(&state, &project, body).await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
@@ -360,7 +361,8 @@ async fn ingest_metrics(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    ingest::metrics(&state, &project, user_agent, body.map_err(AppError::from)).await?;
+    let body = body.map_err(|e| AppError::from_body(e, ingest::MAX_BODY));
+    ingest::metrics(&state, &project, user_agent, body).await?;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
 }
@@ -408,7 +410,7 @@ async fn voice_realtime(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, AppError> {
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let body = body?;
+    let body = body.map_err(|e| AppError::from_body(e, voice::MAX_OFFER_BYTES))?;
     let call = voice
         .open_call(
             ip,
@@ -448,7 +450,7 @@ async fn create_order(
     State(state): State<AppState>,
     body: Result<Json<NewOrder>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Order>), AppError> {
-    let Json(new) = body?;
+    let Json(new) = body.map_err(|e| AppError::from_json(e, hub::orders::MAX_ORDER_BYTES))?;
     let order = hub::orders::create(state.store(), state.hub(), new).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }

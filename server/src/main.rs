@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
         println!("{line}");
     }
     let shutdown = CancellationToken::new();
+    let state = server.state().clone();
     let serving = tokio::spawn(server.serve(shutdown.clone()));
     signalled.await;
     tracing::info!("shutting down");
@@ -53,8 +54,14 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            tracing::warn!("connections still open after the grace period; exiting anyway");
-            ExitCode::SUCCESS
+            // Not a clean stop: say what was still running, and exit non-zero so a supervisor
+            // knows that in-flight work may have been cut.
+            tracing::error!(
+                websocket_sessions = state.hub().session_count(),
+                voice_calls = state.voice().session_count(),
+                "requests still in flight after the {SHUTDOWN_GRACE:?} grace period; exiting anyway"
+            );
+            ExitCode::FAILURE
         }
     }
 }

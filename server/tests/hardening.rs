@@ -416,3 +416,25 @@ async fn closed_within_read(
         }
     }
 }
+
+#[tokio::test]
+async fn every_413_names_the_limit_of_the_route_that_refused_it() {
+    let app = TestApp::with_config(|c| c.demo = true).await;
+    for (path, size, limit) in [
+        ("/voice/realtime", 70 * 1024, "64 KiB"),
+        ("/api/orders", 70 * 1024, "64 KiB"),
+        ("/api/1/envelope/?sentry_key=dev", (1 << 20) + 10, "1 MiB"),
+        ("/v1/metrics?key=dev", (1 << 20) + 10, "1 MiB"),
+    ] {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if path.starts_with("/voice") {
+            request = request.header(header::AUTHORIZATION, "Bearer ek_x");
+        }
+        let res = app
+            .send(request.body(Body::from(vec![b'{'; size])).unwrap())
+            .await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let reason = json(res).await["error"].as_str().unwrap().to_owned();
+        assert!(reason.contains(limit), "{path}: {reason}");
+    }
+}

@@ -13,6 +13,9 @@ use crate::store::Store;
 /// The most items one order may hold.
 pub const MAX_ITEMS: usize = 100;
 
+/// The largest order body taken (`POST /api/orders`).
+pub const MAX_ORDER_BYTES: usize = 64 * 1024;
+
 /// Stores `new`, prunes the orders past the newest `max_orders` (counted), and tells every
 /// session in the `orders` topic. The broadcast happens only after the order is committed.
 pub async fn create(store: &Store, hub: &Hub, new: NewOrder) -> Result<Order, AppError> {
