@@ -124,7 +124,7 @@ impl AppError {
 
     /// `413` saying the limit, in KiB or MiB.
     pub fn too_large(limit: usize) -> Self {
-        let size = if limit >= 1 << 20 && limit % (1 << 20) == 0 {
+        let size = if limit >= 1 << 20 && limit.is_multiple_of(1 << 20) {
             format!("{} MiB", limit >> 20)
         } else {
             format!("{} KiB", limit.div_ceil(1024))

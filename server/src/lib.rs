@@ -343,9 +343,15 @@ async fn prometheus_metrics(_: Admin, State(state): State<AppState>) -> impl Int
 async fn ingest_envelope(
     State(state): State<AppState>,
     ingest::gate::EnvelopeSender(project): ingest::gate::EnvelopeSender,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let body = body.map_err(|e| AppError::from_body(e, ingest::MAX_BODY));
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let body = body
+        .map_err(|e| AppError::from_body(e, ingest::MAX_BODY))
+        .and_then(|b| ingest::decode_body(encoding, b));
     let id = ingest::envelope(&state, &project, body).await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
@@ -361,7 +367,12 @@ async fn ingest_metrics(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let body = body.map_err(|e| AppError::from_body(e, ingest::MAX_BODY));
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let body = body
+        .map_err(|e| AppError::from_body(e, ingest::MAX_BODY))
+        .and_then(|b| ingest::decode_body(encoding, b));
     ingest::metrics(&state, &project, user_agent, body).await?;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))

@@ -438,3 +438,30 @@ async fn every_413_names_the_limit_of_the_route_that_refused_it() {
         assert!(reason.contains(limit), "{path}: {reason}");
     }
 }
+
+#[tokio::test]
+async fn gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413() {
+    use std::io::Write;
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let app = TestApp::new().await;
+    let send = |body: Vec<u8>| {
+        Request::post("/api/1/envelope/?sentry_key=dev")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let res = app.send(send(gzip(envelope(1).as_bytes()))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.state.metrics().events_ingested.get(), 1);
+    let bomb = gzip(&vec![b' '; 256 << 20]);
+    assert!(
+        bomb.len() < 1 << 20,
+        "the bomb itself is under the request limit"
+    );
+    let res = app.send(send(bomb)).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -6,6 +6,7 @@
 //! [`ratelimit`]. This file ties them to the store and the metrics.
 
 pub mod auth;
+pub mod encoding;
 pub mod envelope;
 pub mod event;
 pub mod gate;
@@ -25,6 +26,15 @@ use crate::{config::ProjectKey, AppState};
 
 /// The largest request body and the largest item (server-api.md: 1 MiB each).
 pub const MAX_BODY: usize = 1 << 20;
+
+/// Decodes a body's `Content-Encoding` (gzip, deflate) within [`MAX_BODY`]: `413` for a body
+/// (or a bomb) over it once decompressed, `400` for anything else wrong.
+pub fn decode_body(encoding: Option<&str>, body: bytes::Bytes) -> Result<bytes::Bytes, AppError> {
+    encoding::decode(encoding, body, MAX_BODY).map_err(|e| match e {
+        encoding::EncodingError::TooLarge(_) => AppError::PayloadTooLarge(e.to_string()),
+        _ => AppError::BadRequest(e.to_string()),
+    })
+}
 
 /// Metric points one rate-limit token pays for.
 pub const POINTS_PER_TOKEN: usize = 100;
