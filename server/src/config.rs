@@ -83,6 +83,14 @@ pub struct Config {
     #[arg(long, env = "VIGIL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
+    /// WebSocket sessions on `/ws` at once; more are refused with 503.
+    #[arg(long, env = "VIGIL_WS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub ws_max_connections: usize,
+
+    /// WebSocket sessions at once from one IP address; more are closed with 1013.
+    #[arg(long, env = "VIGIL_WS_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub ws_max_connections_per_ip: usize,
+
     /// How long a connection may take to send a request's head (also ends idle keep-alive
     /// connections).
     #[arg(long, env = "VIGIL_HEADER_TIMEOUT", default_value = "10s", value_parser = retention)]

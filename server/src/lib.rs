@@ -87,7 +87,7 @@ impl AppState {
     /// Builds the state from `config` and an open `store`. Generates the admin token when the
     /// config has none.
     pub fn new(config: &Config, store: Store) -> Self {
-        Self::with_hub_config(config, store, HubConfig::default())
+        Self::with_hub_config(config, store, HubConfig::from_config(config))
     }
 
     /// As [`AppState::new`], with the hub's limits and timings given (tests shorten them).
@@ -383,6 +383,7 @@ async fn ingest_metrics(
 async fn ws_upgrade(
     _: AllowedOrigin,
     State(hub): State<Hub>,
+    ClientIp(ip): ClientIp,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if hub.is_full() {
@@ -400,7 +401,8 @@ async fn ws_upgrade(
         .max_write_buffer_size(1 << 20)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            hub::session::run(hub, sink, stream).await;
+            // Past --ws-max-connections-per-ip from this address: closed at once with 1013.
+            hub::session::run_from(hub, Some(ip), sink, stream).await;
         })
 }
 
@@ -512,7 +514,7 @@ pub struct Server {
 impl Server {
     /// Opens the database, applies migrations, records the start and binds `config.addr`.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        Self::bind_with_hub(config, HubConfig::default()).await
+        Self::bind_with_hub(config, HubConfig::from_config(config)).await
     }
 
     /// As [`Server::bind`], with the hub's limits and timings given (tests shorten them).

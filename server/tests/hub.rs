@@ -370,3 +370,30 @@ async fn an_origin_off_the_allowed_list_gets_403_not_a_websocket() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn connections_past_the_per_ip_cap_are_closed_with_1013() {
+    let server = LiveServer::start(HubConfig {
+        max_sessions_per_ip: 2,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut first = connect(&server).await;
+    let _second = connect(&server).await;
+    server.wait_sessions(2).await;
+    let (mut third, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    assert_eq!(
+        close_code(&mut third).await,
+        Some(1013),
+        "no welcome, a close"
+    );
+    assert_eq!(ended(&server, "hub_full"), 1);
+    // A place freed is a place taken again.
+    first.close(None).await.unwrap();
+    server.wait_sessions(1).await;
+    let _again = connect(&server).await;
+    server.wait_sessions(2).await;
+    server.stop().await;
+}

@@ -39,6 +39,8 @@ pub struct HubConfig {
     pub max_topics_per_session: usize,
     /// Sessions at once; more are refused with 503.
     pub max_sessions: usize,
+    /// Sessions at once from one IP address; more are closed with 1013.
+    pub max_sessions_per_ip: usize,
     /// Orders kept in the database: inserting one prunes the oldest past this (counted in
     /// `vigil_orders_pruned_total`).
     pub max_orders: u32,
@@ -55,11 +57,23 @@ impl Default for HubConfig {
             outgoing_queue: 256,
             max_topics_per_session: 32,
             max_sessions: 10_000,
+            max_sessions_per_ip: 64,
             max_orders: 1000,
             orders_per_ip: Rate {
                 per_sec: 1.0,
                 burst: 10.0,
             },
+        }
+    }
+}
+
+impl HubConfig {
+    /// The defaults, with the connection caps `config` sets.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            max_sessions: config.ws_max_connections,
+            max_sessions_per_ip: config.ws_max_connections_per_ip,
+            ..Self::default()
         }
     }
 }
@@ -87,6 +101,8 @@ struct Inner {
 struct Sessions {
     by_id: HashMap<u64, Entry>,
     topics: HashMap<String, HashSet<u64>>,
+    /// Live sessions per client address (at most `max_sessions` entries: each has one).
+    per_ip: HashMap<std::net::IpAddr, usize>,
 }
 
 #[derive(Debug)]
@@ -98,6 +114,8 @@ struct Entry {
     slow: Arc<AtomicBool>,
     last_seen_ms: Arc<AtomicU64>,
     topics: HashSet<String>,
+    /// The client's address, when known (counted in `per_ip`).
+    ip: Option<std::net::IpAddr>,
 }
 
 /// Why a topic change was refused.

@@ -113,6 +113,14 @@ impl Drop for Registration {
             for t in &entry.topics {
                 remove_member(&mut s.topics, t, self.id);
             }
+            if let Some(ip) = entry.ip {
+                if let Some(n) = s.per_ip.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        s.per_ip.remove(&ip);
+                    }
+                }
+            }
         }
         self.hub
             .inner
@@ -131,8 +139,9 @@ struct Joined {
 }
 
 impl Hub {
-    /// Adds a session, or `None` when the hub holds `max_sessions` already.
-    fn register(&self) -> Option<Joined> {
+    /// Adds a session, or `None` when the hub holds `max_sessions` already, or `ip` holds
+    /// `max_sessions_per_ip`.
+    fn register(&self, ip: Option<std::net::IpAddr>) -> Option<Joined> {
         let (tx, rx) = mpsc::channel(self.inner.config.outgoing_queue.max(1));
         let kill = CancellationToken::new();
         let slow = Arc::new(AtomicBool::new(false));
@@ -140,6 +149,13 @@ impl Hub {
         let mut s = self.lock();
         if s.by_id.len() >= self.inner.config.max_sessions {
             return None;
+        }
+        if let Some(ip) = ip {
+            let n = s.per_ip.entry(ip).or_insert(0);
+            if *n >= self.inner.config.max_sessions_per_ip {
+                return None;
+            }
+            *n += 1;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         s.by_id.insert(
@@ -150,6 +166,7 @@ impl Hub {
                 slow: Arc::clone(&slow),
                 last_seen_ms: Arc::clone(&last_seen_ms),
                 topics: Default::default(),
+                ip,
             },
         );
         self.inner.metrics.ws_connections.set(s.by_id.len() as i64);
@@ -177,12 +194,28 @@ impl Hub {
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs one session until it ends, whatever the reason; returns the close code it sent (if any).
-pub async fn run<S, R, E>(hub: Hub, mut sink: S, mut stream: R) -> Option<u16>
+/// The client's address is not known: it is not counted per IP (tests, in-process callers).
+pub async fn run<S, R, E>(hub: Hub, sink: S, stream: R) -> Option<u16>
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let end = serve(&hub, &mut sink, &mut stream).await;
+    run_from(hub, None, sink, stream).await
+}
+
+/// As [`run`], for a client at `ip`: past `max_sessions_per_ip` from it, the session is closed
+/// at once with 1013.
+pub async fn run_from<S, R, E>(
+    hub: Hub,
+    ip: Option<std::net::IpAddr>,
+    mut sink: S,
+    mut stream: R,
+) -> Option<u16>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let end = serve(&hub, ip, &mut sink, &mut stream).await;
     hub.inner
         .metrics
         .ws_sessions_ended
@@ -206,12 +239,12 @@ where
     end.close_code()
 }
 
-async fn serve<S, R, E>(hub: &Hub, mut sink: S, mut stream: R) -> End
+async fn serve<S, R, E>(hub: &Hub, ip: Option<std::net::IpAddr>, mut sink: S, mut stream: R) -> End
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let Some(joined) = hub.register() else {
+    let Some(joined) = hub.register(ip) else {
         return End::HubFull;
     };
     let Joined {
