@@ -115,13 +115,14 @@ impl AppState {
             .iter()
             .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
             .collect();
+        let ingest = ingest::Ingest::new(rate, store.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
                 metrics,
                 hub,
                 voice,
-                ingest: ingest::Ingest::new(rate),
+                ingest,
                 allowed_origins,
                 admin_token,
                 token_generated,

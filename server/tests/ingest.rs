@@ -283,3 +283,56 @@ async fn the_read_api_needs_the_admin_token() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(app.get("/api/1/issues", true).await).await, json!([]));
 }
+
+/// Group commit keeps idempotency and counts exact under concurrency: the same event id from 50
+/// tasks at once is stored once and counted once; 200 distinct events are counted 200 times.
+#[tokio::test]
+async fn the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let body = event_envelope(ID_A, exception("TypeError", "once"));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            let body = body.clone();
+            tokio::spawn(async move {
+                app.send(post("/api/1/envelope/?sentry_key=dev", body))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap(),
+            StatusCode::OK,
+            "a duplicate is acknowledged"
+        );
+    }
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move {
+                let body =
+                    event_envelope(&format!("{:032x}", i + 1), exception("RangeError", "many"));
+                app.send(post("/api/1/envelope/?sentry_key=dev", body))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let issues = json(app.get("/api/1/issues", true).await).await;
+    let count = |title: &str| {
+        issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"].as_str().unwrap_or("").contains(title))
+            .map(|i| i["count"].clone())
+    };
+    assert_eq!(count("once"), Some(json!(1)), "{issues}");
+    assert_eq!(count("many"), Some(json!(200)), "{issues}");
+    assert_eq!(app.state.metrics().events_ingested.get(), 201);
+}

@@ -12,6 +12,7 @@ pub mod event;
 pub mod gate;
 pub mod otlp;
 pub mod ratelimit;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -43,6 +44,7 @@ pub const POINTS_PER_TOKEN: usize = 100;
 #[derive(Debug)]
 pub struct Ingest {
     limiter: Mutex<ratelimit::Limiter>,
+    writer: writer::Writer,
     started: Instant,
     /// When health samples were last pruned (ms since the epoch).
     last_prune: AtomicI64,
@@ -53,9 +55,10 @@ pub const LIMITER_CAPACITY: usize = 10_000;
 
 impl Ingest {
     /// Limits every key to `rate`.
-    pub fn new(rate: ratelimit::Rate) -> Self {
+    pub fn new(rate: ratelimit::Rate, store: crate::store::Store) -> Self {
         Self {
             limiter: Mutex::new(ratelimit::Limiter::new(rate, LIMITER_CAPACITY)),
+            writer: writer::Writer::start(store),
             started: Instant::now(),
             last_prune: AtomicI64::new(0),
         }
@@ -267,9 +270,11 @@ async fn ingest(
     for item in parsed.items.iter().filter(|i| i.kind == "event") {
         let (summary, value) = event::summarize(item.payload, header_id)
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let event_id = summary.event_id.clone();
         let stored = state
-            .store()
-            .insert_event(&project.id, &summary, &value.to_string())
+            .ingest()
+            .writer
+            .insert(&project.id, summary, value.to_string())
             .await?;
         if stored {
             state.metrics().events_ingested.inc();
@@ -280,7 +285,7 @@ async fn ingest(
                 .with_label_values(&["duplicate"])
                 .inc();
         }
-        acknowledged = Some(summary.event_id);
+        acknowledged = Some(event_id);
     }
     prune(state).await;
     Ok(acknowledged)

@@ -173,46 +173,21 @@ impl Store {
         payload: &str,
     ) -> Result<bool, AppError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO events (project, event_id, fingerprint, level, title, payload)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(project)
-        .bind(&event.event_id)
-        .bind(&event.fingerprint)
-        .bind(&event.level)
-        .bind(&event.title)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            sqlx::query(
-                "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
-                 SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
-                 FROM events WHERE project = ? AND event_id = ?
-                 ON CONFLICT (project, fingerprint) DO UPDATE SET
-                   count = count + 1,
-                   title = excluded.title,
-                   level = excluded.level,
-                   last_seen = excluded.last_seen,
-                   last_event_id = excluded.last_event_id",
-            )
-            .bind(project)
-            .bind(&event.event_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO issue_hours (project, fingerprint, hour, count)
-                 SELECT project, fingerprint, substr(received_at, 1, 13), 1
-                 FROM events WHERE project = ? AND event_id = ?
-                 ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = count + 1",
-            )
-            .bind(project)
-            .bind(&event.event_id)
-            .execute(&mut *tx)
-            .await?;
+        let inserted = insert_event_in(&mut tx, project, event, payload).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Stores events in one transaction (a group commit) and says, for each, whether it was new
+    /// (false: its id was stored already, maybe earlier in the same batch).
+    pub async fn insert_events(
+        &self,
+        events: &[(&str, &Summary, &str)],
+    ) -> Result<Vec<bool>, AppError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = Vec::with_capacity(events.len());
+        for (project, event, payload) in events {
+            inserted.push(insert_event_in(&mut tx, project, event, payload).await?);
         }
         tx.commit().await?;
         Ok(inserted)
@@ -408,6 +383,57 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// One event and its issue counts, inside the caller's transaction.
+async fn insert_event_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    project: &str,
+    event: &Summary,
+    payload: &str,
+) -> Result<bool, AppError> {
+    let inserted = sqlx::query(
+        "INSERT OR IGNORE INTO events (project, event_id, fingerprint, level, title, payload)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(project)
+    .bind(&event.event_id)
+    .bind(&event.fingerprint)
+    .bind(&event.level)
+    .bind(&event.title)
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        sqlx::query(
+            "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
+             SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
+             FROM events WHERE project = ? AND event_id = ?
+             ON CONFLICT (project, fingerprint) DO UPDATE SET
+               count = count + 1,
+               title = excluded.title,
+               level = excluded.level,
+               last_seen = excluded.last_seen,
+               last_event_id = excluded.last_event_id",
+        )
+        .bind(project)
+        .bind(&event.event_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO issue_hours (project, fingerprint, hour, count)
+             SELECT project, fingerprint, substr(received_at, 1, 13), 1
+             FROM events WHERE project = ? AND event_id = ?
+             ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = count + 1",
+        )
+        .bind(project)
+        .bind(&event.event_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(inserted)
 }
 
 #[cfg(test)]
