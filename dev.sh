@@ -209,7 +209,7 @@ case "$cmd" in
       printf 'import * as Sentry from "@sentry/browser";\nwindow.Sentry = Sentry;\n' >"$TOOLS/sentry-entry.mjs"
       (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
     fi
-    VIGIL_TOOLS="$TOOLS" cargo bench -p vigil-e2e
+    VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;
   run)

@@ -102,20 +102,29 @@ pub fn server_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Benchmarks measure the release build (`VIGIL_SERVER_RELEASE=1`, set by `./dev.sh
+        // bench`); tests use the debug one.
+        let release = std::env::var_os("VIGIL_SERVER_RELEASE").is_some();
+        let mut args = vec![
+            "build",
+            "--quiet",
+            "-p",
+            "vigil-server",
+            "--bin",
+            "vigil-server",
+        ];
+        if release {
+            args.push("--release");
+        }
         let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "vigil-server",
-                "--bin",
-                "vigil-server",
-            ])
+            .args(&args)
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build for vigil-server");
         assert!(status.success(), "building vigil-server failed");
-        let bin = target_dir().join("debug/vigil-server");
+        let bin = target_dir()
+            .join(if release { "release" } else { "debug" })
+            .join("vigil-server");
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
     })
