@@ -400,11 +400,8 @@ mod tests {
             .fetch_one(&store.pool)
             .await
             .unwrap();
-        assert_eq!(
-            slots,
-            2 * 96 + 2,
-            "96 slots a day each, give or take the edges"
-        );
+        // 96 slots a day each, one more when the day does not start on a slot boundary.
+        assert!((2 * 96..=2 * 97).contains(&slots), "{slots} slots");
         let rows = crate::fleet::fleet(&store, "1", 2 * 86_400).await.unwrap();
         let leaky = rows.iter().find(|r| r.instance_id == "leaky").unwrap();
         let steady = rows.iter().find(|r| r.instance_id == "steady").unwrap();
