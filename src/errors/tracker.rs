@@ -201,18 +201,16 @@ fn attach(shared: &Shared) {
     let w = Weak::clone(&weak);
     listeners.push(Listener::new(&window, "visibilitychange", move |_| {
         let Some(s) = w.upgrade() else { return };
-        let state = web_sys::window()
+        // `document.hidden` (a boolean), not `visibilityState`: web-sys's enum conversion
+        // brings its own panic path into the wasm.
+        let hidden = web_sys::window()
             .and_then(|w| w.document())
-            .map(|d| d.visibility_state());
+            .is_some_and(|d| d.hidden());
         if navigation {
-            let message = if state == Some(web_sys::VisibilityState::Hidden) {
-                "hidden"
-            } else {
-                "visible"
-            };
+            let message = if hidden { "hidden" } else { "visible" };
             crumb(&s, "navigation", message, "info");
         }
-        if state == Some(web_sys::VisibilityState::Hidden) {
+        if hidden {
             let t = Rc::clone(&s.borrow().transport);
             transport::flush_now(&t);
         }

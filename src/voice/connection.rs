@@ -523,10 +523,11 @@ fn open_peer(shared: &Shared, g: u64) {
     peer.on(
         "connectionstatechange",
         on(|s, g, e| {
+            // The state as a string: web-sys's enum conversion brings its own panic path.
             let failed = e
                 .target()
-                .and_then(|t| t.dyn_into::<web_sys::RtcPeerConnection>().ok())
-                .is_some_and(|pc| pc.connection_state() == web_sys::RtcPeerConnectionState::Failed);
+                .and_then(|t| js_sys::Reflect::get(&t, &"connectionState".into()).ok())
+                .is_some_and(|state| state == "failed");
             if failed {
                 feed(s, Event::PeerFailed(g));
             }
