@@ -1,0 +1,183 @@
+//! `cargo test -p vigil-fuzz`: every target replays its whole corpus, then runs a short
+//! randomized pass from a fixed seed (reproducible in CI); plus timing checks of the stack-trace
+//! parser on megabyte-long pathological stacks. `./dev.sh fuzz [SECONDS]` runs longer with random
+//! seeds.
+
+use std::time::{Duration, Instant};
+
+use vigil_fuzz::targets::{self, check_stack_text};
+use vigil_fuzz::{fuzz, preview, Budget, Target};
+
+/// Generated inputs per target under `cargo test` (the hub target runs fewer: each is a session).
+const INPUTS: u64 = 2_000;
+
+fn run(target: &Target, inputs: u64) {
+    let report = fuzz(
+        target,
+        0x5eed_0000 + target.name.len() as u64,
+        Budget::Inputs(inputs),
+    );
+    println!(
+        "{}: {} inputs in {:?}",
+        target.name, report.inputs, report.elapsed
+    );
+    for f in &report.failures {
+        println!("  failing: {} ({})", f.reason, preview(&f.input));
+    }
+    if let Some(f) = report.failures.first() {
+        panic!(
+            "{}: {} failing inputs; first: {} ({})\n(`./dev.sh fuzz` writes failing inputs to fuzz/corpus/{}/)",
+            target.name,
+            report.failures.len(),
+            f.reason,
+            preview(&f.input),
+            target.name,
+        );
+    }
+}
+
+#[test]
+fn envelope() {
+    run(&targets::ENVELOPE, INPUTS);
+}
+
+#[test]
+fn otlp() {
+    run(&targets::OTLP, INPUTS);
+}
+
+#[test]
+fn auth() {
+    run(&targets::AUTH, INPUTS);
+}
+
+#[test]
+fn voice_offer() {
+    run(&targets::VOICE_OFFER, INPUTS);
+}
+
+#[test]
+fn voice_events() {
+    run(&targets::VOICE_EVENTS, INPUTS / 4);
+}
+
+#[test]
+fn hub_session() {
+    run(&targets::HUB_SESSION, INPUTS / 4);
+}
+
+#[test]
+fn stack() {
+    run(&targets::STACK, INPUTS);
+}
+
+#[test]
+fn dsn() {
+    run(&targets::DSN, INPUTS);
+}
+
+#[test]
+fn ratelimit() {
+    run(&targets::RATELIMIT, INPUTS);
+}
+
+#[test]
+fn every_target_has_seeds() {
+    for t in targets::ALL {
+        assert!(
+            !vigil_fuzz::corpus(t.name).is_empty(),
+            "fuzz/corpus/{}/ has no seeds",
+            t.name
+        );
+    }
+}
+
+const MB: usize = 1 << 20;
+
+fn repeat_to(unit: &str, len: usize) -> String {
+    unit.repeat(len / unit.len() + 1)
+}
+
+/// Pathological `error.stack` strings of about 1 MB each.
+fn pathological() -> Vec<(&'static str, String)> {
+    vec![
+        ("one huge line", "x".repeat(MB)),
+        ("one huge 'at' line", format!("at {}", "f (".repeat(MB / 3))),
+        (
+            "'at' line of ( and )",
+            format!("    at {})", "((((((((((".repeat(MB / 10)),
+        ),
+        (
+            "nested parentheses",
+            format!("    at f {}{}", "(".repeat(MB / 2), ")".repeat(MB / 2)),
+        ),
+        ("@ : ( soup lines", repeat_to("@:(@:)(:@\n", MB)),
+        ("@ soup one line", repeat_to("@@::((", MB)),
+        ("many non-frame lines", repeat_to("Error: nope\n", MB)),
+        (
+            "many frames",
+            repeat_to("    at f (https://a.example/x.js:1:2)\n", MB),
+        ),
+        ("colons", format!("https://{}:1:2", ":".repeat(MB))),
+        ("digits and colons", repeat_to("1:2:3:", MB)),
+        (
+            "wasm soup",
+            repeat_to(":wasm-function[:wasm-function[]:", MB),
+        ),
+        (
+            "eval at nesting",
+            format!("    at f (eval at {})", "g (eval at ".repeat(MB / 12)),
+        ),
+        ("url then position", format!("{}://x:1:2", "a".repeat(MB))),
+        ("blank lines", "\n".repeat(MB)),
+        ("CR lines", "\r".repeat(MB)),
+        ("multibyte", repeat_to("é@ü:(字)", MB)),
+    ]
+}
+
+/// Each ~1 MB stack parses within a generous bound (debug build) and the figure is printed.
+#[test]
+fn megabyte_stacks_parse_in_linear_time() {
+    let bound = if cfg!(debug_assertions) {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(100)
+    };
+    let mut worst = Duration::ZERO;
+    for (name, text) in pathological() {
+        let start = Instant::now();
+        check_stack_text(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let took = start.elapsed();
+        println!("stack, {name}: {} bytes in {took:?}", text.len());
+        worst = worst.max(took);
+        assert!(took < bound, "{name}: {took:?} for {} bytes", text.len());
+    }
+    println!("worst 1 MB stack: {worst:?}");
+}
+
+/// Doubling the input roughly doubles the time (not quadruples): 256 KiB vs 1 MiB stays under 8x
+/// (linear gives 4x; quadratic 16x).
+#[test]
+fn stack_time_grows_linearly() {
+    for (name, unit) in [
+        ("at ( soup", "    at f ((((:1:2"),
+        ("@ soup", "@:(@:)(:@"),
+        ("wasm soup", ":wasm-function[:wasm-"),
+    ] {
+        let time = |len: usize| {
+            let text = repeat_to(unit, len);
+            let start = Instant::now();
+            for _ in 0..3 {
+                check_stack_text(&text).unwrap();
+            }
+            start.elapsed()
+        };
+        let small = time(MB / 4).max(Duration::from_micros(200));
+        let large = time(MB);
+        println!("stack, {name}: 256 KiB {small:?}, 1 MiB {large:?}");
+        assert!(
+            large < small * 8,
+            "{name}: 256 KiB {small:?}, 1 MiB {large:?}"
+        );
+    }
+}
