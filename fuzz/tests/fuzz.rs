@@ -1,9 +1,12 @@
 //! `cargo test -p vigil-fuzz`: every target replays its whole corpus, then runs a short
-//! randomized pass from a fixed seed (reproducible in CI); plus timing checks of the stack-trace
-//! parser on megabyte-long pathological stacks. `./dev.sh fuzz [SECONDS]` runs longer with random
-//! seeds.
+//! randomized pass from a fixed seed (reproducible in CI); timing checks of the stack-trace
+//! parser on megabyte-long pathological stacks; and proptest round trips of well-formed stacks
+//! and DSNs. `./dev.sh fuzz [SECONDS]` runs longer with random seeds.
 
 use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use vigil::errors::stack;
 use vigil_fuzz::targets::{self, check_stack_text};
@@ -196,4 +199,141 @@ fn stack_time_grows_linearly() {
             "{name}: 256 KiB {small:?}, 1 MiB {large:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips with proptest strategies: well-formed input parses back to what was written.
+// ---------------------------------------------------------------------------------------------
+
+/// A deterministic runner (CI is reproducible) that persists nothing.
+fn runner(cases: u32) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+fn word(
+    alphabet: &'static str,
+    len: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = String> {
+    let chars: Vec<char> = alphabet.chars().collect();
+    prop::collection::vec(prop::sample::select(chars), len).prop_map(|c| c.into_iter().collect())
+}
+
+/// How an engine prints one frame.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Chromium,
+    Firefox,
+    SafariAnonymous,
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    style: Style,
+    function: String,
+    url: String,
+    line: u32,
+    col: u32,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let style = prop_oneof![
+        Just(Style::Chromium),
+        Just(Style::Firefox),
+        Just(Style::SafariAnonymous)
+    ];
+    let function = word("abcxyzABC_$0123456789.", 1..=12);
+    let url = (
+        prop::sample::select(vec!["https://", "http://"]),
+        word("abcdefghij", 1..=10),
+        word("abcdefghij0123456789/._-", 0..=20),
+    )
+        .prop_map(|(scheme, host, path)| format!("{scheme}{host}.example/{path}.js"));
+    (style, function, url, 1..1_000_000u32, 1..100_000u32).prop_map(
+        |(style, function, url, line, col)| Spec {
+            style,
+            function,
+            url,
+            line,
+            col,
+        },
+    )
+}
+
+fn render(specs: &[Spec]) -> String {
+    let mut out = String::from("Error: boom\n");
+    for s in specs {
+        let Spec {
+            function,
+            url,
+            line,
+            col,
+            ..
+        } = s;
+        out.push_str(&match s.style {
+            Style::Chromium => format!("    at {function} ({url}:{line}:{col})\n"),
+            Style::Firefox => format!("{function}@{url}:{line}:{col}\n"),
+            Style::SafariAnonymous => format!("{url}:{line}:{col}\n"),
+        });
+    }
+    out
+}
+
+/// Every engine's frames parse back to their function, file, line and column, oldest first,
+/// the newest 50 kept.
+#[test]
+fn stack_frames_round_trip() {
+    runner(500)
+        .run(&prop::collection::vec(spec(), 0..80), |specs| {
+            let frames = stack::parse(&render(&specs), &[targets::NOT_IN_APP]);
+            let kept = specs.len().min(stack::MAX_FRAMES);
+            prop_assert_eq!(frames.len(), kept);
+            // Engines print newest first; frames come out oldest first.
+            for (frame, s) in frames.iter().zip(specs[..kept].iter().rev()) {
+                prop_assert_eq!(&frame.filename, &s.url);
+                prop_assert_eq!(frame.lineno, Some(s.line));
+                prop_assert_eq!(frame.colno, Some(s.col));
+                let function = match s.style {
+                    Style::SafariAnonymous => None,
+                    _ => Some(s.function.clone()),
+                };
+                prop_assert_eq!(&frame.function, &function);
+                prop_assert!(frame.in_app);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A DSN written from its parts parses back to them.
+#[test]
+fn dsn_round_trip() {
+    use vigil::transport::dsn::Dsn;
+    let parts = (
+        prop::sample::select(vec!["http", "https"]),
+        word("0123456789abcdef", 1..=32),
+        word("abcdefghijklmnopqrstuvwxyz0123456789-.", 1..=30),
+        prop::option::of(1..=u16::MAX),
+        prop::collection::vec(word("abcdefghij0123456789-_.~", 1..=8), 0..4),
+        word("0123456789", 1..=10),
+    );
+    runner(1000)
+        .run(&parts, |(scheme, key, host, port, segments, project)| {
+            let path: String = segments.iter().map(|s| format!("/{s}")).collect();
+            let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let text = format!("{scheme}://{key}@{host}{port_text}{path}/{project}");
+            let dsn = Dsn::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(dsn.scheme, scheme);
+            prop_assert_eq!(dsn.public_key, key);
+            prop_assert_eq!(dsn.host, host);
+            prop_assert_eq!(dsn.port, port);
+            prop_assert_eq!(dsn.path, path);
+            prop_assert_eq!(dsn.project_id, project);
+            Ok(())
+        })
+        .unwrap();
 }
