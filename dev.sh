@@ -6,6 +6,7 @@
 #   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz; every variant) and the server
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
+#   ./dev.sh fuzz [SECONDS]       run every fuzz target (fuzz/) for an equal share of SECONDS (default 60 in all)
 #   ./dev.sh setup                install what is missing, and nothing else
 #
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
@@ -234,6 +235,12 @@ case "$cmd" in
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;
+  fuzz)
+    # Random seeds; inputs tried per target are printed; failing inputs land in
+    # fuzz/corpus/<target>/crash-* and `cargo test -p vigil-fuzz` (in `./dev.sh test`) replays them.
+    say "fuzzing every target for ${1:-60} s in all"
+    cargo run --quiet -p vigil-fuzz -- "${1:-60}"
+    ;;
   run)
     setup
     build_pkg
@@ -261,7 +268,7 @@ case "$cmd" in
     say "all suites passed"
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -41,6 +41,9 @@ pub fn parse(stack: &str, not_in_app: &[&str]) -> Vec<Frame> {
 
 fn parse_line(line: &str) -> Option<Frame> {
     let line = line.trim();
+    if line.is_empty() {
+        return None; // cheap: a megabyte of blank lines is a million of them
+    }
     if let Some(rest) = line.strip_prefix("at ") {
         return Some(chromium(rest));
     }

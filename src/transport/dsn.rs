@@ -110,7 +110,8 @@ impl Dsn {
         }
         let path = path.trim_end_matches('/');
         let (path, project_id) = match path.rsplit_once('/') {
-            Some((p, id)) if !id.is_empty() => (p, id),
+            // `…/sub//42`: the path keeps no trailing slash either (the URLs add their own).
+            Some((p, id)) if !id.is_empty() => (p.trim_end_matches('/'), id),
             _ => return Err(DsnError::NoProject),
         };
         Ok(Self {

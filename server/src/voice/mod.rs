@@ -407,8 +407,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The body as an SDP offer, or a reason for the 400.
-fn parse_offer(content_type: Option<&str>, body: &[u8]) -> Result<SdpOffer, VoiceError> {
+/// The body as an SDP offer, or a reason for the 400 (public for the fuzz targets in `fuzz/`).
+pub fn parse_offer(content_type: Option<&str>, body: &[u8]) -> Result<SdpOffer, VoiceError> {
     let mime = content_type
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase());
