@@ -184,12 +184,13 @@ TABLE
 
 # The wasm-bindgen browser tests. Headless Chromium here sometimes stops responding while it
 # loads the test page, before any test runs (ChromeDriver: "Timed out receiving message from
-# renderer"; seen with every allocator and with the machine idle). Only that failure is retried,
-# at most twice, and said so; a test that fails fails the run at once.
+# renderer" after 300 s; seen with every allocator and with the machine idle, in about a third of
+# runs). Only that failure is retried, at most three times, and said so; a test that fails fails
+# the run at once.
 browser_tests() {
   local log attempt
   log=$(mktemp)
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4; do
     if wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" 2>&1 | tee "$log"; then
       rm -f "$log"
       return 0
@@ -198,7 +199,7 @@ browser_tests() {
       rm -f "$log"
       return 1
     fi
-    say "headless Chromium stopped responding before the browser tests ran (attempt $attempt of 3)"
+    say "headless Chromium stopped responding before the browser tests ran (attempt $attempt of 4)"
   done
   rm -f "$log"
   return 1
