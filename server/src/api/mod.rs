@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::access::Admin;
 use crate::error::AppError;
 use crate::ingest::{self, parse_window};
-use crate::store::{IssueCursor, Store};
+use crate::store::{decode_pair, encode_pair, IssueCursor, Store};
 use crate::{fleet, AppState};
 
 /// The read routes.
@@ -199,21 +199,15 @@ async fn metric(
         .cursor
         .as_deref()
         .map(|c| {
-            IssueCursor::decode(c)
-                .and_then(|c| Some((c.last_seen, c.fingerprint.parse::<i64>().ok()?)))
+            decode_pair(c)
+                .and_then(|(time, id)| Some((time, id.parse::<i64>().ok()?)))
                 .ok_or_else(bad_cursor)
         })
         .transpose()?;
     let (points, next) = store
         .metric_points(&project, name, window, limit, cursor)
         .await?;
-    let next = next.map(|(time, id)| {
-        IssueCursor {
-            last_seen: time,
-            fingerprint: id.to_string(),
-        }
-        .encode()
-    });
+    let next = next.map(|(time, id)| encode_pair(&time, &id.to_string()));
     Ok(page::respond(
         points,
         next,

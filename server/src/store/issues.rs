@@ -17,28 +17,42 @@ pub struct IssueCursor {
 }
 
 impl IssueCursor {
-    /// The opaque form a client passes back (`cursor=`): hex, so it needs no escaping.
+    /// The opaque form a client passes back (`cursor=`).
     pub fn encode(&self) -> String {
-        let raw = format!("{}\n{}", self.last_seen, self.fingerprint);
-        raw.bytes().map(|b| format!("{b:02x}")).collect()
+        encode_pair(&self.last_seen, &self.fingerprint)
     }
 
     /// Reads [`IssueCursor::encode`]'s output; `None` when it is not one.
     pub fn decode(s: &str) -> Option<Self> {
-        if !s.len().is_multiple_of(2) || s.len() > 2048 {
-            return None;
-        }
-        let bytes = (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (last_seen, fingerprint) = text.split_once('\n')?;
+        let (last_seen, fingerprint) = decode_pair(s)?;
         Some(Self {
-            last_seen: last_seen.to_owned(),
-            fingerprint: fingerprint.to_owned(),
+            last_seen,
+            fingerprint,
         })
     }
+}
+
+/// A keyset position of two parts (e.g. a time and a tie-breaking key) as an opaque cursor:
+/// hex, so it needs no escaping in a query string.
+pub fn encode_pair(first: &str, second: &str) -> String {
+    format!("{first}\n{second}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads [`encode_pair`]'s output; `None` when it is not one.
+pub fn decode_pair(s: &str) -> Option<(String, String)> {
+    if !s.len().is_multiple_of(2) || s.len() > 2048 {
+        return None;
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (first, second) = text.split_once('\n')?;
+    Some((first.to_owned(), second.to_owned()))
 }
 
 /// One row of the issue list: the contract's fields and, added, the last 24 hours' counts.

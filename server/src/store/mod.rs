@@ -21,7 +21,7 @@ mod issues;
 mod sessions;
 
 pub use health::now_ms;
-pub use issues::{IssueCursor, IssueDetail, IssuePage, IssueRow};
+pub use issues::{decode_pair, encode_pair, IssueCursor, IssueDetail, IssuePage, IssueRow};
 
 /// The database, with the migrations applied.
 #[derive(Debug, Clone)]
