@@ -45,7 +45,52 @@ export interface VigilOptions {
   /** Offline queue bound (persisted across reloads). Default 100. */
   maxQueuedEvents?: number;
   /** Return null to drop; if it throws, the event is sent unchanged and a breadcrumb says so. */
-  beforeSend?: (event: any) => any;
+  beforeSend?: (event: VigilEvent) => VigilEvent | null;
+}
+/** The Sentry-shaped event `beforeSend` receives (and may change). */
+export interface VigilEvent {
+  event_id: string;
+  /** Seconds since the epoch. */
+  timestamp: number;
+  level: VigilLevel;
+  environment: string;
+  release?: string;
+  message?: { formatted: string };
+  exception?: { values: Array<{ type: string; value: string; stacktrace?: { frames: Array<Record<string, unknown>> } }> };
+  tags: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+  fingerprint?: string[];
+  user?: VigilUser;
+  contexts: Record<string, unknown>;
+  breadcrumbs: { values: Breadcrumb[] };
+  [key: string]: unknown;
+}
+/** `captureException(error, hint)`: added to that event only. */
+export interface CaptureHint {
+  level?: VigilLevel;
+  tags?: Record<string, string | number | boolean>;
+  extra?: Record<string, unknown>;
+  fingerprint?: string[];
+}
+/** What `addBreadcrumb` takes; it is timestamped on entry. */
+export interface BreadcrumbInput {
+  category?: string;
+  message?: string;
+  level?: VigilLevel;
+  type?: string;
+  data?: Record<string, unknown>;
+}
+/** A stored breadcrumb; `timestamp` in seconds since the epoch. */
+export interface Breadcrumb extends BreadcrumbInput {
+  timestamp: number;
+}
+/** `setUser(user)`: Sentry's user fields, and any others. */
+export interface VigilUser {
+  id?: string | number;
+  username?: string;
+  email?: string;
+  ip_address?: string;
+  [key: string]: unknown;
 }
 export type VigilLevel = "fatal" | "error" | "warning" | "info" | "debug";
 export interface VigilStats {
@@ -197,6 +242,7 @@ impl Vigil {
 
     /// Exports the metrics measured so far, then resolves `true` once every queued event and
     /// metric reached the server, `false` after `timeoutMs` (default 2000).
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
     pub fn flush(&self, timeout_ms: Option<f64>) -> Result<js_sys::Promise, JsValue> {
         let ms = millis("timeoutMs", timeout_ms.unwrap_or(2000.0))?;
         let t = self.transport()?;
@@ -252,7 +298,11 @@ impl Vigil {
     /// Captures any value (an `Error`, a string, an object, `undefined`); returns the event id.
     /// `hint` = `{ level?, tags?, extra?, fingerprint? }`.
     #[wasm_bindgen(js_name = captureException)]
-    pub fn capture_exception(&self, error: JsValue, hint: JsValue) -> Result<String, JsValue> {
+    pub fn capture_exception(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] error: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CaptureHint")] hint: JsValue,
+    ) -> Result<String, JsValue> {
         let s = self.live()?;
         if let Some(level) = get_prop(&hint, "level") {
             check_level(&level)?;
@@ -271,7 +321,7 @@ impl Vigil {
     pub fn capture_message(
         &self,
         message: String,
-        #[wasm_bindgen(unchecked_param_type = "VigilLevel")] level: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "VigilLevel")] level: JsValue,
     ) -> Result<String, JsValue> {
         let s = self.live()?;
         let level = if level.is_undefined() {
@@ -284,32 +334,47 @@ impl Vigil {
 
     /// Adds a breadcrumb `{ category?, message?, level?, data? }`, timestamped now.
     #[wasm_bindgen(js_name = addBreadcrumb)]
-    pub fn add_breadcrumb(&self, breadcrumb: JsValue) -> Result<(), JsValue> {
+    pub fn add_breadcrumb(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BreadcrumbInput")] breadcrumb: JsValue,
+    ) -> Result<(), JsValue> {
         tracker::add_breadcrumb(&self.live()?, &breadcrumb)
     }
 
     /// The breadcrumbs, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Breadcrumb[]")]
     pub fn breadcrumbs(&self) -> Result<js_sys::Array, JsValue> {
         Ok(tracker::breadcrumbs(&self.live()?))
     }
 
     /// Attached to later events; `null` clears.
     #[wasm_bindgen(js_name = setUser)]
-    pub fn set_user(&self, user: JsValue) -> Result<(), JsValue> {
+    pub fn set_user(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "VigilUser | null")] user: JsValue,
+    ) -> Result<(), JsValue> {
         tracker::set_user(&self.live()?, user);
         Ok(())
     }
 
     /// Attached to later events.
     #[wasm_bindgen(js_name = setTag)]
-    pub fn set_tag(&self, key: String, value: JsValue) -> Result<(), JsValue> {
+    pub fn set_tag(
+        &self,
+        key: String,
+        #[wasm_bindgen(unchecked_param_type = "string | number | boolean")] value: JsValue,
+    ) -> Result<(), JsValue> {
         tracker::set_tag(&self.live()?, &key, &value);
         Ok(())
     }
 
     /// Attached to later events; `null` removes it.
     #[wasm_bindgen(js_name = setContext)]
-    pub fn set_context(&self, name: String, context: JsValue) -> Result<(), JsValue> {
+    pub fn set_context(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown> | null")] context: JsValue,
+    ) -> Result<(), JsValue> {
         tracker::set_context(&self.live()?, &name, &context);
         Ok(())
     }
@@ -348,7 +413,10 @@ impl Vigil {
         &self,
         name: String,
         value: f64,
-        unit: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | null")] unit: Option<String>,
+        #[wasm_bindgen(
+            unchecked_optional_param_type = "Record<string, string | number | boolean>"
+        )]
         attributes: JsValue,
     ) -> Result<(), JsValue> {
         let m = self.perf()?;
