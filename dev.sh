@@ -151,6 +151,19 @@ fs.writeFileSync("pkg/package.json", JSON.stringify(pkg, null, 2) + "\n");
 JS
 }
 
+# examples/vite: a Vite + TypeScript app on the built package (a `file:` dependency on pkg/),
+# type-checked strictly against the shipped .d.ts and built to examples/vite/dist (the e2e suite
+# serves it and reports from it).
+build_example() {
+  say "examples/vite: npm ci, tsc --noEmit (strict), vite build"
+  (
+    cd examples/vite
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run --silent check
+    npm run --silent build -- --logLevel warn
+  )
+}
+
 # reference.md "Size": gzip -9 of the .wasm, plus gzip -9 of the JS glue and its snippets bundled
 # and minified as a bundler ships them (esbuild --bundle --minify --format=esm).
 gz_glue() {
@@ -253,6 +266,7 @@ case "$cmd" in
   test)
     setup
     build_pkg
+    build_example
     say "format and lints"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings

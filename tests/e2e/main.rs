@@ -8,6 +8,7 @@ mod hardening;
 mod perf;
 mod server_process;
 mod tracker;
+mod vite_example;
 mod voice;
 mod voice_peer;
 mod websocket;

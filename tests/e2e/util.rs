@@ -9,6 +9,7 @@
 //!   machine needs, and [`Browser::open`] gives a [`Page`] to evaluate JS in, count DOM listeners
 //!   after a forced GC ([`Page::dom_counters`]), and take screenshots.
 //! - [`require_pkg`] fails with a clear message when `pkg/` was not built (`./dev.sh build`).
+//! - [`StaticSite::serve`] serves a built app's folder on its own origin, as a static host would.
 //!
 //! CDP is JSON over one WebSocket; the handful of commands used here do not need a generated
 //! client for the whole protocol, which would lag behind Chromium's.
@@ -27,6 +28,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+
+mod static_site;
+pub use static_site::StaticSite;
 
 /// Any error in a helper: tests unwrap or `?` it and read the message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -683,7 +687,13 @@ impl Page<'_> {
 
     /// `vigil.resources()`, checked to be all zeros (the message names what is left).
     pub async fn assert_no_resources(&self) -> Result<()> {
-        let counts = self.eval("vigil.resources()").await?;
+        self.assert_no_resources_in("vigil.resources()").await
+    }
+
+    /// Like [`Page::assert_no_resources`], for a page that reaches its runtime's `resources()`
+    /// through `expression` (a bundled app has no global `vigil`).
+    pub async fn assert_no_resources_in(&self, expression: &str) -> Result<()> {
+        let counts = self.eval(expression).await?;
         let live: Vec<String> = counts
             .as_object()
             .ok_or("resources() is an object")?
