@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::util::{json, LiveServer, TestApp};
+use crate::util::{json, on_both_engines, Engine, LiveServer, TestApp};
 
 fn otlp_body(name: &str, points: usize, attrs: usize) -> String {
     let attributes: Vec<Value> = (0..attrs)
@@ -148,9 +148,8 @@ async fn the_rate_limit_counts_events_not_requests() {
     );
 }
 
-#[tokio::test]
-async fn events_and_points_past_the_retention_are_pruned_and_counted() {
-    let app = TestApp::new().await;
+async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let post = || {
         Request::post("/api/1/envelope/?sentry_key=dev")
             .body(Body::from(envelope(1)))
@@ -483,3 +482,5 @@ async fn gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413() {
     let res = app.send(send(bomb)).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+on_both_engines!(events_and_points_past_the_retention_are_pruned_and_counted,);
