@@ -249,16 +249,25 @@ async fn a_database_url_the_build_does_not_support_is_refused_without_its_passwo
 
 #[tokio::test]
 async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password() {
-    // Port 1 on loopback: nothing listens, the connection is refused at once.
-    for url in [
+    // Port 1 on loopback: nothing listens; the pool retries until its 5 s acquire timeout, so
+    // both URLs are tried at once.
+    let tries: Vec<_> = [
         "postgres://vigil:Hunter2Pass@127.0.0.1:1/vigil",
         "postgresql://vigil@127.0.0.1:1/vigil?password=Hunter2Pass",
-    ] {
-        let config = vigil_server::Config::for_tests(url);
-        let err = vigil_server::Server::bind(&config)
-            .await
-            .unwrap_err()
-            .to_string();
+    ]
+    .into_iter()
+    .map(|url| {
+        tokio::spawn(async move {
+            let config = vigil_server::Config::for_tests(url);
+            vigil_server::Server::bind(&config)
+                .await
+                .unwrap_err()
+                .to_string()
+        })
+    })
+    .collect();
+    for t in tries {
+        let err = t.await.unwrap();
         assert!(err.contains("cannot open the database"), "{err}");
         assert!(err.contains("127.0.0.1:1"), "{err}");
         assert!(!err.contains("Hunter2Pass"), "{err}");
