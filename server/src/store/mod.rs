@@ -36,6 +36,10 @@ pub struct ServerStart {
     pub started_at: String,
 }
 
+/// Metric points one `INSERT` writes at most: 6 binds each, under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+const POINTS_PER_INSERT: usize = 1_000;
+
 /// A time in the stored text form, RFC 3339 in UTC with milliseconds (what both engines'
 /// column defaults write), `ms` after the epoch.
 fn stored_time(ms: i64) -> String {
@@ -232,26 +236,31 @@ impl Store {
                 return Ok(0); // stored already; the transaction rolls back on drop
             }
         }
-        for r in rows {
-            let attributes = serde_json::to_string(&r.attributes)?;
-            // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
-            let time = match r.time_unix_nano / 1_000_000 {
-                0 => received.clone(),
-                ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
-            };
-            each!(&mut tx, |t| sqlx::query(
-                "INSERT INTO metric_points (project, name, unit, value, time, attributes)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(project)
-            .bind(&*r.name)
-            .bind(&*r.unit)
-            .bind(r.value)
-            .bind(time)
-            .bind(attributes)
-            .execute(&mut **t)
-            .await
-            .map(drop))?;
+        // Multi-row inserts: one statement per chunk instead of one round trip per point.
+        for chunk in rows.chunks(POINTS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
+                let time = match r.time_unix_nano / 1_000_000 {
+                    0 => received.clone(),
+                    ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
+                };
+                values.push((r, time, serde_json::to_string(&r.attributes)?));
+            }
+            each!(&mut tx, |t, DB| {
+                let mut q = sqlx::QueryBuilder::<DB>::new(
+                    "INSERT INTO metric_points (project, name, unit, value, time, attributes) ",
+                );
+                q.push_values(&values, |mut row, (r, time, attributes)| {
+                    row.push_bind(project)
+                        .push_bind(&*r.name)
+                        .push_bind(&*r.unit)
+                        .push_bind(r.value)
+                        .push_bind(time)
+                        .push_bind(attributes);
+                });
+                q.build().execute(&mut **t).await.map(drop)
+            })?;
         }
         let mut stored = rows.len();
         if let Some(batch) = health {
