@@ -348,4 +348,38 @@ on_both_engines! {
         got.sort_by(f64::total_cmp);
         assert_eq!(got, values);
     }
+
+    /// An export bigger than one INSERT's worth of points is stored whole, each point once.
+    async fn points_over_several_inserts_are_stored_whole(store: Store) {
+        let now = now_ms();
+        let n = POINTS_PER_INSERT * 2 + 500;
+        let rows: Vec<Row> = (0..n)
+            .map(|i| point("cls", i as f64, now - i as i64))
+            .collect();
+        assert_eq!(store.insert_points("1", Some("big"), &rows, None).await.unwrap(), n);
+        let stored = store
+            .query_i64("SELECT COUNT(DISTINCT value) FROM metric_points WHERE name = 'cls'")
+            .await
+            .unwrap();
+        assert_eq!(stored, n as i64);
+    }
+}
+
+/// A store failure is a 500 at the HTTP boundary, or a 503 when the database is unreachable or
+/// out of connections; neither shows the cause to the caller.
+#[test]
+fn store_errors_become_500_or_503() {
+    use crate::error::AppError;
+    use axum::http::StatusCode;
+    let unavailable = AppError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(unavailable.to_string(), "the database is unavailable");
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(
+        AppError::from(StoreError::Database(sqlx::Error::Io(refused))).status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let failed = AppError::from(StoreError::Database(sqlx::Error::RowNotFound));
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(failed.to_string(), "storage error");
 }
