@@ -16,6 +16,7 @@ use crate::ingest::event::Summary;
 
 use crate::error::AppError;
 
+pub mod cluster;
 pub mod health;
 mod issues;
 mod sessions;
