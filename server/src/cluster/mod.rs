@@ -23,6 +23,8 @@ pub mod backoff;
 pub mod feed;
 pub mod keys;
 pub mod notice;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
