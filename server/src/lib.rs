@@ -342,7 +342,9 @@ pub fn catch_panics(
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, AppError> {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(1), state.store().ping());
     if !matches!(ping.await, Ok(Ok(()))) {
-        return Err(AppError::Unavailable("not ready: the database is unreachable"));
+        return Err(AppError::Unavailable(
+            "not ready: the database is unreachable",
+        ));
     }
     if state.cluster().is_some_and(|c| !c.listening()) {
         return Err(AppError::Unavailable(
@@ -579,7 +581,9 @@ impl Server {
                 .map_err(|e| StartError::Database(shown.clone(), e))?;
             let wait = std::time::Duration::from_secs(5);
             let (store, hub, stop) = (state.store(), state.hub(), state.shutdown());
-            cluster.start(store.clone(), hub.clone(), stop.clone(), wait).await;
+            cluster
+                .start(store.clone(), hub.clone(), stop.clone(), wait)
+                .await;
             state.join_cluster(cluster);
         }
         Ok(Self {

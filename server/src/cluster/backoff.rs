@@ -19,9 +19,7 @@ impl Backoff {
     /// The wait before the next attempt (half of it fixed, half from `random`), counting one more
     /// failure: 100 ms, 200 ms, 400 ms, ... up to 5 s, each between half and all of that.
     pub fn next(&mut self, random: u32) -> Duration {
-        let ceiling = BASE
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(CAP);
+        let ceiling = BASE.saturating_mul(1u32 << self.attempt.min(16)).min(CAP);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         let jitter = half.mul_f64(f64::from(random) / f64::from(u32::MAX));

@@ -265,7 +265,14 @@ mod tests {
         assert!(feed.needs_catch_up());
         // While down, this instance posted 13 itself (delivered locally); 12 and 14 were missed.
         feed.local(13);
-        let recent = vec![order(14), order(13), order(12), order(11), order(10), order(9)];
+        let recent = vec![
+            order(14),
+            order(13),
+            order(12),
+            order(11),
+            order(10),
+            order(9),
+        ];
         let due = feed.catch_up(recent);
         assert_eq!(due.iter().map(|o| o.id).collect::<Vec<_>>(), [12, 14]);
         assert!(!feed.needs_catch_up());

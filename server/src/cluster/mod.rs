@@ -154,7 +154,8 @@ impl Cluster {
     pub async fn publish(&self, order: &Order) {
         lock(&self.inner.feed).local(order.id);
         let payload = notice::encode(&self.inner.instance, order);
-        if let Err(e) = store::cluster::notify(&self.inner.pool, notice::ORDERS_CHANNEL, &payload).await
+        if let Err(e) =
+            store::cluster::notify(&self.inner.pool, notice::ORDERS_CHANNEL, &payload).await
         {
             tracing::warn!(error = ?e, order = order.id, "announcing an order to the other instances failed");
             self.count("publish_failed", 1);

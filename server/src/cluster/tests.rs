@@ -36,9 +36,11 @@ pub async fn fresh_database() -> String {
     admin.close().await.unwrap();
     let url = format!("{server}/{name}");
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    conn.execute(include_str!("../../migrations/postgres/0008_voice_keys.sql"))
-        .await
-        .unwrap();
+    conn.execute(include_str!(
+        "../../migrations/postgres/0008_voice_keys.sql"
+    ))
+    .await
+    .unwrap();
     conn.close().await.unwrap();
     url
 }
@@ -200,7 +202,8 @@ async fn a_listener_cut_off_by_the_server_reconnects_and_hears_again() {
     }
     assert_eq!(a.metrics.cluster_reconnects.get(), 1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !(a.cluster.listening() && b.cluster.listening()) && tokio::time::Instant::now() < deadline
+    while !(a.cluster.listening() && b.cluster.listening())
+        && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -230,9 +233,18 @@ async fn a_voice_key_minted_on_one_instance_works_once_on_any() {
         .unwrap();
     assert_eq!(stored.0, keys::hash("ek_one"));
     assert_eq!(b.redeem_key("ek_one").await.unwrap(), Ok(()));
-    assert_eq!(b.redeem_key("ek_one").await.unwrap(), Err(KeyError::Unknown));
-    assert_eq!(a.redeem_key("ek_one").await.unwrap(), Err(KeyError::Unknown));
-    assert_eq!(a.redeem_key("ek_never").await.unwrap(), Err(KeyError::Unknown));
+    assert_eq!(
+        b.redeem_key("ek_one").await.unwrap(),
+        Err(KeyError::Unknown)
+    );
+    assert_eq!(
+        a.redeem_key("ek_one").await.unwrap(),
+        Err(KeyError::Unknown)
+    );
+    assert_eq!(
+        a.redeem_key("ek_never").await.unwrap(),
+        Err(KeyError::Unknown)
+    );
 
     // Presented to both instances at once, 20 times: exactly one wins each time.
     for i in 0..20 {
@@ -252,7 +264,10 @@ async fn a_voice_key_minted_on_one_instance_works_once_on_any() {
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(b.redeem_key("ek_short").await.unwrap(), Err(KeyError::Expired));
+    assert_eq!(
+        b.redeem_key("ek_short").await.unwrap(),
+        Err(KeyError::Expired)
+    );
     assert_eq!(
         b.inner
             .metrics
@@ -261,7 +276,10 @@ async fn a_voice_key_minted_on_one_instance_works_once_on_any() {
             .get(),
         1
     );
-    assert_eq!(b.redeem_key("ek_short").await.unwrap(), Err(KeyError::Unknown));
+    assert_eq!(
+        b.redeem_key("ek_short").await.unwrap(),
+        Err(KeyError::Unknown)
+    );
     a.stop().await;
     b.stop().await;
 }

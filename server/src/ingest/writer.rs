@@ -153,7 +153,11 @@ mod tests {
                 .insert("1", summary(n), "{}".into())
                 .await
                 .unwrap_err();
-            assert_eq!(e.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            assert_eq!(
+                e.status(),
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "{e}"
+            );
         }
     }
 }
