@@ -141,10 +141,7 @@ mod tests {
     async fn a_failed_commit_answers_503_and_the_writer_keeps_running() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let writer = Writer::start(store.clone());
-        assert_eq!(
-            writer.insert("1", summary(1), "{}".into()).await.unwrap(),
-            true
-        );
+        assert!(writer.insert("1", summary(1), "{}".into()).await.unwrap());
         // The database goes away: every event of a batch is refused with 503, never 200, and
         // the writer answers the next batch too instead of stopping.
         store.close().await;
