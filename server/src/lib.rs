@@ -576,7 +576,7 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Bind(config.addr, e))?;
         let state = AppState::with_configs(config, store, hub, voice);
-        if cluster::is_postgres(&config.database_url) {
+        if state.store().engine() == store::Engine::Postgres {
             let cluster = cluster::Cluster::new(&config.database_url, state.metrics().clone())
                 .map_err(|e| StartError::Database(shown.clone(), e))?;
             let wait = std::time::Duration::from_secs(5);
@@ -675,7 +675,7 @@ async fn app_shutdown_done(state: &AppState) {
 pub enum StartError {
     /// The database could not be opened or migrated (the URL without its password).
     #[error("cannot open the database {0}: {1}")]
-    Database(String, #[source] AppError),
+    Database(String, #[source] crate::store::StoreError),
     /// A database URL this build does not store into (never taken as a file name).
     #[error("unsupported database URL {0}: this build supports {supported}", supported = config::SUPPORTED_DATABASES)]
     UnsupportedDatabase(String),

@@ -36,10 +36,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::orders::{self, Order};
 
-use crate::error::AppError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreError};
 use crate::voice::keys::{Full, KeyError};
 use backoff::Backoff;
 use feed::{Action, Feed};
@@ -56,11 +55,6 @@ pub const FETCH_WINDOW: u32 = 32;
 
 /// Connections of the cluster pool for `NOTIFY` and voice keys (the listener has its own).
 const POOL_SIZE: u32 = 4;
-
-/// Whether `url` names a PostgreSQL database (then instances may share it and join a cluster).
-pub fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
 
 /// This instance's part in a cluster, cheap to clone.
 #[derive(Debug, Clone)]
@@ -82,7 +76,8 @@ struct Inner {
 impl Cluster {
     /// Joins the cluster on the PostgreSQL at `url` (the same database as the store): opens its
     /// pools lazily (the first query connects) with a fresh instance id. Starts nothing yet.
-    pub fn new(url: &str, metrics: Metrics) -> Result<Self, AppError> {
+    pub fn new(url: &str, metrics: Metrics) -> Result<Self, StoreError> {
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -94,8 +89,8 @@ impl Cluster {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_lazy_with(options);
-        let instance = uuid::Uuid::new_v4().simple().to_string();
+            // Named, so an operator sees which instance's listener a session is.
+            .connect_lazy_with(options.application_name(&listener_name(&instance)));
         Ok(Self {
             inner: Arc::new(Inner {
                 feed: Mutex::new(Feed::new(&instance)),
@@ -170,7 +165,7 @@ impl Cluster {
         key: &str,
         ttl: Duration,
         cap: usize,
-    ) -> Result<Result<i64, Full>, AppError> {
+    ) -> Result<Result<i64, Full>, StoreError> {
         let now = store::now_ms();
         let expires_at = keys::expiry(now, ttl);
         let minted =
@@ -181,7 +176,7 @@ impl Cluster {
     }
 
     /// Spends `key` for whichever instance asks first; a second try anywhere is refused.
-    pub async fn redeem_key(&self, key: &str) -> Result<Result<(), KeyError>, AppError> {
+    pub async fn redeem_key(&self, key: &str) -> Result<Result<(), KeyError>, StoreError> {
         let verdict =
             store::cluster::redeem_key(&self.inner.pool, &keys::hash(key), store::now_ms()).await?;
         if verdict == Err(KeyError::Expired) {
@@ -191,7 +186,7 @@ impl Cluster {
     }
 
     /// Unspent keys in the shared table.
-    pub async fn key_count(&self) -> Result<i64, AppError> {
+    pub async fn key_count(&self) -> Result<i64, StoreError> {
         store::cluster::key_count(&self.inner.pool).await
     }
 
@@ -327,6 +322,11 @@ async fn session(
             hub.broadcast(orders::TOPIC, orders::CREATED, &order);
         }
     }
+}
+
+/// The `application_name` of an instance's listening session.
+pub fn listener_name(instance: &str) -> String {
+    format!("vigil-listener-{instance}")
 }
 
 fn random() -> u32 {

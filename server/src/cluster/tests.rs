@@ -8,6 +8,9 @@ use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
+
+use crate::store::testdb::TestDatabase;
+use crate::store::Engine;
 use tokio_util::sync::CancellationToken;
 use vigil_protocol::orders::{Order, OrderItem};
 
@@ -15,34 +18,13 @@ use super::*;
 use crate::hub::{session, HubConfig};
 use crate::voice::keys::KeyError;
 
-/// A fresh, empty database on the test server: its URL.
-pub async fn fresh_database() -> String {
-    let server = std::env::var("VIGIL_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "VIGIL_TEST_POSTGRES is not set: set it to a PostgreSQL server URL where tests may \
-             create databases (postgres://vigil@127.0.0.1:5432), or run ./dev.sh test, which \
-             starts a throwaway one"
-        )
-    });
-    let server = server.trim_end_matches('/');
-    let name = format!("vigil_cluster_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+/// A fresh database on the test server, migrated (voice keys, orders …), with a store on it.
+async fn fresh_database() -> (TestDatabase, Store) {
+    let db = TestDatabase::new(Engine::Postgres)
         .await
-        .expect("connect to VIGIL_TEST_POSTGRES");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let url = format!("{server}/{name}");
-    let mut conn = PgConnection::connect(&url).await.unwrap();
-    conn.execute(include_str!(
-        "../../migrations/postgres/0008_voice_keys.sql"
-    ))
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
-    url
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = db.store().await.unwrap();
+    (db, store)
 }
 
 fn order(id: i64) -> Order {
@@ -65,8 +47,8 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(url: &str) -> Self {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+    async fn start(url: &str, store: &Store) -> Self {
+        let store = store.clone();
         let metrics = Metrics::new();
         let stop = CancellationToken::new();
         let hub = Hub::new(
@@ -149,9 +131,10 @@ fn counted(m: &Metrics, outcome: &str) -> u64 {
 
 #[tokio::test]
 async fn an_order_published_on_one_instance_reaches_the_others_once() {
-    let url = fresh_database().await;
-    let a = Instance::start(&url).await;
-    let b = Instance::start(&url).await;
+    let (db, store) = fresh_database().await;
+    let url = db.url.clone();
+    let a = Instance::start(&url, &store).await;
+    let b = Instance::start(&url, &store).await;
     let (_a, mut on_a) = subscriber(&a.hub).await;
     let (_b, mut on_b) = subscriber(&b.hub).await;
 
@@ -182,9 +165,10 @@ async fn an_order_published_on_one_instance_reaches_the_others_once() {
 
 #[tokio::test]
 async fn a_listener_cut_off_by_the_server_reconnects_and_hears_again() {
-    let url = fresh_database().await;
-    let a = Instance::start(&url).await;
-    let b = Instance::start(&url).await;
+    let (db, store) = fresh_database().await;
+    let url = db.url.clone();
+    let a = Instance::start(&url, &store).await;
+    let b = Instance::start(&url, &store).await;
     let (_a, mut on_a) = subscriber(&a.hub).await;
     let mut conn = PgConnection::connect(&url).await.unwrap();
     // End A's listening session from the server side, as a restart or a network cut would.
@@ -218,7 +202,8 @@ async fn a_listener_cut_off_by_the_server_reconnects_and_hears_again() {
 
 #[tokio::test]
 async fn a_voice_key_minted_on_one_instance_works_once_on_any() {
-    let url = fresh_database().await;
+    let (db, _store) = fresh_database().await;
+    let url = db.url.clone();
     let a = Cluster::new(&url, Metrics::new()).unwrap();
     let b = Cluster::new(&url, Metrics::new()).unwrap();
     let ttl = Duration::from_secs(60);
@@ -286,7 +271,8 @@ async fn a_voice_key_minted_on_one_instance_works_once_on_any() {
 
 #[tokio::test]
 async fn the_cap_holds_across_instances_and_expired_keys_make_room() {
-    let url = fresh_database().await;
+    let (db, _store) = fresh_database().await;
+    let url = db.url.clone();
     let a = Cluster::new(&url, Metrics::new()).unwrap();
     let b = Cluster::new(&url, Metrics::new()).unwrap();
     let ttl = Duration::from_secs(60);
@@ -332,4 +318,69 @@ async fn the_cap_holds_across_instances_and_expired_keys_make_room() {
     for x in [a, b, c] {
         x.stop().await;
     }
+}
+
+#[tokio::test]
+async fn orders_missed_while_the_listener_was_down_are_caught_up_once() {
+    let (db, store) = fresh_database().await;
+    let a = Instance::start(&db.url, &store).await;
+    let b = Instance::start(&db.url, &store).await;
+    let (_a, mut on_a) = subscriber(&a.hub).await;
+    let items = |name: &str| {
+        vec![OrderItem {
+            name: name.into(),
+            quantity: 1,
+        }]
+    };
+    // A has seen order 1.
+    let (first, _) = store.insert_order(&items("first"), 1000).await.unwrap();
+    b.cluster.publish(&first).await;
+    assert_eq!(next_json(&mut on_a).await["payload"]["id"], first.id);
+    // Order 2 is stored but its notice never reaches A (as when A's listener is down when it is
+    // sent); then A's listener loses its connection and comes back.
+    let (second, _) = store.insert_order(&items("second"), 1000).await.unwrap();
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let ended: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(listener_name(a.cluster.instance()))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(ended, [(true,)]);
+    let got = next_json(&mut on_a).await;
+    assert_eq!(got["type"], "order:created");
+    assert_eq!(got["payload"]["id"], second.id);
+    assert_eq!(got["payload"]["items"][0]["name"], "second");
+    assert_eq!(counted(&a.metrics, "caught_up"), 1);
+    // Its notice arriving late now changes nothing; B's listener was never cut.
+    b.cluster.publish(&second).await;
+    nothing_within(&mut on_a, Duration::from_millis(300)).await;
+    assert_eq!(counted(&a.metrics, "duplicate"), 1);
+    assert_eq!(b.metrics.cluster_reconnects.get(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_too_large_for_a_notice_is_read_from_the_table() {
+    let (db, store) = fresh_database().await;
+    let a = Instance::start(&db.url, &store).await;
+    let b = Instance::start(&db.url, &store).await;
+    let (_a, mut on_a) = subscriber(&a.hub).await;
+    let items: Vec<OrderItem> = (0..100)
+        .map(|i| OrderItem {
+            name: format!("{i} {}", "ü".repeat(150)),
+            quantity: 1,
+        })
+        .collect();
+    let (big, _) = store.insert_order(&items, 1000).await.unwrap();
+    assert!(serde_json::to_string(&big).unwrap().len() > notice::MAX_PAYLOAD);
+    b.cluster.publish(&big).await;
+    let got = next_json(&mut on_a).await;
+    let back: Order = serde_json::from_value(got["payload"].clone()).unwrap();
+    assert_eq!(back, big);
+    assert_eq!(counted(&a.metrics, "delivered"), 1);
+    a.stop().await;
+    b.stop().await;
 }

@@ -3,12 +3,12 @@
 
 use sqlx::PgPool;
 
+use super::StoreError;
 use crate::cluster::keys;
-use crate::error::AppError;
 use crate::voice::keys::{Full, KeyError};
 
 /// Sends `payload` on `channel` to every listening instance (this one included).
-pub async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<(), AppError> {
+pub async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
         .bind(payload)
@@ -34,7 +34,7 @@ pub async fn mint_key(
     now_ms: i64,
     expires_at: i64,
     cap: usize,
-) -> Result<Minted, AppError> {
+) -> Result<Minted, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(keys::MINT_LOCK)
@@ -67,7 +67,7 @@ pub async fn redeem_key(
     pool: &PgPool,
     key_hash: &str,
     now_ms: i64,
-) -> Result<Result<(), KeyError>, AppError> {
+) -> Result<Result<(), KeyError>, StoreError> {
     let row: Option<(i64,)> =
         sqlx::query_as("DELETE FROM voice_keys WHERE key_hash = $1 RETURNING expires_at")
             .bind(key_hash)
@@ -77,7 +77,7 @@ pub async fn redeem_key(
 }
 
 /// Unspent keys (expired ones not yet purged included).
-pub async fn key_count(pool: &PgPool) -> Result<i64, AppError> {
+pub async fn key_count(pool: &PgPool) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM voice_keys")
         .fetch_one(pool)
         .await?;
