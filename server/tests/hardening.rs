@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::util::{json, LiveServer, TestApp};
+use crate::util::{json, on_both_engines, Engine, LiveServer, TestApp};
 
 fn otlp_body(name: &str, points: usize, attrs: usize) -> String {
     let attributes: Vec<Value> = (0..attrs)
@@ -148,9 +148,8 @@ async fn the_rate_limit_counts_events_not_requests() {
     );
 }
 
-#[tokio::test]
-async fn events_and_points_past_the_retention_are_pruned_and_counted() {
-    let app = TestApp::new().await;
+async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let post = || {
         Request::post("/api/1/envelope/?sentry_key=dev")
             .body(Body::from(envelope(1)))
@@ -250,16 +249,25 @@ async fn a_database_url_the_build_does_not_support_is_refused_without_its_passwo
 
 #[tokio::test]
 async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password() {
-    // Port 1 on loopback: nothing listens, the connection is refused at once.
-    for url in [
+    // Port 1 on loopback: nothing listens; the pool retries until its 5 s acquire timeout, so
+    // both URLs are tried at once.
+    let tries: Vec<_> = [
         "postgres://vigil:Hunter2Pass@127.0.0.1:1/vigil",
         "postgresql://vigil@127.0.0.1:1/vigil?password=Hunter2Pass",
-    ] {
-        let config = vigil_server::Config::for_tests(url);
-        let err = vigil_server::Server::bind(&config)
-            .await
-            .unwrap_err()
-            .to_string();
+    ]
+    .into_iter()
+    .map(|url| {
+        tokio::spawn(async move {
+            let config = vigil_server::Config::for_tests(url);
+            vigil_server::Server::bind(&config)
+                .await
+                .unwrap_err()
+                .to_string()
+        })
+    })
+    .collect();
+    for t in tries {
+        let err = t.await.unwrap();
         assert!(err.contains("cannot open the database"), "{err}");
         assert!(err.contains("127.0.0.1:1"), "{err}");
         assert!(!err.contains("Hunter2Pass"), "{err}");
@@ -483,3 +491,5 @@ async fn gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413() {
     let res = app.send(send(bomb)).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+on_both_engines!(events_and_points_past_the_retention_are_pruned_and_counted,);

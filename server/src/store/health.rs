@@ -32,7 +32,7 @@ pub(super) async fn insert(
 }
 
 /// As [`insert`], with the server's clock given (samples far from it are stored at it).
-async fn insert_at(
+pub(super) async fn insert_at(
     tx: &mut Tx,
     project: &str,
     batch: &HealthBatch,

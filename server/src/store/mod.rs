@@ -37,6 +37,10 @@ pub struct ServerStart {
     pub started_at: String,
 }
 
+/// Metric points one `INSERT` writes at most: 6 binds each, under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+const POINTS_PER_INSERT: usize = 1_000;
+
 /// A time in the stored text form, RFC 3339 in UTC with milliseconds (what both engines'
 /// column defaults write), `ms` after the epoch.
 fn stored_time(ms: i64) -> String {
@@ -233,26 +237,31 @@ impl Store {
                 return Ok(0); // stored already; the transaction rolls back on drop
             }
         }
-        for r in rows {
-            let attributes = serde_json::to_string(&r.attributes)?;
-            // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
-            let time = match r.time_unix_nano / 1_000_000 {
-                0 => received.clone(),
-                ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
-            };
-            each!(&mut tx, |t| sqlx::query(
-                "INSERT INTO metric_points (project, name, unit, value, time, attributes)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(project)
-            .bind(&*r.name)
-            .bind(&*r.unit)
-            .bind(r.value)
-            .bind(time)
-            .bind(attributes)
-            .execute(&mut **t)
-            .await
-            .map(drop))?;
+        // Multi-row inserts: one statement per chunk instead of one round trip per point.
+        for chunk in rows.chunks(POINTS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
+                let time = match r.time_unix_nano / 1_000_000 {
+                    0 => received.clone(),
+                    ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
+                };
+                values.push((r, time, serde_json::to_string(&r.attributes)?));
+            }
+            each!(&mut tx, |t, DB| {
+                let mut q = sqlx::QueryBuilder::<DB>::new(
+                    "INSERT INTO metric_points (project, name, unit, value, time, attributes) ",
+                );
+                q.push_values(&values, |mut row, (r, time, attributes)| {
+                    row.push_bind(project)
+                        .push_bind(&*r.name)
+                        .push_bind(&*r.unit)
+                        .push_bind(r.value)
+                        .push_bind(time)
+                        .push_bind(attributes);
+                });
+                q.build().execute(&mut **t).await.map(drop)
+            })?;
         }
         let mut stored = rows.len();
         if let Some(batch) = health {
@@ -460,124 +469,4 @@ async fn insert_event_in(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use testdb::on_both_engines;
-
-    fn item(name: &str, quantity: u32) -> OrderItem {
-        OrderItem {
-            name: name.into(),
-            quantity,
-        }
-    }
-
-    fn ev(id: &str, fp: &str) -> Summary {
-        Summary {
-            event_id: id.into(),
-            level: "error".into(),
-            title: format!("TypeError {id}"),
-            fingerprint: fp.into(),
-        }
-    }
-
-    on_both_engines! {
-        async fn store_migrates_and_answers(store: Store) {
-            store.ping().await.unwrap();
-            store.record_start("1.0.0").await.unwrap();
-            store.record_start("1.0.1").await.unwrap();
-            let starts = store.recent_starts(10).await.unwrap();
-            assert_eq!(starts.len(), 2);
-            assert_eq!(starts[0].version, "1.0.1");
-            assert!(starts[0].started_at.ends_with('Z'));
-            assert_eq!(starts[0].started_at.len(), "2026-12-01T10:00:00.000Z".len());
-        }
-
-        async fn orders_round_trip_newest_first(store: Store) {
-            let (a, _) = store.insert_order(&[item("tea", 2)], 10).await.unwrap();
-            let (b, _) = store
-                .insert_order(&[item("cake", 2), item("jam", 2)], 10)
-                .await
-                .unwrap();
-            assert!(b.id > a.id);
-            let recent = store.recent_orders(10).await.unwrap();
-            assert_eq!(recent, [b, a]);
-            assert_eq!(store.recent_orders(1).await.unwrap().len(), 1);
-        }
-
-        async fn only_the_newest_orders_are_kept(store: Store) {
-            let mut pruned = 0;
-            let mut ids = Vec::new();
-            for _ in 0..12 {
-                let (order, gone) = store.insert_order(&[item("tea", 1)], 5).await.unwrap();
-                ids.push(order.id);
-                pruned += gone;
-            }
-            assert_eq!(pruned, 7);
-            let kept: Vec<i64> = store
-                .recent_orders(100)
-                .await
-                .unwrap()
-                .iter()
-                .map(|o| o.id)
-                .collect();
-            let newest: Vec<i64> = ids.iter().rev().take(5).copied().collect();
-            assert_eq!(kept, newest);
-        }
-
-        async fn events_are_stored_once_and_grouped(store: Store) {
-            let a = "a".repeat(32);
-            let b = "b".repeat(32);
-            assert!(store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap());
-            assert!(
-                !store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap(),
-                "duplicate"
-            );
-            assert!(store
-                .insert_event("1", &ev(&b, "f1"), "{\"x\":1}")
-                .await
-                .unwrap());
-            assert!(
-                store.insert_event("2", &ev(&a, "f1"), "{}").await.unwrap(),
-                "per project"
-            );
-            let issues: Vec<_> = store
-                .issues("1", 10, None)
-                .await
-                .unwrap()
-                .rows
-                .into_iter()
-                .map(|r| r.summary)
-                .collect();
-            assert_eq!(issues.len(), 1);
-            assert_eq!(issues[0].count, 2);
-            assert_eq!(issues[0].last_event_id, b);
-            assert_eq!(issues[0].title, format!("TypeError {b}"));
-            assert_eq!(
-                store.event("1", &b).await.unwrap().as_deref(),
-                Some("{\"x\":1}")
-            );
-            assert_eq!(store.event("1", "nope").await.unwrap(), None);
-        }
-    }
-
-    #[tokio::test]
-    async fn file_store_creates_its_folder_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/nested/vigil.db", dir.path().display());
-        let store = Store::connect(&url).await.unwrap();
-        assert_eq!(store.engine(), Engine::Sqlite);
-        store.record_start("x").await.unwrap();
-        store.close().await;
-        let again = Store::connect(&url).await.unwrap();
-        assert_eq!(again.recent_starts(1).await.unwrap()[0].version, "x");
-    }
-
-    #[tokio::test]
-    async fn an_unknown_scheme_is_refused_without_its_password() {
-        let err = Store::connect("mysql://root:Hunter2@db/vigil")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Unsupported(_)), "{err}");
-        assert!(!err.to_string().contains("Hunter2"), "{err}");
-    }
-}
+mod tests;
