@@ -293,6 +293,9 @@ case "$cmd" in
       printf 'import * as Sentry from "@sentry/browser";\nwindow.Sentry = Sentry;\n' >"$TOOLS/sentry-entry.mjs"
       (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
     fi
+    # Installs PostgreSQL when missing (the cluster bench starts a cluster of its own, with fsync,
+    # as a real server runs).
+    pg_start
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;

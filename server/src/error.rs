@@ -150,6 +150,10 @@ impl From<crate::voice::VoiceError> for AppError {
             ),
             V::RateLimited(secs) | V::TooManyCalls(_, secs) => Self::RateLimited(secs),
             V::ShuttingDown => Self::Unavailable("the server is shutting down"),
+            V::KeyStoreUnreachable(reason) => {
+                tracing::warn!(%reason, "voice key store unreachable");
+                Self::Unavailable("the voice key store is unreachable; retry shortly")
+            }
             e @ V::Socket(..) => Self::Internal(e.to_string()),
         }
     }

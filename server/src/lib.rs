@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -81,6 +82,8 @@ struct Inner {
     limits: serve::Limits,
     body_timeout: std::time::Duration,
     shutdown: CancellationToken,
+    /// Set on PostgreSQL: the other instances sharing the database.
+    cluster: std::sync::OnceLock<cluster::Cluster>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
                 },
                 body_timeout: config.body_timeout,
                 shutdown,
+                cluster: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -210,6 +214,17 @@ impl AppState {
     /// How long events and metric points are kept.
     pub fn retention(&self) -> std::time::Duration {
         self.inner.retention
+    }
+
+    /// Shares orders and voice keys with the other instances of `cluster` (PostgreSQL). Once.
+    pub fn join_cluster(&self, cluster: cluster::Cluster) {
+        self.voice().share_keys(cluster.clone());
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    /// The cluster this instance joined, if any.
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.inner.cluster.get()
     }
 
     /// Cancelled when the server shuts down: long-lived tasks (sockets, peers, reapers) watch it.
@@ -322,9 +337,20 @@ pub fn catch_panics(
     })
 }
 
-/// `GET /healthz`: `200 ok` once the database answers.
-async fn healthz(State(store): State<Store>) -> Result<&'static str, AppError> {
-    store.ping().await?;
+/// `GET /healthz`: `200 ok` when the database answers within a second and, on PostgreSQL, the
+/// cluster listener is connected; else `503` with the reason.
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, AppError> {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(1), state.store().ping());
+    if !matches!(ping.await, Ok(Ok(()))) {
+        return Err(AppError::Unavailable(
+            "not ready: the database is unreachable",
+        ));
+    }
+    if state.cluster().is_some_and(|c| !c.listening()) {
+        return Err(AppError::Unavailable(
+            "not ready: reconnecting to the other instances' broadcasts",
+        ));
+    }
     Ok("ok")
 }
 
@@ -413,7 +439,7 @@ async fn voice_session(
     _: MintGate,
     State(voice): State<VoiceHub>,
 ) -> Result<Json<vigil_protocol::VoiceSession>, AppError> {
-    Ok(Json(voice.mint()?))
+    Ok(Json(voice.mint().await?))
 }
 
 /// `POST /voice/realtime`: the SDP offer in, `201` with the SDP answer and `Location` out.
@@ -466,6 +492,9 @@ async fn create_order(
 ) -> Result<(StatusCode, Json<Order>), AppError> {
     let Json(new) = body.map_err(|e| AppError::from_json(e, hub::orders::MAX_ORDER_BYTES))?;
     let order = hub::orders::create(state.store(), state.hub(), new).await?;
+    if let Some(cluster) = state.cluster() {
+        cluster.publish(&order).await;
+    }
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -546,9 +575,20 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(config.addr, e))?;
+        let state = AppState::with_configs(config, store, hub, voice);
+        if state.store().engine() == store::Engine::Postgres {
+            let cluster = cluster::Cluster::new(&config.database_url, state.metrics().clone())
+                .map_err(|e| StartError::Database(shown.clone(), e))?;
+            let wait = std::time::Duration::from_secs(5);
+            let (store, hub, stop) = (state.store(), state.hub(), state.shutdown());
+            cluster
+                .start(store.clone(), hub.clone(), stop.clone(), wait)
+                .await;
+            state.join_cluster(cluster);
+        }
         Ok(Self {
             listener,
-            state: AppState::with_configs(config, store, hub, voice),
+            state,
             addr,
         })
     }
@@ -620,6 +660,9 @@ async fn app_shutdown_done(state: &AppState) {
     state.shutdown().cancel();
     state.hub().stop_reaper().await;
     state.voice().shutdown().await;
+    if let Some(cluster) = state.cluster() {
+        cluster.stop().await;
+    }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     while state.hub().session_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

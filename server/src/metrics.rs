@@ -60,6 +60,13 @@ pub struct Metrics {
     /// (orders, voice_session, voice_realtime) and `reason` (rate_limited, keys_full,
     /// too_many_calls).
     pub requests_refused: IntCounterVec,
+    /// Orders seen by the cluster listener (PostgreSQL), by `outcome` (delivered, own, duplicate,
+    /// malformed, caught_up, missing, publish_failed).
+    pub cluster_orders: IntCounterVec,
+    /// 1 while the cluster listener is connected and listening, else 0.
+    pub cluster_listening: IntGauge,
+    /// Times the cluster listener connected again after a loss.
+    pub cluster_reconnects: IntCounter,
 }
 
 impl Metrics {
@@ -170,6 +177,24 @@ impl Metrics {
                 &["route", "reason"],
             )
             .expect("valid metric"),
+            cluster_orders: IntCounterVec::new(
+                Opts::new(
+                    "vigil_cluster_orders_total",
+                    "Orders seen by the cluster listener, by outcome",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            cluster_listening: IntGauge::new(
+                "vigil_cluster_listening",
+                "1 while the cluster listener is connected to PostgreSQL",
+            )
+            .expect("valid metric"),
+            cluster_reconnects: IntCounter::new(
+                "vigil_cluster_reconnects_total",
+                "Times the cluster listener reconnected after a loss",
+            )
+            .expect("valid metric"),
             registry,
         };
         for c in [
@@ -190,6 +215,9 @@ impl Metrics {
             Box::new(m.http_requests.clone()),
             Box::new(m.orders_pruned.clone()),
             Box::new(m.requests_refused.clone()),
+            Box::new(m.cluster_orders.clone()),
+            Box::new(m.cluster_listening.clone()),
+            Box::new(m.cluster_reconnects.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -2,6 +2,7 @@
 //! Helpers are in `util.rs` (the `vigil_e2e` library). Run by `./dev.sh test`, after the
 //! package is built.
 
+mod cluster;
 mod dashboard;
 mod demo;
 mod hardening;

@@ -14,6 +14,8 @@
 //! CDP is JSON over one WebSocket; the handful of commands used here do not need a generated
 //! client for the whole protocol, which would lag behind Chromium's.
 
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -145,22 +147,35 @@ pub struct Server {
     /// Every line it printed on stdout before it was ready.
     pub startup_lines: Vec<String>,
     extra_args: Vec<String>,
+    /// `--database-url` when not the SQLite file in `_data`.
+    database_url: Option<String>,
     _data: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts the server (building it first if needed) with `extra_args` after the defaults.
     pub async fn start(extra_args: &[&str]) -> Result<Self> {
+        Self::start_with(None, extra_args).await
+    }
+
+    /// As [`Server::start`], storing into `database_url` (e.g. a PostgreSQL database that
+    /// another instance shares) instead of a fresh SQLite file.
+    pub async fn start_on(database_url: &str, extra_args: &[&str]) -> Result<Self> {
+        Self::start_with(Some(database_url.to_owned()), extra_args).await
+    }
+
+    async fn start_with(database_url: Option<String>, extra_args: &[&str]) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
         let (child, url, admin_token, startup_lines) =
-            spawn_server("127.0.0.1:0", data.path(), &args).await?;
+            spawn_server("127.0.0.1:0", data.path(), database_url.as_deref(), &args).await?;
         Ok(Self {
             child,
             url,
             admin_token,
             startup_lines,
             extra_args: args,
+            database_url,
             _data: data,
         })
     }
@@ -194,8 +209,13 @@ impl Server {
     /// Starts the server again on the same port with the same database (after [`Server::kill`]).
     pub async fn start_again(&mut self) -> Result<()> {
         let addr = self.url.trim_start_matches("http://").to_owned();
-        let (child, url, admin_token, startup_lines) =
-            spawn_server(&addr, self._data.path(), &self.extra_args).await?;
+        let (child, url, admin_token, startup_lines) = spawn_server(
+            &addr,
+            self._data.path(),
+            self.database_url.as_deref(),
+            &self.extra_args,
+        )
+        .await?;
         self.child = child;
         self.url = url;
         self.admin_token = admin_token;
@@ -284,15 +304,19 @@ impl Server {
     }
 }
 
-/// Starts the binary on `addr` with its database in `data`; returns it once it printed its URL
-/// and admin token.
+/// Starts the binary on `addr` with its database in `data` (or at `database_url`); returns it
+/// once it printed its URL and admin token.
 async fn spawn_server(
     addr: &str,
     data: &Path,
+    database_url: Option<&str>,
     extra_args: &[String],
 ) -> Result<(Child, String, String, Vec<String>)> {
     let root = workspace_root();
-    let db = format!("sqlite://{}/vigil.db", data.display());
+    let db = database_url.map_or_else(
+        || format!("sqlite://{}/vigil.db", data.display()),
+        str::to_owned,
+    );
     let mut child = Command::new(server_binary())
         // --demo: the demo page (and the tests' pages) post orders and mint voice keys
         // themselves, as `./dev.sh run` lets them.

@@ -71,7 +71,11 @@ impl Writer {
         })?;
         match answer.await {
             Ok(Ok(inserted)) => Ok(inserted),
-            Ok(Err(e)) => Err(AppError::Internal(e)),
+            // Nothing of the batch was stored: the sender may retry (the database may be back
+            // by then; the writer keeps running).
+            Ok(Err(_)) => Err(AppError::Unavailable(
+                "the database did not store the event; retry later",
+            )),
             Err(_) => Err(AppError::Internal("the event writer stopped".into())),
         }
     }
@@ -116,6 +120,41 @@ async fn commit(store: &Store, batch: &mut Vec<Job>) {
             for job in batch.drain(..) {
                 let _ = job.done.send(Err("storage error".into()));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(n: u32) -> Summary {
+        Summary {
+            event_id: format!("{n:032x}"),
+            level: "error".into(),
+            title: "boom".into(),
+            fingerprint: format!("{n:016x}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_answers_503_and_the_writer_keeps_running() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let writer = Writer::start(store.clone());
+        assert!(writer.insert("1", summary(1), "{}".into()).await.unwrap());
+        // The database goes away: every event of a batch is refused with 503, never 200, and
+        // the writer answers the next batch too instead of stopping.
+        store.close().await;
+        for n in 2..5 {
+            let e = writer
+                .insert("1", summary(n), "{}".into())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e.status(),
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "{e}"
+            );
         }
     }
 }

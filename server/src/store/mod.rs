@@ -8,6 +8,7 @@ use vigil_protocol::orders::{Order, OrderItem};
 
 use crate::ingest::event::Summary;
 
+pub mod cluster;
 pub mod engine;
 mod error;
 pub mod health;

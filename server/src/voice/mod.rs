@@ -20,7 +20,7 @@ pub mod vad;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::change::SdpOffer;
@@ -139,6 +139,9 @@ pub enum VoiceError {
     /// The server is stopping.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The key table every instance shares (PostgreSQL) could not be reached.
+    #[error("the voice key store is unreachable: {0}")]
+    KeyStoreUnreachable(String),
     /// No UDP socket could be bound.
     #[error("cannot bind a UDP socket on {0}: {1}")]
     Socket(SocketAddr, #[source] std::io::Error),
@@ -164,6 +167,8 @@ struct Inner {
     config: VoiceConfig,
     metrics: Metrics,
     keys: Mutex<KeyStore>,
+    /// Set when instances share one PostgreSQL: keys live in its table instead of `keys`.
+    shared_keys: OnceLock<crate::cluster::Cluster>,
     /// Live calls: the stop token and the caller's [`crate::perip::key`] of each.
     calls: Mutex<HashMap<String, (CancellationToken, String)>>,
     shutdown: CancellationToken,
@@ -183,6 +188,7 @@ impl VoiceHub {
                 config,
                 metrics,
                 keys: Mutex::new(keys),
+                shared_keys: OnceLock::new(),
                 calls: Mutex::default(),
                 shutdown,
                 tasks: TaskTracker::new(),
@@ -200,7 +206,13 @@ impl VoiceHub {
         lock(&self.inner.calls).len()
     }
 
-    /// Keys outstanding.
+    /// Keeps keys in the table every instance of `cluster` shares, so a key minted by one is
+    /// spent by any (once). Without it keys stay in this process's memory (SQLite, one server).
+    pub fn share_keys(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.inner.shared_keys.set(cluster);
+    }
+
+    /// Keys outstanding in this process's memory (the shared table: `Cluster::key_count`).
     pub fn key_count(&self) -> usize {
         lock(&self.inner.keys).len()
     }
@@ -223,8 +235,25 @@ impl VoiceHub {
 
     /// `POST /voice/session`: a fresh single-use key, or [`VoiceError::KeysFull`] (counted) when
     /// the store holds its maximum of live keys: a live key is never pushed out.
-    pub fn mint(&self) -> Result<VoiceSession, VoiceError> {
+    pub async fn mint(&self) -> Result<VoiceSession, VoiceError> {
         let value = keys::new_key();
+        if let Some(cluster) = self.inner.shared_keys.get() {
+            let config = &self.inner.config;
+            let minted = cluster
+                .mint_key(&value, config.key_ttl, config.max_keys)
+                .await
+                .map_err(|e| VoiceError::KeyStoreUnreachable(e.to_string()))?;
+            return match minted {
+                Ok(expires_ms) => Ok(VoiceSession {
+                    client_secret: ClientSecret {
+                        value,
+                        expires_at: u64::try_from(expires_ms / 1000).unwrap_or(0),
+                    },
+                    realtime_url: REALTIME_PATH.into(),
+                }),
+                Err(full) => Err(self.refuse_full(full)),
+            };
+        }
         let (inserted, dropped_before, dropped_after) = {
             let mut store = lock(&self.inner.keys);
             let before = store.dropped();
@@ -233,12 +262,7 @@ impl VoiceHub {
         };
         self.count_dropped(dropped_before, dropped_after);
         if let Err(full) = inserted {
-            self.inner
-                .metrics
-                .requests_refused
-                .with_label_values(&["voice_session", "keys_full"])
-                .inc();
-            return Err(VoiceError::KeysFull(full.retry_after));
+            return Err(self.refuse_full(full));
         }
         let expires_at = SystemTime::now()
             .checked_add(self.inner.config.key_ttl)
@@ -248,6 +272,15 @@ impl VoiceHub {
             client_secret: ClientSecret { value, expires_at },
             realtime_url: REALTIME_PATH.into(),
         })
+    }
+
+    fn refuse_full(&self, full: keys::Full) -> VoiceError {
+        self.inner
+            .metrics
+            .requests_refused
+            .with_label_values(&["voice_session", "keys_full"])
+            .inc();
+        VoiceError::KeysFull(full.retry_after)
     }
 
     /// `POST /voice/realtime` from `ip`: takes one of the IP's call tokens (a refusal spends no
@@ -266,7 +299,7 @@ impl VoiceHub {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(VoiceError::MissingKey)?;
-        self.redeem(key)?;
+        self.redeem(key).await?;
         let offer = parse_offer(content_type, offer)?;
         let slot = self.reserve(ip)?;
         let socket = bind_socket(self.inner.config.udp, self.inner.config.max_sessions).await?;
@@ -333,7 +366,14 @@ impl VoiceHub {
         }
     }
 
-    fn redeem(&self, key: &str) -> Result<(), KeyError> {
+    async fn redeem(&self, key: &str) -> Result<(), VoiceError> {
+        if let Some(cluster) = self.inner.shared_keys.get() {
+            let verdict = cluster
+                .redeem_key(key)
+                .await
+                .map_err(|e| VoiceError::KeyStoreUnreachable(e.to_string()))?;
+            return Ok(verdict?);
+        }
         let (result, before, after) = {
             let mut store = lock(&self.inner.keys);
             let before = store.dropped();
@@ -341,7 +381,7 @@ impl VoiceHub {
             (result, before, store.dropped())
         };
         self.count_dropped(before, after);
-        result
+        Ok(result?)
     }
 
     fn count_dropped(&self, before: keys::Dropped, after: keys::Dropped) {
