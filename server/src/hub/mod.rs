@@ -6,7 +6,10 @@
 //! it out of the map and its topics and sets the `vigil_ws_connections` gauge.
 
 pub mod orders;
+pub mod routes;
 pub mod session;
+
+pub use routes::routes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -12,7 +12,10 @@ pub mod event;
 pub mod gate;
 pub mod otlp;
 pub mod ratelimit;
+pub mod routes;
 pub mod writer;
+
+pub use routes::routes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -16,7 +16,10 @@
 pub mod events;
 pub mod keys;
 pub mod peer;
+pub mod routes;
 pub mod vad;
+
+pub use routes::routes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
