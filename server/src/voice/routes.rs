@@ -55,7 +55,7 @@ async fn voice_realtime(
     let call = voice
         .open_call(
             ip,
-            header(header::AUTHORIZATION),
+            crate::access::bearer(&headers),
             header(header::CONTENT_TYPE),
             &body,
         )
