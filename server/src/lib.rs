@@ -22,6 +22,7 @@ pub mod serve;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tuning;
 pub mod voice;
 
 use axum::http::{header, HeaderValue};
@@ -36,6 +37,7 @@ pub use error::AppError;
 pub use layers::catch_panics;
 pub use server::{Server, StartError};
 pub use state::AppState;
+pub use tuning::Tuning;
 
 /// The crate version, printed at start and recorded in the database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -51,7 +53,7 @@ pub fn app(state: AppState) -> Router {
         HeaderValue::from_static("no-cache"),
     );
     Router::new()
-        .merge(ingest::routes(&state))
+        .merge(ingest::routes(state.ingest()))
         .merge(voice::routes(&state))
         .merge(api::routes())
         .merge(dashboard::routes(&state))

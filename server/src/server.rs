@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::HubConfig;
 use crate::store::Store;
-use crate::voice::VoiceConfig;
+use crate::tuning::Tuning;
 use crate::{app, config, serve, AppError, AppState, Config, VERSION};
 
 /// A server bound to its port, ready to serve.
@@ -20,22 +19,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database, applies migrations, records the start and binds `config.addr`.
-    pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        Self::bind_with_hub(config, HubConfig::from_config(config)).await
-    }
-
-    /// As [`Server::bind`], with the hub's limits and timings given (tests shorten them).
-    pub async fn bind_with_hub(config: &Config, hub: HubConfig) -> Result<Self, StartError> {
-        Self::bind_with_configs(config, hub, VoiceConfig::from_config(config)).await
-    }
-
-    /// As [`Server::bind_with_hub`], with the voice peer's limits and timings given too.
-    pub async fn bind_with_configs(
-        config: &Config,
-        hub: HubConfig,
-        voice: VoiceConfig,
-    ) -> Result<Self, StartError> {
+    /// Opens the database, applies migrations, records the start and binds `config.addr`; the
+    /// server runs with `tuning` (`Tuning::from_config(config)` for the flags' values).
+    pub async fn bind(config: &Config, tuning: Tuning) -> Result<Self, StartError> {
         let shown = config::redact_url(&config.database_url);
         if !config::database_supported(&config.database_url) {
             return Err(StartError::UnsupportedDatabase(shown));
@@ -55,7 +41,7 @@ impl Server {
             .map_err(|e| StartError::Bind(config.addr, e))?;
         Ok(Self {
             listener,
-            state: AppState::with_configs(config, store, hub, voice),
+            state: AppState::new(config, store, tuning),
             addr,
         })
     }

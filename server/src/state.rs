@@ -9,11 +9,13 @@ use axum::http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::hub::{Hub, HubConfig};
+use crate::hub::Hub;
+use crate::ingest::{Ingest, Senders};
 use crate::metrics::Metrics;
+use crate::serve;
 use crate::store::Store;
-use crate::voice::{VoiceConfig, VoiceHub};
-use crate::{ingest, serve};
+use crate::tuning::Tuning;
+use crate::voice::VoiceHub;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,38 +29,24 @@ struct Inner {
     metrics: Metrics,
     hub: Hub,
     voice: VoiceHub,
-    ingest: ingest::Ingest,
-    allowed_origins: Vec<HeaderValue>,
+    ingest: Arc<Ingest>,
     admin_token: config::Secret,
     /// Whether the token was generated here (then it is printed at start; a given one is not).
     token_generated: bool,
     /// Who may mint voice keys besides the operator (`--voice-mint-token`).
     voice_mint_token: Option<config::Secret>,
     demo: bool,
-    projects: Vec<config::ProjectKey>,
     www: PathBuf,
     pkg: PathBuf,
-    health_retention: std::time::Duration,
-    retention: std::time::Duration,
-    limits: serve::Limits,
-    body_timeout: std::time::Duration,
+    tuning: Tuning,
     shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// Builds the state from `config` and an open `store`. Generates the admin token when the
-    /// config has none.
-    pub fn new(config: &Config, store: Store) -> Self {
-        Self::with_hub_config(config, store, HubConfig::from_config(config))
-    }
-
-    /// As [`AppState::new`], with the hub's limits and timings given (tests shorten them).
-    pub fn with_hub_config(config: &Config, store: Store, hub: HubConfig) -> Self {
-        Self::with_configs(config, store, hub, VoiceConfig::from_config(config))
-    }
-
-    /// As [`AppState::with_hub_config`], with the voice peer's limits and timings given too.
-    pub fn with_configs(config: &Config, store: Store, hub: HubConfig, voice: VoiceConfig) -> Self {
+    /// Builds the state from `config` (who: projects, tokens, origins, folders), an open `store`
+    /// and `tuning` (how much: limits, timings, batches). Generates the admin token when the
+    /// config has none. Starts the ingest writer task, so it runs inside a Tokio runtime.
+    pub fn new(config: &Config, store: Store, tuning: Tuning) -> Self {
         let token_generated = config.admin_token.is_none();
         let admin_token = config
             .admin_token
@@ -66,41 +54,36 @@ impl AppState {
             .unwrap_or_else(config::Secret::generate);
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
-        let hub = Hub::new(hub, store.clone(), metrics.clone(), shutdown.clone());
-        let voice = VoiceHub::new(voice, metrics.clone(), shutdown.clone());
-        let rate = ingest::ratelimit::Rate {
-            per_sec: config.rate_limit.max(0.001),
-            burst: config.rate_limit_burst.max(1.0),
+        let hub = Hub::new(
+            tuning.hub.clone(),
+            store.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let voice = VoiceHub::new(tuning.voice.clone(), metrics.clone(), shutdown.clone());
+        let senders = Senders {
+            projects: config.projects.clone(),
+            allowed_origins: config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+                .collect(),
         };
-        let allowed_origins = config
-            .allowed_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-            .collect();
-        let ingest = ingest::Ingest::new(rate, store.clone());
+        let ingest = Ingest::start(tuning.ingest, senders, store.clone(), metrics.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
                 metrics,
                 hub,
                 voice,
-                ingest,
-                allowed_origins,
+                ingest: Arc::new(ingest),
                 admin_token,
                 token_generated,
                 voice_mint_token: config.voice_mint_token.clone(),
                 demo: config.demo,
-                projects: config.projects.clone(),
                 www: config.www.clone(),
                 pkg: config.pkg.clone(),
-                health_retention: config.health_retention,
-                retention: config.retention,
-                limits: serve::Limits {
-                    max_connections: config.max_connections,
-                    max_per_ip: config.max_connections_per_ip,
-                    header_timeout: config.header_timeout,
-                },
-                body_timeout: config.body_timeout,
+                tuning,
                 shutdown,
             }),
         }
@@ -121,8 +104,8 @@ impl AppState {
         &self.inner.voice
     }
 
-    /// Ingestion state (the rate limiter).
-    pub fn ingest(&self) -> &ingest::Ingest {
+    /// Ingestion (its senders, rate limiter and group-commit writer).
+    pub fn ingest(&self) -> &Ingest {
         &self.inner.ingest
     }
 
@@ -138,7 +121,7 @@ impl AppState {
 
     /// Origins allowed to send telemetry (empty: any).
     pub fn allowed_origins(&self) -> &[HeaderValue] {
-        &self.inner.allowed_origins
+        &self.inner.ingest.senders().allowed_origins
     }
 
     /// The bearer token that may mint voice keys besides the admin token (`--voice-mint-token`).
@@ -156,7 +139,7 @@ impl AppState {
 
     /// The configured projects.
     pub fn projects(&self) -> &[config::ProjectKey] {
-        &self.inner.projects
+        &self.inner.ingest.senders().projects
     }
 
     /// The demo pages' folder (the dashboard's files are in its `dashboard/`).
@@ -164,14 +147,9 @@ impl AppState {
         &self.inner.www
     }
 
-    /// How long fleet health samples are kept.
-    pub fn health_retention(&self) -> std::time::Duration {
-        self.inner.health_retention
-    }
-
-    /// How long events and metric points are kept.
-    pub fn retention(&self) -> std::time::Duration {
-        self.inner.retention
+    /// The limits, timings and batch sizes the server runs with.
+    pub fn tuning(&self) -> &Tuning {
+        &self.inner.tuning
     }
 
     /// Cancelled when the server shuts down: long-lived tasks (sockets, peers, reapers) watch it.
@@ -179,6 +157,7 @@ impl AppState {
         &self.inner.shutdown
     }
 }
+
 impl AppState {
     /// Whether the admin token was generated here (then it is printed at start).
     pub fn token_generated(&self) -> bool {
@@ -192,12 +171,12 @@ impl AppState {
 
     /// The connection limits of the accept loop.
     pub fn limits(&self) -> serve::Limits {
-        self.inner.limits
+        self.inner.tuning.limits
     }
 
     /// How long a request's body may take to arrive.
     pub fn body_timeout(&self) -> std::time::Duration {
-        self.inner.body_timeout
+        self.inner.tuning.body_timeout
     }
 }
 
@@ -216,5 +195,11 @@ impl FromRef<AppState> for VoiceHub {
 impl FromRef<AppState> for Store {
     fn from_ref(state: &AppState) -> Self {
         state.inner.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Ingest> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.ingest.clone()
     }
 }

@@ -170,6 +170,7 @@ async fn events_and_points_past_the_retention_are_pruned_and_counted() {
     let again = vigil_server::app(vigil_server::AppState::new(
         &vigil_server::Config::for_tests("sqlite::memory:"),
         app.state.store().clone(),
+        vigil_server::Tuning::default(),
     ));
     let other = Request::post("/api/1/envelope/?sentry_key=dev")
         .body(Body::from(
@@ -236,7 +237,7 @@ async fn a_database_url_the_build_does_not_support_is_refused_without_its_passwo
     let url = "postgres://vigil:Hunter2Pass@db.internal:5432/vigil";
     let mut config = vigil_server::Config::for_tests(url);
     config.www = dir.path().to_path_buf();
-    let err = vigil_server::Server::bind(&config)
+    let err = vigil_server::Server::bind(&config, vigil_server::Tuning::default())
         .await
         .unwrap_err()
         .to_string();

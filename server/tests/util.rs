@@ -6,7 +6,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use vigil_server::store::Store;
-use vigil_server::{app, AppState, Config};
+use vigil_server::{app, AppState, Config, Tuning};
 
 /// The admin token every test server uses.
 pub const ADMIN: &str = "test-admin";
@@ -44,10 +44,24 @@ impl TestApp {
         Self::build(change, Some(hub), Some(voice)).await
     }
 
+    /// As [`TestApp::new`], after `tune` edits the tuning the flags give (writer batch, queue).
+    pub async fn with_tuning(tune: impl FnOnce(&mut Tuning)) -> Self {
+        Self::build_tuned(|_| {}, None, None, tune).await
+    }
+
     async fn build(
         change: impl FnOnce(&mut Config),
         hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
+    ) -> Self {
+        Self::build_tuned(change, hub, voice, |_| {}).await
+    }
+
+    async fn build_tuned(
+        change: impl FnOnce(&mut Config),
+        hub: Option<vigil_server::hub::HubConfig>,
+        voice: Option<vigil_server::voice::VoiceConfig>,
+        tune: impl FnOnce(&mut Tuning),
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let www = dir.path().join("www");
@@ -71,12 +85,13 @@ impl TestApp {
         config.pkg = pkg;
         change(&mut config);
         let store = Store::connect(&config.database_url).await.unwrap();
-        let state = AppState::with_configs(
-            &config,
-            store,
-            hub.unwrap_or_default(),
-            voice.unwrap_or_else(|| vigil_server::voice::VoiceConfig::from_config(&config)),
-        );
+        let mut tuning = Tuning::from_config(&config);
+        tuning.hub = hub.unwrap_or_default();
+        if let Some(voice) = voice {
+            tuning.voice = voice;
+        }
+        tune(&mut tuning);
+        let state = AppState::new(&config, store, tuning);
         Self {
             router: app(state.clone()),
             state,
@@ -159,9 +174,12 @@ impl LiveServer {
         config.www = dir.path().to_path_buf();
         config.pkg = dir.path().to_path_buf();
         change(&mut config);
-        let server = vigil_server::Server::bind_with_configs(&config, hub, voice)
-            .await
-            .unwrap();
+        let tuning = Tuning {
+            hub,
+            voice,
+            ..Tuning::from_config(&config)
+        };
+        let server = vigil_server::Server::bind(&config, tuning).await.unwrap();
         let addr = server.local_addr();
         let state = server.state().clone();
         let shutdown = tokio_util::sync::CancellationToken::new();

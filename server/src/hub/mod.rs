@@ -28,7 +28,7 @@ use crate::perip::PerIp;
 use crate::store::Store;
 
 /// Limits and timings of the hub (server-api.md, `/ws`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
     /// Server Ping frames go out this often; two silent intervals close the connection.
     pub heartbeat: Duration,

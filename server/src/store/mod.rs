@@ -29,6 +29,19 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// One OTLP export for [`Store::insert_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRows<'a> {
+    /// The project it was sent for.
+    pub project: &'a str,
+    /// Its `vigil.export_id` (a retry of a stored export stores nothing).
+    pub export_id: Option<&'a str>,
+    /// The points that are not health samples.
+    pub rows: &'a [crate::ingest::otlp::Row],
+    /// Its health samples.
+    pub health: Option<&'a crate::fleet::HealthBatch>,
+}
+
 /// One row of `server_starts`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServerStart {
@@ -216,54 +229,35 @@ impl Store {
         health: Option<&crate::fleet::HealthBatch>,
     ) -> Result<usize, AppError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(id) = export_id {
-            sqlx::query(
-                "DELETE FROM metric_exports
-                 WHERE received < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')",
-            )
-            .execute(&mut *tx)
-            .await?;
-            let new = sqlx::query(
-                "INSERT INTO metric_exports (project, export_id, received)
-                 VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-                 ON CONFLICT (project, export_id) DO NOTHING",
-            )
-            .bind(project)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if new == 0 {
-                return Ok(0); // stored already; the transaction rolls back on drop
-            }
-        }
-        for r in rows {
-            let attributes = serde_json::to_string(&r.attributes)
-                .map_err(|e| AppError::BadRequest(e.to_string()))?;
-            // SQLite turns the nanoseconds into RFC 3339; 0 (unknown) means now.
-            sqlx::query(
-                "INSERT INTO metric_points (project, name, unit, value, time, attributes)
-                 VALUES (?, ?, ?, ?,
-                   CASE WHEN ? = 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000000000.0, 'unixepoch') END,
-                   ?)",
-            )
-            .bind(project)
-            .bind(&*r.name)
-            .bind(&*r.unit)
-            .bind(r.value)
-            .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
-            .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
-            .bind(attributes)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut stored = rows.len();
-        if let Some(batch) = health {
-            stored += health::insert(&mut tx, project, batch).await?;
+        let stored = insert_points_in(&mut tx, project, export_id, rows, health).await?;
+        if stored.is_none() {
+            return Ok(0); // stored already; the transaction rolls back on drop
         }
         tx.commit().await?;
-        Ok(stored)
+        Ok(stored.unwrap_or(0))
+    }
+
+    /// Stores events and OTLP exports in one transaction (the group commit): says for each
+    /// event whether it was new (false: its id was stored already, maybe earlier in the same
+    /// batch) and for each export how many points it stored (0: its export id was stored
+    /// already). A failure stores none of them.
+    pub async fn insert_batch(
+        &self,
+        events: &[(&str, &Summary, &str)],
+        exports: &[ExportRows<'_>],
+    ) -> Result<(Vec<bool>, Vec<usize>), AppError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = Vec::with_capacity(events.len());
+        for (project, event, payload) in events {
+            inserted.push(insert_event_in(&mut tx, project, event, payload).await?);
+        }
+        let mut stored = Vec::with_capacity(exports.len());
+        for e in exports {
+            let n = insert_points_in(&mut tx, e.project, e.export_id, e.rows, e.health).await?;
+            stored.push(n.unwrap_or(0));
+        }
+        tx.commit().await?;
+        Ok((inserted, stored))
     }
 
     /// Values of metric `name` from the last `window_secs` seconds (at most 100,000).
@@ -383,6 +377,64 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// One OTLP export's points and health samples, inside the caller's transaction: how many were
+/// stored, or `None` (nothing stored) when its export id was stored already.
+async fn insert_points_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    project: &str,
+    export_id: Option<&str>,
+    rows: &[crate::ingest::otlp::Row],
+    health: Option<&crate::fleet::HealthBatch>,
+) -> Result<Option<usize>, AppError> {
+    if let Some(id) = export_id {
+        sqlx::query(
+            "DELETE FROM metric_exports
+                 WHERE received < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')",
+        )
+        .execute(&mut **tx)
+        .await?;
+        let new = sqlx::query(
+            "INSERT INTO metric_exports (project, export_id, received)
+                 VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                 ON CONFLICT (project, export_id) DO NOTHING",
+        )
+        .bind(project)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if new == 0 {
+            return Ok(None); // stored already
+        }
+    }
+    for r in rows {
+        let attributes = serde_json::to_string(&r.attributes)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        // SQLite turns the nanoseconds into RFC 3339; 0 (unknown) means now.
+        sqlx::query(
+            "INSERT INTO metric_points (project, name, unit, value, time, attributes)
+                 VALUES (?, ?, ?, ?,
+                   CASE WHEN ? = 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000000000.0, 'unixepoch') END,
+                   ?)",
+        )
+        .bind(project)
+        .bind(&*r.name)
+        .bind(&*r.unit)
+        .bind(r.value)
+        .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
+        .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
+        .bind(attributes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let mut stored = rows.len();
+    if let Some(batch) = health {
+        stored += health::insert(tx, project, batch).await?;
+    }
+    Ok(Some(stored))
 }
 
 /// One event and its issue counts, inside the caller's transaction.
