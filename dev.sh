@@ -233,6 +233,12 @@ case "$cmd" in
       printf 'import * as Sentry from "@sentry/browser";\nwindow.Sentry = Sentry;\n' >"$TOOLS/sentry-entry.mjs"
       (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
     fi
+    # The ingest benchmark's load generator (Debian's wrk; its Lua script gives every request a
+    # new event id).
+    command -v wrk >/dev/null || { say "installing wrk (the ingest benchmark's load generator)"; apt_install wrk; }
+    # The ingest benchmark also runs on any database URL in VIGIL_BENCH_DATABASE_URL.
+    # MERGE NOTE (pg): start the throwaway PostgreSQL cluster here (pg_start), create a database on
+    # it and export VIGIL_BENCH_DATABASE_URL=postgres://…/DB; stop it (pg_stop) after the benches.
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;
