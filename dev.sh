@@ -293,9 +293,14 @@ case "$cmd" in
       printf 'import * as Sentry from "@sentry/browser";\nwindow.Sentry = Sentry;\n' >"$TOOLS/sentry-entry.mjs"
       (cd "$TOOLS" && ./node_modules/.bin/esbuild sentry-entry.mjs --bundle --minify --format=iife --outfile=sentry-bundle.js --log-level=warning)
     fi
-    # Installs PostgreSQL when missing (the cluster bench starts a cluster of its own, with fsync,
-    # as a real server runs).
+    # Installs PostgreSQL when missing and starts the throwaway cluster of the tests (fsync off);
+    # the cluster bench starts one of its own, with fsync, as a real server runs.
     pg_start
+    # The ingest benchmark's load generator (Debian's wrk; its Lua script gives every request a
+    # new event id).
+    command -v wrk >/dev/null || { say "installing wrk (the ingest benchmark's load generator)"; apt_install wrk; }
+    # The ingest benchmark runs on SQLite, then on the throwaway PostgreSQL (its default database).
+    export VIGIL_BENCH_DATABASE_URL="$VIGIL_TEST_POSTGRES/postgres"
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;

@@ -124,7 +124,11 @@ async fn report(label: &str, events: u64, issues: u64, instances: u64, samples: 
     );
     let config = Config::for_tests(&url);
     let token = config.admin_token.clone().unwrap().expose().to_owned();
-    let router = app(AppState::new(&config, store));
+    let router = app(AppState::new(
+        &config,
+        store,
+        vigil_server::Tuning::from_config(&config),
+    ));
     let (first, mut cursor) = time(&router, &token, "/api/1/issues?limit=100", 20).await;
     println!("  GET /api/1/issues?limit=100               median {first:.2?}");
     let mut pages = 1;

@@ -193,7 +193,7 @@ impl FromRequestParts<AppState> for AllowedOrigin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         // The same rule as telemetry's.
-        crate::ingest::gate::check_origin(state, parts).map(|()| Self)
+        crate::ingest::gate::check_origin(state.allowed_origins(), parts).map(|()| Self)
     }
 }
 

@@ -102,6 +102,20 @@ pub struct Config {
     #[arg(long, env = "VIGIL_BODY_TIMEOUT", default_value = "15s", value_parser = retention)]
     pub body_timeout: std::time::Duration,
 
+    /// Rows (events, metric points, health samples) one ingest transaction commits at most
+    /// (the group commit's batch).
+    #[arg(long, env = "VIGIL_INGEST_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ingest_batch: u32,
+
+    /// How long the ingest writer waits for more after the first of a batch (`2ms`, `500us`,
+    /// `0ms`; at most 1s).
+    #[arg(long, env = "VIGIL_INGEST_BATCH_WAIT", default_value = "2ms", value_parser = short_duration)]
+    pub ingest_batch_wait: std::time::Duration,
+
+    /// Rows waiting for the ingest writer at most; more are refused with 503 and Retry-After.
+    #[arg(long, env = "VIGIL_INGEST_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ingest_queue: u32,
+
     /// Voice calls at once; more are refused with 503.
     #[arg(long, env = "VIGIL_VOICE_MAX_SESSIONS", default_value_t = 16)]
     pub voice_max_sessions: usize,
@@ -277,6 +291,26 @@ fn retention(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s}: from 1s to 365d"));
     }
     Ok(std::time::Duration::from_secs(secs))
+}
+
+/// `2ms`, `500us`, `1s`, `0ms`: from 0 to 1 second.
+fn short_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("expected like 2ms, 500us or 1s, got {s:?}");
+    let (digits, micros_per) = if let Some(d) = s.strip_suffix("us") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix("ms") {
+        (d, 1_000)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1_000_000)
+    } else {
+        return Err(bad());
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let micros = n.saturating_mul(micros_per);
+    if micros > 1_000_000 {
+        return Err(format!("{s}: at most 1s"));
+    }
+    Ok(std::time::Duration::from_micros(micros))
 }
 
 /// A socket address whose IP can go in an ICE candidate (not `0.0.0.0` or `::`).
@@ -459,6 +493,32 @@ mod tests {
         assert_eq!(c.voice_max_sessions, 3);
         let e = Config::try_parse_from(["vigil-server", "--voice-udp", "0.0.0.0:0"]).unwrap_err();
         assert!(e.to_string().contains("concrete"), "{e}");
+    }
+
+    #[test]
+    fn the_ingest_writer_flags_have_the_measured_defaults() {
+        let c = Config::parse_from(["vigil-server"]);
+        assert_eq!(c.ingest_batch, 256);
+        assert_eq!(c.ingest_batch_wait, std::time::Duration::from_millis(2));
+        assert_eq!(c.ingest_queue, 8192);
+        let c = Config::parse_from([
+            "vigil-server",
+            "--ingest-batch",
+            "64",
+            "--ingest-batch-wait",
+            "500us",
+            "--ingest-queue",
+            "10",
+        ]);
+        assert_eq!(c.ingest_batch, 64);
+        assert_eq!(c.ingest_batch_wait, std::time::Duration::from_micros(500));
+        assert_eq!(c.ingest_queue, 10);
+        assert_eq!(short_duration("0ms"), Ok(std::time::Duration::ZERO));
+        assert_eq!(short_duration("1s"), Ok(std::time::Duration::from_secs(1)));
+        for bad in ["2", "2m", "1001ms", "x ms", ""] {
+            assert!(short_duration(bad).is_err(), "{bad}");
+        }
+        assert!(Config::try_parse_from(["vigil-server", "--ingest-batch", "0"]).is_err());
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl AppError {
             Self::Forbidden(_) => Some("origin"),
             Self::PayloadTooLarge(_) => Some("too_large"),
             Self::RateLimited(_) => Some("rate_limited"),
+            Self::Busy(..) => Some("busy"),
             _ => None,
         }
     }

@@ -11,6 +11,19 @@ use axum::response::{IntoResponse, Response};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::AppError;
+use crate::AppState;
+
+/// `/` (the demo page), `/www/*` (the demo pages) and `/pkg/*` (the package).
+pub fn routes(state: &AppState) -> axum::Router<AppState> {
+    let www = state.www();
+    axum::Router::new()
+        .route_service(
+            "/",
+            tower_http::services::ServeFile::new(www.join("index.html")),
+        )
+        .nest_service("/www", tower_http::services::ServeDir::new(www))
+        .nest_service("/pkg", tower_http::services::ServeDir::new(state.pkg()))
+}
 
 /// The folders served, by URL prefix.
 #[derive(Debug, Clone)]

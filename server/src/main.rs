@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use vigil_server::{Config, Server};
+use vigil_server::{Config, Server, Tuning};
 
 /// How long a graceful shutdown may take before the process exits anyway (the contract says 5 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(4_500);
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
-    let server = match Server::bind(&config).await {
+    let server = match Server::bind(&config, Tuning::from_config(&config)).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("vigil-server: {e}");

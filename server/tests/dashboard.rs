@@ -130,7 +130,11 @@ async fn a_session_from_another_admin_token_is_refused() {
         c.admin_token = Some("another-token".parse().unwrap());
         c
     };
-    let other = vigil_server::AppState::new(&config, app.state.store().clone());
+    let other = vigil_server::AppState::new(
+        &config,
+        app.state.store().clone(),
+        vigil_server::Tuning::default(),
+    );
     let router = vigil_server::app(other);
     let res = tower::ServiceExt::oneshot(router, with_cookie("/api/1/issues", &cookie))
         .await

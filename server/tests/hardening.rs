@@ -169,6 +169,7 @@ async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Eng
     let again = vigil_server::app(vigil_server::AppState::new(
         &vigil_server::Config::for_tests("sqlite::memory:"),
         app.state.store().clone(),
+        vigil_server::Tuning::default(),
     ));
     let other = Request::post("/api/1/envelope/?sentry_key=dev")
         .body(Body::from(
@@ -235,7 +236,7 @@ async fn a_database_url_the_build_does_not_support_is_refused_without_its_passwo
     let url = "mysql://vigil:Hunter2Pass@db.internal:3306/vigil";
     let mut config = vigil_server::Config::for_tests(url);
     config.www = dir.path().to_path_buf();
-    let err = vigil_server::Server::bind(&config)
+    let err = vigil_server::Server::bind(&config, vigil_server::Tuning::default())
         .await
         .unwrap_err()
         .to_string();
@@ -259,7 +260,8 @@ async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password
     .map(|url| {
         tokio::spawn(async move {
             let config = vigil_server::Config::for_tests(url);
-            vigil_server::Server::bind(&config)
+            let tuning = vigil_server::Tuning::from_config(&config);
+            vigil_server::Server::bind(&config, tuning)
                 .await
                 .unwrap_err()
                 .to_string()

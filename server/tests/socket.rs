@@ -11,7 +11,9 @@ async fn serves_on_port_zero_and_shuts_down_gracefully() {
     let mut config = Config::for_tests(&format!("sqlite://{}/vigil.db", dir.path().display()));
     config.www = dir.path().to_path_buf();
     config.pkg = dir.path().to_path_buf();
-    let server = Server::bind(&config).await.unwrap();
+    let server = Server::bind(&config, vigil_server::Tuning::from_config(&config))
+        .await
+        .unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "port 0 picks a real port");
     let lines = server.startup_lines();

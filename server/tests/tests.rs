@@ -12,6 +12,9 @@
 //! - `metrics`: `POST /v1/metrics` (OTLP/HTTP JSON), vitals p75 and metric points.
 //! - `voice`: `/voice/*`: keys, refusals, the cap, and a real WebRTC call from a `str0m` client
 //!   over 127.0.0.1 UDP (events, echo, speech events, every way a call ends).
+//! - `writer`: the group commit through the HTTP routes: events, metric points and health
+//!   samples committed together and acknowledged only after the commit, a retried export
+//!   from 50 tasks at once stored once, a full queue answered 503 with `Retry-After`.
 //!
 //! The process-level tests (the real binary, SIGTERM, a real browser) live in `tests/e2e/`.
 
@@ -25,3 +28,4 @@ mod metrics;
 mod socket;
 mod util;
 mod voice;
+mod writer;

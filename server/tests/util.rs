@@ -8,7 +8,7 @@ use tower::ServiceExt;
 use vigil_server::store::testdb::TestDatabase;
 pub use vigil_server::store::Engine;
 use vigil_server::store::Store;
-use vigil_server::{app, AppState, Config};
+use vigil_server::{app, AppState, Config, Tuning};
 
 /// The admin token every test server uses.
 pub const ADMIN: &str = "test-admin";
@@ -52,7 +52,7 @@ impl TestApp {
 
     /// As [`TestApp::new`], storing into a fresh database of `engine`.
     pub async fn on(engine: Engine) -> Self {
-        Self::build_on(engine, |_| {}, None, None).await
+        Self::build_on(engine, |_| {}, None, None, |_| {}).await
     }
 
     /// As [`TestApp::new`], after `change` edits the config.
@@ -74,12 +74,25 @@ impl TestApp {
         Self::build(change, Some(hub), Some(voice)).await
     }
 
+    /// As [`TestApp::new`], after `tune` edits the tuning the flags give (writer batch, queue).
+    pub async fn with_tuning(tune: impl FnOnce(&mut Tuning)) -> Self {
+        Self::build_on(Engine::Sqlite, |_| {}, None, None, tune).await
+    }
+
+    /// As [`TestApp::with_config`], after `tune` edits the tuning too.
+    pub async fn with_config_and_tuning(
+        change: impl FnOnce(&mut Config),
+        tune: impl FnOnce(&mut Tuning),
+    ) -> Self {
+        Self::build_on(Engine::Sqlite, change, None, None, tune).await
+    }
+
     async fn build(
         change: impl FnOnce(&mut Config),
         hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
     ) -> Self {
-        Self::build_on(Engine::Sqlite, change, hub, voice).await
+        Self::build_on(Engine::Sqlite, change, hub, voice, |_| {}).await
     }
 
     async fn build_on(
@@ -87,6 +100,7 @@ impl TestApp {
         change: impl FnOnce(&mut Config),
         hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
+        tune: impl FnOnce(&mut Tuning),
     ) -> Self {
         let database = TestDatabase::new(engine)
             .await
@@ -113,12 +127,13 @@ impl TestApp {
         config.pkg = pkg;
         change(&mut config);
         let store = Store::connect(&config.database_url).await.unwrap();
-        let state = AppState::with_configs(
-            &config,
-            store,
-            hub.unwrap_or_default(),
-            voice.unwrap_or_else(|| vigil_server::voice::VoiceConfig::from_config(&config)),
-        );
+        let mut tuning = Tuning::from_config(&config);
+        tuning.hub = hub.unwrap_or_default();
+        if let Some(voice) = voice {
+            tuning.voice = voice;
+        }
+        tune(&mut tuning);
+        let state = AppState::new(&config, store, tuning);
         Self {
             router: app(state.clone()),
             state,
@@ -202,9 +217,12 @@ impl LiveServer {
         config.www = dir.path().to_path_buf();
         config.pkg = dir.path().to_path_buf();
         change(&mut config);
-        let server = vigil_server::Server::bind_with_configs(&config, hub, voice)
-            .await
-            .unwrap();
+        let tuning = Tuning {
+            hub,
+            voice,
+            ..Tuning::from_config(&config)
+        };
+        let server = vigil_server::Server::bind(&config, tuning).await.unwrap();
         let addr = server.local_addr();
         let state = server.state().clone();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -124,7 +124,7 @@ async fn vitals(
     Query(q): Query<ReadQuery>,
 ) -> Result<Response, AppError> {
     let window = q.window("1h")?;
-    Ok(Json(ingest::vitals(&state, &project, window).await?).into_response())
+    Ok(Json(ingest::vitals(state.store(), &project, window).await?).into_response())
 }
 
 /// One bucket of `GET /api/{project}/vitals/history`.

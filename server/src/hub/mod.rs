@@ -6,7 +6,10 @@
 //! it out of the map and its topics and sets the `vigil_ws_connections` gauge.
 
 pub mod orders;
+pub mod routes;
 pub mod session;
+
+pub use routes::routes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +28,7 @@ use crate::perip::PerIp;
 use crate::store::Store;
 
 /// Limits and timings of the hub (server-api.md, `/ws`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
     /// Server Ping frames go out this often; two silent intervals close the connection.
     pub heartbeat: Duration,

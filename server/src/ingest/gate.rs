@@ -1,18 +1,19 @@
 //! The checks a telemetry request passes before its body is read: its `Origin` (when the server
 //! has an allow-list) and its public key. A wrong key gets `401` even for a body over the limit.
 
-use axum::extract::{FromRequestParts, Path};
-use axum::http::header;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
 
 use super::auth::{key_from_sentry_auth, query_param};
+use super::Ingest;
 use crate::config::ProjectKey;
 use crate::error::AppError;
-use crate::AppState;
 
 /// Refuses a request whose `Origin` is present and not on a non-empty allow-list.
-pub fn check_origin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
-    let allowed = state.allowed_origins();
+pub fn check_origin(allowed: &[HeaderValue], parts: &Parts) -> Result<(), AppError> {
     match parts.headers.get(header::ORIGIN) {
         Some(origin) if !allowed.is_empty() && !allowed.contains(origin) => Err(
             AppError::Forbidden("this origin is not on the server's --allowed-origin list"),
@@ -25,12 +26,12 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn rejected(state: &AppState, e: AppError, metrics: bool) -> AppError {
+fn rejected(ingest: &Ingest, e: AppError, metrics: bool) -> AppError {
     if let Some(reason) = e.reject_reason() {
         let counter = if metrics {
-            &state.metrics().metric_requests_rejected
+            &ingest.metrics().metric_requests_rejected
         } else {
-            &state.metrics().events_rejected
+            &ingest.metrics().events_rejected
         };
         counter.with_label_values(&[reason]).inc();
     }
@@ -41,12 +42,18 @@ fn rejected(state: &AppState, e: AppError, metrics: bool) -> AppError {
 #[derive(Debug, Clone)]
 pub struct EnvelopeSender(pub ProjectKey);
 
-impl FromRequestParts<AppState> for EnvelopeSender {
+impl<S> FromRequestParts<S> for EnvelopeSender
+where
+    Arc<Ingest>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let ingest = Arc::<Ingest>::from_ref(state);
+        let senders = ingest.senders();
         let check = async {
-            check_origin(state, parts)?;
+            check_origin(&senders.allowed_origins, parts)?;
             let Path(project) = Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| AppError::BadRequest(e.body_text()))?;
@@ -55,15 +62,15 @@ impl FromRequestParts<AppState> for EnvelopeSender {
                 .ok_or(AppError::Unauthorized(
                     "no public key: send sentry_key in the query or an X-Sentry-Auth header",
                 ))?;
-            state
-                .projects()
+            senders
+                .projects
                 .iter()
                 .find(|p| p.id == project && p.public_key == key)
                 .cloned()
                 .map(EnvelopeSender)
                 .ok_or(AppError::Unauthorized("unknown project or public key"))
         };
-        check.await.map_err(|e| rejected(state, e, false))
+        check.await.map_err(|e| rejected(&ingest, e, false))
     }
 }
 
@@ -72,12 +79,18 @@ impl FromRequestParts<AppState> for EnvelopeSender {
 #[derive(Debug, Clone)]
 pub struct MetricsSender(pub ProjectKey);
 
-impl FromRequestParts<AppState> for MetricsSender {
+impl<S> FromRequestParts<S> for MetricsSender
+where
+    Arc<Ingest>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let ingest = Arc::<Ingest>::from_ref(state);
+        let senders = ingest.senders();
         let check = || {
-            check_origin(state, parts)?;
+            check_origin(&senders.allowed_origins, parts)?;
             let query = parts.uri.query();
             let key = crate::access::bearer(&parts.headers)
                 .or_else(|| query_param(query, "key"))
@@ -86,14 +99,14 @@ impl FromRequestParts<AppState> for MetricsSender {
                 .ok_or(AppError::Unauthorized(
                     "no public key: send Authorization: Bearer <key>, X-Sentry-Auth, or ?key=",
                 ))?;
-            state
-                .projects()
+            senders
+                .projects
                 .iter()
                 .find(|p| p.public_key == key)
                 .cloned()
                 .map(MetricsSender)
                 .ok_or(AppError::Unauthorized("unknown public key"))
         };
-        check().map_err(|e| rejected(state, e, true))
+        check().map_err(|e| rejected(&ingest, e, true))
     }
 }

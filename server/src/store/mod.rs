@@ -28,6 +28,19 @@ pub struct Store {
     pool: Pool,
 }
 
+/// One OTLP export for [`Store::insert_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRows<'a> {
+    /// The project it was sent for.
+    pub project: &'a str,
+    /// Its `vigil.export_id` (a retry of a stored export stores nothing).
+    pub export_id: Option<&'a str>,
+    /// The points that are not health samples.
+    pub rows: &'a [crate::ingest::otlp::Row],
+    /// Its health samples.
+    pub health: Option<&'a crate::fleet::HealthBatch>,
+}
+
 /// One row of `server_starts`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServerStart {
@@ -212,63 +225,42 @@ impl Store {
         rows: &[crate::ingest::otlp::Row],
         health: Option<&crate::fleet::HealthBatch>,
     ) -> Result<usize, StoreError> {
-        let now = now_ms();
-        let received = stored_time(now);
         let mut tx = self.pool.begin().await?;
-        if let Some(id) = export_id {
-            let new = each!(&mut tx, |t| {
-                sqlx::query("DELETE FROM metric_exports WHERE received < $1")
-                    .bind(stored_time(now - 7 * 86_400_000))
-                    .execute(&mut **t)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO metric_exports (project, export_id, received)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (project, export_id) DO NOTHING",
-                )
-                .bind(project)
-                .bind(id)
-                .bind(&received)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
-            if new == 0 {
-                return Ok(0); // stored already; the transaction rolls back on drop
-            }
-        }
-        // Multi-row inserts: one statement per chunk instead of one round trip per point.
-        for chunk in rows.chunks(POINTS_PER_INSERT) {
-            let mut values = Vec::with_capacity(chunk.len());
-            for r in chunk {
-                // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
-                let time = match r.time_unix_nano / 1_000_000 {
-                    0 => received.clone(),
-                    ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
-                };
-                values.push((r, time, serde_json::to_string(&r.attributes)?));
-            }
-            each!(&mut tx, |t, DB| {
-                let mut q = sqlx::QueryBuilder::<DB>::new(
-                    "INSERT INTO metric_points (project, name, unit, value, time, attributes) ",
-                );
-                q.push_values(&values, |mut row, (r, time, attributes)| {
-                    row.push_bind(project)
-                        .push_bind(&*r.name)
-                        .push_bind(&*r.unit)
-                        .push_bind(r.value)
-                        .push_bind(time)
-                        .push_bind(attributes);
-                });
-                q.build().execute(&mut **t).await.map(drop)
-            })?;
-        }
-        let mut stored = rows.len();
-        if let Some(batch) = health {
-            stored += health::insert(&mut tx, project, batch).await?;
+        let stored = insert_points_in(&mut tx, project, export_id, rows, health).await?;
+        if stored.is_none() {
+            return Ok(0); // stored already; the transaction rolls back on drop
         }
         tx.commit().await?;
-        Ok(stored)
+        Ok(stored.unwrap_or(0))
+    }
+
+    /// Stores events and OTLP exports in one transaction (the group commit): says for each
+    /// event whether it was new (false: its id was stored already, maybe earlier in the same
+    /// batch) and for each export how many points it stored (0: its export id was stored
+    /// already). A failure stores none of them.
+    ///
+    /// Events are written in `(project, fingerprint)` order, as in [`Store::insert_events`], so
+    /// concurrent batches on PostgreSQL lock issue rows in one order and cannot deadlock.
+    pub async fn insert_batch(
+        &self,
+        events: &[(&str, &Summary, &str)],
+        exports: &[ExportRows<'_>],
+    ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| (events[i].0, events[i].1.fingerprint.as_str()));
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = vec![false; events.len()];
+        for i in order {
+            let (project, event, payload) = events[i];
+            inserted[i] = insert_event_in(&mut tx, project, event, payload).await?;
+        }
+        let mut stored = Vec::with_capacity(exports.len());
+        for e in exports {
+            let n = insert_points_in(&mut tx, e.project, e.export_id, e.rows, e.health).await?;
+            stored.push(n.unwrap_or(0));
+        }
+        tx.commit().await?;
+        Ok((inserted, stored))
     }
 
     /// Values of metric `name` from the last `window_secs` seconds (at most 100,000).
@@ -412,6 +404,72 @@ impl Store {
 fn window_start(window_secs: u64) -> String {
     let ms = i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     stored_time(now_ms().saturating_sub(ms))
+}
+
+/// One OTLP export's points and health samples, inside the caller's transaction: how many were
+/// stored, or `None` (nothing stored) when its export id was stored already.
+async fn insert_points_in(
+    tx: &mut Tx,
+    project: &str,
+    export_id: Option<&str>,
+    rows: &[crate::ingest::otlp::Row],
+    health: Option<&crate::fleet::HealthBatch>,
+) -> Result<Option<usize>, StoreError> {
+    let now = now_ms();
+    let received = stored_time(now);
+    if let Some(id) = export_id {
+        let new = each!(tx, |t| {
+            sqlx::query("DELETE FROM metric_exports WHERE received < $1")
+                .bind(stored_time(now - 7 * 86_400_000))
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(
+                "INSERT INTO metric_exports (project, export_id, received)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (project, export_id) DO NOTHING",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(&received)
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if new == 0 {
+            return Ok(None); // stored already
+        }
+    }
+    // Multi-row inserts: one statement per chunk instead of one round trip per point.
+    for chunk in rows.chunks(POINTS_PER_INSERT) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
+            let time = match r.time_unix_nano / 1_000_000 {
+                0 => received.clone(),
+                ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
+            };
+            values.push((r, time, serde_json::to_string(&r.attributes)?));
+        }
+        each!(tx, |t, DB| {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO metric_points (project, name, unit, value, time, attributes) ",
+            );
+            q.push_values(&values, |mut row, (r, time, attributes)| {
+                row.push_bind(project)
+                    .push_bind(&*r.name)
+                    .push_bind(&*r.unit)
+                    .push_bind(r.value)
+                    .push_bind(time)
+                    .push_bind(attributes);
+            });
+            q.build().execute(&mut **t).await.map(drop)
+        })?;
+    }
+    let mut stored = rows.len();
+    if let Some(batch) = health {
+        stored += health::insert(tx, project, batch).await?;
+    }
+    Ok(Some(stored))
 }
 
 /// One event and its issue counts, inside the caller's transaction.

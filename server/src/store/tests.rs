@@ -180,7 +180,7 @@ on_both_engines! {
     /// The group-commit writer: the same id from 50 tasks at once is new for one of them and
     /// counted once; 200 distinct events in the same batches are counted 200 times.
     async fn the_writer_stores_a_duplicate_once_and_counts_exactly(store: Store) {
-        let writer = Writer::start(store.clone());
+        let writer = Writer::start(store.clone(), crate::ingest::writer::WriterConfig::default());
         let id = "d".repeat(32);
         let same: Vec<_> = (0..50)
             .map(|_| {

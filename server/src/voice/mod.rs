@@ -16,7 +16,10 @@
 pub mod events;
 pub mod keys;
 pub mod peer;
+pub mod routes;
 pub mod vad;
+
+pub use routes::routes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -45,7 +48,7 @@ pub const CALLS_PATH: &str = "/voice/calls";
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 /// Limits and timings of the voice peer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VoiceConfig {
     /// The IP (and optional first port) calls bind their UDP sockets to.
     pub udp: SocketAddr,
@@ -284,19 +287,18 @@ impl VoiceHub {
     }
 
     /// `POST /voice/realtime` from `ip`: takes one of the IP's call tokens (a refusal spends no
-    /// key), spends the key in `authorization`, accepts the SDP `offer`, and starts the peer. The
+    /// key), spends `key` (the request's bearer token, read by `access::bearer`), accepts the
+    /// SDP `offer`, and starts the peer. The
     /// key is spent by any attempt it authorizes, even one that fails later.
     pub async fn open_call(
         &self,
         ip: IpAddr,
-        authorization: Option<&str>,
+        key: Option<&str>,
         content_type: Option<&str>,
         offer: &[u8],
     ) -> Result<Call, VoiceError> {
         self.admit(&self.inner.calls_per_ip, "voice_realtime", ip)?;
-        let key = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let key = key
             .filter(|k| !k.is_empty())
             .ok_or(VoiceError::MissingKey)?;
         self.redeem(key).await?;

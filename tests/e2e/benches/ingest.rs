@@ -1,67 +1,303 @@
-//! Envelope ingestion throughput, printed, not asserted (`./dev.sh bench`): events/s and latency
-//! percentiles at a steady load from this (second) process over loopback, every event unique
-//! and committed to SQLite before its `200`.
+//! Envelope ingestion, printed, not asserted (`./dev.sh bench`): the release server on SQLite
+//! (and on any other database URL given in `VIGIL_BENCH_DATABASE_URL`, e.g. PostgreSQL once that
+//! engine is in), loopback, the load generator in its own process.
+//!
+//! - Full load: `wrk` (Debian's; `./dev.sh bench` installs it) with `ingest.lua`, which gives
+//!   every request a new event id: events/s stored and wrk's p50/p99 latency.
+//! - A fixed 5,000 events/s: wrk2 is not in Debian, so an open-loop generator of our own in
+//!   this process (one request every 200 µs on schedule, whatever the answers do; latency from
+//!   each request's scheduled time, so a stall is not hidden by coordinated omission).
+//!
+//! `VIGIL_BENCH_SWEEP=1` also runs a short full-load round per writer setting (batch rows ×
+//! wait), which is how the defaults were chosen.
 
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_e2e::{Result, Server};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use vigil_e2e::{server_binary, workspace_root, Result};
 
-const CLIENTS: usize = 16;
-const SECONDS: u64 = 10;
+const FULL_LOAD_SECONDS: u64 = 10;
+const FIXED_RATE: u64 = 5_000;
+const FIXED_SECONDS: u64 = 10;
+const WRK_THREADS: &str = "2";
+const WRK_CONNECTIONS: &str = "64";
+/// The fixed-rate generator's requests in flight at most (each its own connection at worst).
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// The release server on `database_url` with the writer's `batch` rows and `wait`.
+struct Served {
+    _child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+async fn serve(database_url: Option<&str>, writer: &[&str]) -> Result<Served> {
+    let root = workspace_root();
+    let data = tempfile::tempdir()?;
+    let db = database_url.map_or_else(
+        || format!("sqlite://{}/vigil.db", data.path().display()),
+        str::to_owned,
+    );
+    let mut child = Command::new(server_binary())
+        .args(["--addr", "127.0.0.1:0", "--database-url", &db])
+        // No rate limit in the way: this measures the ingest path itself.
+        .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
+        // Every generator connection comes from 127.0.0.1.
+        .args(["--max-connections-per-ip", "10000"])
+        .arg("--www")
+        .arg(root.join("www"))
+        .arg("--pkg")
+        .arg(root.join("pkg"))
+        .args(writer)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .map_err(|_| "the server printed no start-up line within 30 s")??
+            .ok_or("the server exited before it was ready")?;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep reading stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Served {
+        _child: child,
+        url,
+        _data: data,
+    })
+}
+
+fn envelope_url(base: &str) -> String {
+    format!("{base}/api/1/envelope/?sentry_key=dev")
+}
+
+/// wrk's figures from the `VIGIL …` line `ingest.lua` prints.
+#[derive(Debug, Default)]
+struct WrkRun {
+    requests: u64,
+    duration_us: u64,
+    non2xx: u64,
+    errors: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+impl WrkRun {
+    fn stored_per_sec(&self) -> f64 {
+        let ok = self.requests.saturating_sub(self.non2xx + self.errors);
+        ok as f64 / (self.duration_us.max(1) as f64 / 1e6)
+    }
+}
+
+async fn wrk(url: &str, seconds: u64, nonce: u32) -> Result<WrkRun> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/ingest.lua");
+    let out = Command::new("wrk")
+        .args(["-t", WRK_THREADS, "-c", WRK_CONNECTIONS])
+        .arg("-d")
+        .arg(format!("{seconds}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(envelope_url(url))
+        .arg("--")
+        .arg(nonce.to_string())
+        .output()
+        .await
+        .map_err(|e| format!("wrk: {e} (`./dev.sh bench` installs it: apt-get install wrk)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("VIGIL "))
+        .ok_or_else(|| format!("wrk printed no VIGIL line:\n{text}"))?;
+    let mut run = WrkRun::default();
+    for field in line.split_whitespace().skip(1) {
+        let (key, value) = field.split_once('=').ok_or("a field without =")?;
+        let value: u64 = value.parse()?;
+        match key {
+            "requests" => run.requests = value,
+            "duration_us" => run.duration_us = value,
+            "non2xx" => run.non2xx = value,
+            "errors" => run.errors = value,
+            "p50_us" => run.p50_us = value,
+            "p99_us" => run.p99_us = value,
+            "max_us" => run.max_us = value,
+            _ => {}
+        }
+    }
+    Ok(run)
+}
+
+/// What the fixed-rate generator saw.
+struct FixedRun {
+    latencies: Vec<Duration>,
+    failed: u64,
+    /// Requests not sent because [`MAX_IN_FLIGHT`] were already in flight.
+    shed: u64,
+}
+
+fn envelope(id: &str, n: u64) -> String {
+    let payload = format!(
+        r#"{{"event_id":"{id}","platform":"javascript","level":"error","exception":{{"values":[{{"type":"TypeError","value":"x is undefined ({n})","stacktrace":{{"frames":[{{"function":"main","filename":"http://k/app.js","lineno":1,"colno":1,"in_app":true}},{{"function":"render","filename":"http://k/app.js","lineno":9,"colno":3,"in_app":true}}]}}}}]}},"breadcrumbs":{{"values":[{{"timestamp":1700000000,"category":"ui.click","message":"button#buy"}}]}}}}"#
+    );
+    format!(
+        "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n",
+        payload.len()
+    )
+}
+
+/// Sends `rate` envelopes a second for `seconds`, each at its scheduled time (open loop).
+async fn fixed_rate(base: &str, rate: u64, seconds: u64, nonce: u32) -> Result<FixedRun> {
+    let url = envelope_url(base);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
+        .build()?;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let failed = Arc::new(AtomicU64::new(0));
+    let total = rate * seconds;
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut shed = 0;
+    for i in 0..total {
+        let at = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        tokio::time::sleep_until(at).await;
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            shed += 1;
+            continue;
+        };
+        let body = envelope(&format!("{nonce:08x}{:024x}", i + 1), i);
+        let (client, url, failed) = (client.clone(), url.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok =
+                matches!(client.post(&url).body(body).send().await, Ok(r) if r.status() == 200);
+            drop(permit);
+            if ok {
+                Some(at.elapsed())
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Some(l) = t.await? {
+            latencies.push(l);
+        }
+    }
+    latencies.sort();
+    Ok(FixedRun {
+        latencies,
+        failed: failed.load(Ordering::Relaxed),
+        shed,
+    })
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
+    println!(
+        "Envelope ingest on {name}, release build, loopback, one event per request, every event id new:"
+    );
+    let server = serve(database_url, &[]).await?;
+    let full = wrk(&server.url, FULL_LOAD_SECONDS, 1).await?;
+    println!(
+        "  full load (wrk, {WRK_THREADS} threads, {WRK_CONNECTIONS} connections, {FULL_LOAD_SECONDS} s): {:.0} events/s stored ({} requests, {} non-2xx, {} socket errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        full.stored_per_sec(),
+        full.requests,
+        full.non2xx,
+        full.errors,
+        ms(full.p50_us),
+        ms(full.p99_us),
+        ms(full.max_us),
+    );
+    drop(server);
+    let server = serve(database_url, &[]).await?;
+    let fixed = fixed_rate(&server.url, FIXED_RATE, FIXED_SECONDS, 2).await?;
+    println!(
+        "  fixed {FIXED_RATE} events/s for {FIXED_SECONDS} s (open loop, latency from the scheduled time): {} stored, {} failed, {} shed; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        fixed.latencies.len(),
+        fixed.failed,
+        fixed.shed,
+        pct(&fixed.latencies, 0.50),
+        pct(&fixed.latencies, 0.99),
+        pct(&fixed.latencies, 1.0),
+    );
+    Ok(())
+}
+
+/// Short full-load rounds over writer settings (`VIGIL_BENCH_SWEEP=1`).
+async fn sweep() -> Result<()> {
+    println!("Writer settings at full load on SQLite (wrk, 5 s each):");
+    let mut nonce = 100;
+    for batch in ["32", "256", "1024"] {
+        for wait in ["0ms", "2ms", "5ms"] {
+            nonce += 1;
+            let server = serve(
+                None,
+                &["--ingest-batch", batch, "--ingest-batch-wait", wait],
+            )
+            .await?;
+            let run = wrk(&server.url, 5, nonce).await?;
+            println!(
+                "  batch {batch:>4} rows, wait {wait:>3}: {:>6.0} events/s, p50 {:>6.2} ms, p99 {:>6.2} ms ({} non-2xx)",
+                run.stored_per_sec(),
+                ms(run.p50_us),
+                ms(run.p99_us),
+                run.non2xx,
+            );
+        }
+    }
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    // No rate limit in the way: this measures the ingest path itself.
-    let server =
-        Server::start(&["--rate-limit", "1000000", "--rate-limit-burst", "1000000"]).await?;
-    let url = format!("{}/api/1/envelope/?sentry_key=dev", server.url);
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                let id = format!("{c:08x}{n:024x}");
-                let payload = format!(
-                    r#"{{"event_id":"{id}","platform":"javascript","level":"error","exception":{{"values":[{{"type":"TypeError","value":"x is undefined ({n})","stacktrace":{{"frames":[{{"function":"main","filename":"http://k/app.js","lineno":1,"colno":1,"in_app":true}},{{"function":"render","filename":"http://k/app.js","lineno":9,"colno":3,"in_app":true}}]}}}}]}},"breadcrumbs":{{"values":[{{"timestamp":1700000000,"category":"ui.click","message":"button#buy"}}]}}}}"#
-                );
-                let body = format!(
-                    "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n",
-                    payload.len()
-                );
-                let t = Instant::now();
-                match client.post(&url).body(body).send().await {
-                    Ok(r) if r.status() == 200 => latencies.push(t.elapsed()),
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await?;
-        all.extend(l);
-        errors += e;
-    }
-    all.sort();
-    let pct =
-        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
-    println!("Envelope ingestion, {CLIENTS} concurrent clients for {SECONDS} s, SQLite (WAL), release build:");
+    let started = Instant::now();
+    // Figures from a shared machine mean little without its load: say it.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "  {} events stored ({} errors): {:.0} events/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        all.len(),
-        errors,
-        all.len() as f64 / SECONDS as f64,
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
+        "(load average before the ingest benchmark: {}; {} CPUs)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    round("SQLite (WAL)", None).await?;
+    // PostgreSQL: `./dev.sh bench` sets this to a throwaway cluster's database once the pg
+    // engine is merged (see dev.sh, "bench").
+    if let Ok(url) = std::env::var("VIGIL_BENCH_DATABASE_URL") {
+        let shown = url.split('@').next_back().unwrap_or_default().to_owned();
+        round(&format!("{shown} (VIGIL_BENCH_DATABASE_URL)"), Some(&url)).await?;
+    }
+    if std::env::var_os("VIGIL_BENCH_SWEEP").is_some() {
+        sweep().await?;
+    }
+    println!(
+        "  (ingest benchmark took {:.0} s)",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
