@@ -13,6 +13,16 @@ async fn healthz_answers_ok_once_the_database_is_reachable() {
 }
 
 #[tokio::test]
+async fn healthz_answers_503_with_a_reason_while_the_database_is_unreachable() {
+    let app = TestApp::new().await;
+    app.state.store().close().await;
+    let res = app.get("/healthz", false).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    assert_eq!(body["error"], "not ready: the database is unreachable");
+}
+
+#[tokio::test]
 async fn metrics_need_the_admin_token() {
     let app = TestApp::new().await;
     let res = app.get("/metrics", false).await;

@@ -165,6 +165,11 @@ async fn an_event_ingested_by_a_is_listed_by_b() -> Result<()> {
     // The same event sent to B is a duplicate there too.
     assert_eq!(ingest(&b, id, "checkout failed on A").await?, 200);
     assert_eq!(a.get_json("/api/1/issues").await?[0]["count"], 1);
+    // An instance in a cluster still stops within 5 s of SIGTERM (its listener task included),
+    // and the other goes on.
+    let (exit, took) = a.terminate(Duration::from_secs(5)).await?;
+    assert!(exit.success(), "{exit:?} after {took:?}");
+    assert_eq!(healthz(&b).await, 200);
     Ok(())
 }
 

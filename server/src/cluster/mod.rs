@@ -18,6 +18,14 @@
 //! none for a session that is not listening). Here every loss is seen: [`Cluster::listening`] is
 //! false until the listener is back (so `/healthz` says not ready), and after the reconnect the
 //! orders stored meanwhile are read from the table and delivered ([`feed::Feed::catch_up`]).
+//!
+//! Bounds: the feed remembers at most [`feed::WINDOW`] ids; a catch-up reads at most [`CATCH_UP`]
+//! orders and a fetch by id at most [`FETCH_WINDOW`]. sqlx buffers the notifications that arrive
+//! while the task is busy in an unbounded channel of its own; the task does nothing between two
+//! receives but decode, at most one table read, and a non-blocking hub broadcast, and each
+//! notice is at most 8,000 bytes, so that buffer stays as small as the rate of orders allows.
+//! A cluster has one PostgreSQL session per instance for listening (`application_name`
+//! `vigil-listener-<instance>`), plus up to 4 for `NOTIFY` and voice keys, besides the store's 8.
 
 pub mod backoff;
 pub mod feed;
