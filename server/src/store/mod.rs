@@ -1,6 +1,6 @@
 //! All SQL lives here. Handlers call these methods and never see a query. Two engines stand
 //! behind them, chosen once by [`Store::connect`] from the URL's scheme: SQLite (the default)
-//! and PostgreSQL. Each query is written once and compiled for both (`engine.rs`, [`each!`]);
+//! and PostgreSQL. Each query is written once and compiled for both (`engine.rs`, `each!`);
 //! the few per-engine words of SQL are in `engine.rs`, the schemas in
 //! `server/migrations/{sqlite,postgres}/`, applied on connect.
 
@@ -9,7 +9,7 @@ use vigil_protocol::orders::{Order, OrderItem};
 use crate::ingest::event::Summary;
 
 pub mod cluster;
-pub mod engine;
+mod engine;
 mod error;
 pub mod health;
 mod issues;
