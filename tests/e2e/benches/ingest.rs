@@ -31,7 +31,7 @@ const MAX_IN_FLIGHT: usize = 1024;
 
 /// The release server on `database_url` with the writer's `batch` rows and `wait`.
 struct Served {
-    _child: Child,
+    child: Child,
     url: String,
     _data: tempfile::TempDir,
 }
@@ -73,10 +73,29 @@ async fn serve(database_url: Option<&str>, writer: &[&str]) -> Result<Served> {
     // Keep reading stdout so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Served {
-        _child: child,
+        child,
         url,
         _data: data,
     })
+}
+
+impl Served {
+    /// CPU seconds the server process used so far (user + system, from `/proc/PID/stat`).
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id().unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // USER_HZ is 100 on Linux.
+        (ticks(11) + ticks(12)) / 100.0
+    }
 }
 
 fn envelope_url(base: &str) -> String {
@@ -221,7 +240,9 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
         "Envelope ingest on {name}, release build, loopback, one event per request, every event id new:"
     );
     let server = serve(database_url, &[]).await?;
+    let cpu = server.cpu_seconds();
     let full = wrk(&server.url, FULL_LOAD_SECONDS, 1).await?;
+    let cpu = server.cpu_seconds() - cpu;
     println!(
         "  full load (wrk, {WRK_THREADS} threads, {WRK_CONNECTIONS} connections, {FULL_LOAD_SECONDS} s): {:.0} events/s stored ({} requests, {} non-2xx, {} socket errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         full.stored_per_sec(),
@@ -231,6 +252,16 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
         ms(full.p50_us),
         ms(full.p99_us),
         ms(full.max_us),
+    );
+    let stored = full
+        .requests
+        .saturating_sub(full.non2xx + full.errors)
+        .max(1);
+    println!(
+        "  server CPU at full load: {:.0} µs per event stored ({:.2} of {} CPUs busy in the server; what the machine's load leaves is the ceiling)",
+        cpu * 1e6 / stored as f64,
+        cpu / (full.duration_us.max(1) as f64 / 1e6),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     drop(server);
     let server = serve(database_url, &[]).await?;
