@@ -374,7 +374,12 @@ async fn ingest_metrics(
     let body = body
         .map_err(|e| AppError::from_body(e, ingest::MAX_BODY))
         .and_then(|b| ingest::decode_body(encoding, b));
-    ingest::metrics(&state, &project, user_agent, body).await?;
+    // Stored in a task of its own: a page closed right after sending (its connection reset
+    // while the insert runs) must not cancel the insert with the handler (issue 13, item 4).
+    let user_agent = user_agent.to_owned();
+    tokio::spawn(async move { ingest::metrics(&state, &project, &user_agent, body).await })
+        .await
+        .map_err(|_| AppError::Internal("ingest task failed".into()))??;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
 }

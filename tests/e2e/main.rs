@@ -5,6 +5,7 @@
 mod dashboard;
 mod demo;
 mod hardening;
+mod page_close;
 mod perf;
 mod server_process;
 mod tracker;
