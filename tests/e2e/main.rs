@@ -9,6 +9,7 @@ mod page_close;
 mod perf;
 mod server_process;
 mod tracker;
+mod transport_failures;
 mod voice;
 mod voice_peer;
 mod websocket;
