@@ -519,7 +519,10 @@ mod tests {
         let again = sends(&fx);
         assert_eq!(again.len(), 1, "{fx:?}");
         let fx = m.handle(now, Event::Failed(again[0].0));
-        assert!(armed(&fx).is_none() && !fx.contains(&Effect::Report), "{fx:?}");
+        assert!(
+            armed(&fx).is_none() && !fx.contains(&Effect::Report),
+            "{fx:?}"
+        );
         // The network returns: everything goes, in order.
         let fx = m.handle(now, Event::Online);
         assert_eq!(sends(&fx)[0].1, "a");

@@ -8,6 +8,7 @@ mod hardening;
 mod page_close;
 mod perf;
 mod server_process;
+mod soak;
 mod tracker;
 mod transport_failures;
 mod voice;

@@ -72,7 +72,10 @@ async fn a_request_that_cannot_be_made_is_counted_reported_once_and_dropped() ->
         "each failure dropped its export: {stats}"
     );
     assert_eq!(stats["metricsQueued"], 0, "nothing retried: {stats}");
-    assert_eq!(page.eval("reports").await?, serde_json::json!(["transport"]));
+    assert_eq!(
+        page.eval("reports").await?,
+        serde_json::json!(["transport"])
+    );
     let list = issues(&server).await?;
     assert_eq!(list.len(), 1, "reported once: {list:?}");
     assert_eq!(list[0]["count"], 1, "reported once: {list:?}");
@@ -107,10 +110,17 @@ async fn a_send_blocked_by_csp_is_counted_reported_once_and_not_retried_forever(
     let stats = page.eval("v.stats()").await?;
     assert_eq!(stats["sendFailures"], 5, "not retried forever: {stats}");
     assert_eq!(page.eval("calls").await?, 5, "{stats}");
-    assert_eq!(stats["eventsQueued"], 2, "kept for later, not lost: {stats}");
-    assert_eq!(page.eval("reports").await?, serde_json::json!([null, "transport"]));
+    assert_eq!(
+        stats["eventsQueued"], 2,
+        "kept for later, not lost: {stats}"
+    );
+    assert_eq!(
+        page.eval("reports").await?,
+        serde_json::json!([null, "transport"])
+    );
     // The page says the network is back: everything is tried again (and still blocked).
-    page.eval("dispatchEvent(new Event('online')); true").await?;
+    page.eval("dispatchEvent(new Event('online')); true")
+        .await?;
     page.wait_for("calls > 5", WAIT).await?;
     Ok(())
 }

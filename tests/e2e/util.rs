@@ -13,6 +13,8 @@
 //! CDP is JSON over one WebSocket; the handful of commands used here do not need a generated
 //! client for the whole protocol, which would lag behind Chromium's.
 
+pub mod soak_rounds;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
