@@ -7,7 +7,7 @@
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
 #   ./dev.sh fuzz [SECONDS]       run every fuzz target (fuzz/) for an equal share of SECONDS (default 60 in all)
-#   ./dev.sh soak [ROUNDS]        build, then soak one page for ROUNDS rounds (default 30): memory per round and growth
+#   ./dev.sh soak [ROUNDS] [Q]    build, then soak one page for ROUNDS rounds (default 30): memory per round and growth
 #   ./dev.sh setup                install what is missing, and nothing else
 #
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
@@ -249,7 +249,7 @@ case "$cmd" in
     setup
     build_pkg
     say "soaking one page for ${1:-30} rounds"
-    cargo run --quiet -p vigil-e2e --bin vigil-soak -- "${1:-30}"
+    cargo run --quiet -p vigil-e2e --bin vigil-soak -- "${1:-30}" "${2:-}"
     ;;
   run)
     setup

@@ -133,7 +133,7 @@ pub async fn run(
     each(&samples[0]);
     for round in 1..=rounds {
         let ms = page
-            .eval(&format!("soakRound({round})"))
+            .eval("soakRound()")
             .await?
             .as_f64()
             .ok_or("soakRound returns its duration")?;
