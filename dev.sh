@@ -7,6 +7,7 @@
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
 #   ./dev.sh fuzz [SECONDS]       run every fuzz target (fuzz/) for an equal share of SECONDS (default 60 in all)
+#   ./dev.sh soak [ROUNDS] [Q]    build, then soak one page for ROUNDS rounds (default 30): memory per round and growth
 #   ./dev.sh setup                install what is missing, and nothing else
 #
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
@@ -310,6 +311,14 @@ case "$cmd" in
     say "fuzzing every target for ${1:-60} s in all"
     cargo run --quiet -p vigil-fuzz -- "${1:-60}"
     ;;
+  soak)
+    # One page stays open against the real server; after each round a forced GC and the JS
+    # heap, wasm memory, DevTools listeners and DOM nodes; at the end the growth per round.
+    setup
+    build_pkg
+    say "soaking one page for ${1:-30} rounds"
+    cargo run --quiet -p vigil-e2e --bin vigil-soak -- "${1:-30}" "${2:-}"
+    ;;
   run)
     setup
     build_pkg
@@ -340,7 +349,7 @@ case "$cmd" in
     say "all suites passed"
     ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -14,6 +14,48 @@ use tokio::net::TcpStream;
 
 use crate::util::{json, on_both_engines, Engine, LiveServer, TestApp};
 
+/// Prints the RSS of this process (the in-process server and the test harness) when an abuse
+/// test starts and when it ends (issue 13, item 3). Tests run on parallel threads, so a figure
+/// includes what the others hold at that moment; the real binary's figures are in
+/// `tests/e2e/hardening.rs`.
+struct Rss {
+    test: &'static str,
+    before: u64,
+}
+
+impl Rss {
+    fn print(test: &'static str) -> Self {
+        Self {
+            test,
+            before: status_kib("VmRSS"),
+        }
+    }
+}
+
+impl Drop for Rss {
+    fn drop(&mut self) {
+        println!(
+            "{}: RSS {} KiB before, {} KiB after (process peak {} KiB)",
+            self.test,
+            self.before,
+            status_kib("VmRSS"),
+            status_kib("VmHWM")
+        );
+    }
+}
+
+/// A `kB` field of `/proc/self/status` (0 where there is none).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_owned))
+        })
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn otlp_body(name: &str, points: usize, attrs: usize) -> String {
     let attributes: Vec<Value> = (0..attrs)
         .map(|i| json!({ "key": format!("k{i}"), "value": { "stringValue": "v" } }))
@@ -34,6 +76,8 @@ fn post_metrics(body: String) -> Request<Body> {
 
 #[tokio::test]
 async fn otlp_names_units_attributes_and_points_are_limited_before_anything_is_copied() {
+    let _rss =
+        Rss::print("otlp_names_units_attributes_and_points_are_limited_before_anything_is_copied");
     let app = TestApp::new().await;
     // The review's body: a 50 KB name on 2,000 points (100 MB once copied per point).
     let res = app
@@ -68,6 +112,7 @@ async fn otlp_names_units_attributes_and_points_are_limited_before_anything_is_c
 
 #[tokio::test]
 async fn a_wrong_key_is_refused_before_a_big_body_is_read() {
+    let _rss = Rss::print("a_wrong_key_is_refused_before_a_big_body_is_read");
     let app = TestApp::new().await;
     let big = vec![b'x'; 2 << 20];
     let res = app
@@ -115,6 +160,7 @@ fn envelope(events: usize) -> String {
 
 #[tokio::test]
 async fn the_rate_limit_counts_events_not_requests() {
+    let _rss = Rss::print("the_rate_limit_counts_events_not_requests");
     let app = TestApp::with_config(|c| {
         c.rate_limit = 1.0;
         c.rate_limit_burst = 2.0;
@@ -149,6 +195,7 @@ async fn the_rate_limit_counts_events_not_requests() {
 }
 
 async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Engine) {
+    let _rss = Rss::print("events_and_points_past_the_retention_are_pruned_and_counted");
     let app = TestApp::on(engine).await;
     let post = || {
         Request::post("/api/1/envelope/?sentry_key=dev")
@@ -192,6 +239,7 @@ async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Eng
 
 #[tokio::test]
 async fn an_origin_off_the_list_is_refused_not_just_left_without_cors() {
+    let _rss = Rss::print("an_origin_off_the_list_is_refused_not_just_left_without_cors");
     let app =
         TestApp::with_config(|c| c.allowed_origins = vec!["https://good.example".into()]).await;
     let send = |origin: Option<&str>, id: u8| {
@@ -232,6 +280,8 @@ async fn an_origin_off_the_list_is_refused_not_just_left_without_cors() {
 
 #[tokio::test]
 async fn a_database_url_the_build_does_not_support_is_refused_without_its_password() {
+    let _rss =
+        Rss::print("a_database_url_the_build_does_not_support_is_refused_without_its_password");
     let dir = tempfile::tempdir().unwrap();
     let url = "mysql://vigil:Hunter2Pass@db.internal:3306/vigil";
     let mut config = vigil_server::Config::for_tests(url);
@@ -278,6 +328,7 @@ async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_and_is_counted_and_windows_never_panic() {
+    let _rss = Rss::print("a_panicking_handler_answers_500_and_is_counted_and_windows_never_panic");
     let app = TestApp::new().await;
     for path in [
         "/api/1/vitals?window=%C3%A9",
@@ -308,6 +359,7 @@ async fn a_panicking_handler_answers_500_and_is_counted_and_windows_never_panic(
 
 #[tokio::test]
 async fn static_files_refuse_dotfiles_and_links_out_and_carry_security_headers() {
+    let _rss = Rss::print("static_files_refuse_dotfiles_and_links_out_and_carry_security_headers");
     let app = TestApp::new().await;
     let pkg = app.state_dir().join("pkg");
     std::fs::write(pkg.join(".gitignore"), "*").unwrap();
@@ -355,6 +407,7 @@ async fn closed_within(tcp: &mut TcpStream, limit: Duration) -> Option<Duration>
 
 #[tokio::test]
 async fn idle_slow_and_stalled_connections_end_and_caps_hold() {
+    let _rss = Rss::print("idle_slow_and_stalled_connections_end_and_caps_hold");
     let server = LiveServer::start_with_config(|c| {
         c.header_timeout = Duration::from_millis(800);
         c.body_timeout = Duration::from_millis(800);
@@ -447,6 +500,7 @@ async fn closed_within_read(
 
 #[tokio::test]
 async fn every_413_names_the_limit_of_the_route_that_refused_it() {
+    let _rss = Rss::print("every_413_names_the_limit_of_the_route_that_refused_it");
     let app = TestApp::with_config(|c| c.demo = true).await;
     for (path, size, limit) in [
         ("/voice/realtime", 70 * 1024, "64 KiB"),
@@ -469,6 +523,7 @@ async fn every_413_names_the_limit_of_the_route_that_refused_it() {
 
 #[tokio::test]
 async fn gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413() {
+    let _rss = Rss::print("gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413");
     use std::io::Write;
     let gzip = |data: &[u8]| {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -97,6 +97,10 @@ export interface VigilStats {
   eventsCaptured: number; eventsSent: number; eventsDropped: number; eventsQueued: number;
   eventsSampledOut: number; metricsSent: number; rateLimitedUntil: number | null;
   metricsQueued: number; metricExports: number; lastExportBytes: number; metricsDropped: number;
+  /** Sends that failed without an answer (network, CORS, a CSP block) or could not be made (a
+   * malformed URL, a `fetch` that throws; those are dropped). The first failure the transport
+   * gives up on is reported once through the error tracker (tag `vigil.context: "transport"`). */
+  sendFailures: number;
 }
 export type VitalRating = "good" | "needs-improvement" | "poor";
 export interface Vitals {

@@ -29,7 +29,7 @@ export interface VoiceStats {
   packetsSent: number; packetsReceived: number; bytesSent: number; bytesReceived: number;
   /** The nominated candidate pair's `currentRoundTripTime`, in ms; null before one exists. */
   roundTripTimeMs: number | null;
-  /** Data channel events dispatched, `sendEvent` calls sent, and messages that were not JSON events. */
+  /** Data channel events dispatched, `sendEvent` calls the data channel took, and messages that were not JSON events. */
   eventsIn: number; eventsOut: number; invalidEvents: number;
 }
 "#;
@@ -97,7 +97,8 @@ impl VoiceConnection {
         Ok(Subscription::voice(&s, id))
     }
 
-    /// Sends a client event as JSON on the data channel; false when not connected (or disposed).
+    /// Sends a client event as JSON on the data channel; false when not connected (or disposed)
+    /// or when the channel refused it.
     #[wasm_bindgen(js_name = sendEvent)]
     pub fn send_event(&self, event: JsValue) -> Result<bool, JsValue> {
         match self.handle.upgrade() {

@@ -190,7 +190,7 @@ impl Drop for TransportService {
 }
 
 /// The transport's part of `stats()`: `eventsSent`, `eventsDropped`, `eventsQueued`,
-/// `metricsQueued`, `metricsSent`, `rateLimitedUntil`; the tracker adds its own counters.
+/// `metricsQueued`, `metricsSent`, `sendFailures`, `rateLimitedUntil`; the tracker adds its own counters.
 pub fn stats(shared: &transport::Shared) -> js_sys::Object {
     let ts = transport::stats(shared);
     let o = js_sys::Object::new();
@@ -204,6 +204,7 @@ pub fn stats(shared: &transport::Shared) -> js_sys::Object {
     set("metricsQueued", (ts.metrics_queued as f64).into());
     set("eventsSampledOut", 0.into());
     set("metricsSent", (ts.metrics_sent as f64).into());
+    set("sendFailures", (ts.send_failures as f64).into());
     set(
         "rateLimitedUntil",
         if ts.rate_limited_until > 0.0 {

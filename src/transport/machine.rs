@@ -14,6 +14,11 @@ use crate::backoff::{Backoff, Jitter};
 /// Browsers refuse `keepalive` requests beyond 64 KiB in flight; stay under it as Sentry does.
 pub const KEEPALIVE_BUDGET: usize = 60_000;
 
+/// Sends in a row that failed without an answer (network error, CORS, a CSP block) before the
+/// transport stops retrying by itself; it tries again on the next envelope, `online`, `flush()`,
+/// a page-hide flush or the next page load (what waits stays queued and in `localStorage`).
+pub const MAX_FAILED_SENDS: u32 = 4;
+
 /// The category of metric exports (counted apart in [`Stats::metrics_sent`]).
 pub const METRIC: &str = "metric";
 
@@ -76,8 +81,11 @@ pub enum Event {
         /// `Retry-After`.
         retry_after: Option<String>,
     },
-    /// Request `id` failed without an answer (network error, CORS, abort).
+    /// Request `id` failed without an answer (network error, CORS, a CSP block, abort).
     Failed(u64),
+    /// Request `id` could not be made at all (a malformed URL, a `fetch` that threw): it never
+    /// can be, so it is dropped, not retried.
+    Refused(u64),
     /// The retry timer fired.
     Fired,
     /// `online`.
@@ -110,6 +118,8 @@ pub enum Effect {
     Disarm,
     /// Nothing queued and nothing in flight: resolve `flush()` waiters with true.
     Settled,
+    /// Report the failure just fed (once per transport) through the report sink.
+    Report,
 }
 
 /// Counters for `stats()`.
@@ -127,6 +137,8 @@ pub struct Stats {
     pub metrics_queued: usize,
     /// Epoch ms until which something is rate limited (0 when nothing is).
     pub rate_limited_until: f64,
+    /// Sends that failed without an answer or could not be made.
+    pub send_failures: u64,
 }
 
 /// The transport state machine.
@@ -142,6 +154,12 @@ pub struct Machine {
     /// When the (single) timer fires, if armed.
     timer_due: Option<f64>,
     attempts: u32,
+    /// Sends in a row that failed without an answer.
+    failures: u32,
+    /// Stopped retrying by itself after [`MAX_FAILED_SENDS`] failures.
+    parked: bool,
+    /// A failure was reported already.
+    reported: bool,
     limits: RateLimits,
     stats: Stats,
     rng: Jitter,
@@ -160,6 +178,9 @@ impl Machine {
             backing_off: false,
             timer_due: None,
             attempts: 0,
+            failures: 0,
+            parked: false,
+            reported: false,
             limits: RateLimits::default(),
             stats: Stats::default(),
             rng,
@@ -210,6 +231,7 @@ impl Machine {
                 let id = self.take_id();
                 self.queue.push_back(Envelope { id, category, body });
                 fx.push(Effect::Persist);
+                self.parked = false; // new data: one more try
                 self.pump(now_ms, &mut fx, false);
             }
             Event::Answered {
@@ -222,6 +244,7 @@ impl Machine {
                     return fx;
                 };
                 let envelope = self.in_flight.remove(at);
+                self.failures = 0; // the network works
                 self.limits.update(
                     now_ms,
                     status,
@@ -251,13 +274,37 @@ impl Machine {
             Event::Failed(id) => {
                 if let Some(at) = self.in_flight.iter().position(|e| e.id == id) {
                     let envelope = self.in_flight.remove(at);
-                    self.retry_later(now_ms, envelope, &mut fx);
+                    self.stats.send_failures += 1;
+                    self.failures += 1;
+                    if self.failures >= MAX_FAILED_SENDS {
+                        // Not retried forever: parked until something new happens.
+                        self.queue.push_front(envelope);
+                        self.parked = true;
+                        self.backing_off = false;
+                        if self.timer_due.take().is_some() {
+                            fx.push(Effect::Disarm);
+                        }
+                        self.report_once(&mut fx);
+                    } else {
+                        self.retry_later(now_ms, envelope, &mut fx);
+                    }
+                    self.pump(now_ms, &mut fx, false);
+                }
+            }
+            Event::Refused(id) => {
+                if let Some(at) = self.in_flight.iter().position(|e| e.id == id) {
+                    self.in_flight.remove(at);
+                    self.stats.send_failures += 1;
+                    self.stats.dropped += 1;
+                    fx.push(Effect::Persist);
+                    self.report_once(&mut fx);
                     self.pump(now_ms, &mut fx, false);
                 }
             }
             Event::Fired => {
                 self.timer_due = None;
                 self.backing_off = false;
+                self.parked = false;
                 self.pump(now_ms, &mut fx, false);
             }
             Event::Online => {
@@ -266,7 +313,9 @@ impl Machine {
                     fx.push(Effect::Disarm);
                 }
                 self.backing_off = false;
+                self.parked = false;
                 self.attempts = 0;
+                self.failures = 0;
                 self.pump(now_ms, &mut fx, false);
             }
             Event::Offline => self.online = false,
@@ -275,7 +324,19 @@ impl Machine {
         if self.is_settled() {
             fx.push(Effect::Settled);
         }
+        // Last: reporting captures an event, which comes back here as an `Enqueue`.
+        if let Some(at) = fx.iter().position(|e| *e == Effect::Report) {
+            let report = fx.remove(at);
+            fx.push(report);
+        }
         fx
+    }
+
+    fn report_once(&mut self, fx: &mut Vec<Effect>) {
+        if !self.reported {
+            self.reported = true;
+            fx.push(Effect::Report);
+        }
     }
 
     fn take_id(&mut self) -> u64 {
@@ -309,7 +370,7 @@ impl Machine {
     /// Sends what may go now. Normally one request at a time, and none while backing off; a
     /// flush sends everything that fits in the keepalive budget.
     fn pump(&mut self, now_ms: f64, fx: &mut Vec<Effect>, flush: bool) {
-        if !self.online || (self.backing_off && !flush) {
+        if !self.online || ((self.backing_off || self.parked) && !flush) {
             return;
         }
         let mut budget = KEEPALIVE_BUDGET
@@ -428,6 +489,59 @@ mod tests {
         assert!((1500..=2500).contains(&d2), "{d2}");
         assert_eq!(m.stats(0.0).queued, 2);
         assert_eq!(m.stats(0.0).dropped, 0, "nothing lost");
+    }
+
+    #[test]
+    fn failed_sends_are_not_retried_forever_and_reported_once() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        let mut now = 0.0;
+        let mut reports = 0;
+        for failure in 1..=MAX_FAILED_SENDS {
+            let fx = m.handle(now, Event::Failed(1));
+            reports += fx.iter().filter(|e| **e == Effect::Report).count();
+            if failure < MAX_FAILED_SENDS {
+                assert!(armed(&fx).is_some(), "retried after failure {failure}");
+                assert_eq!(reports, 0);
+                now += 60_000.0;
+                let fx = m.handle(now, Event::Fired);
+                assert_eq!(sends(&fx).len(), 1, "sent again");
+            } else {
+                assert_eq!(armed(&fx), None, "no timer: parked");
+                assert_eq!(fx.last(), Some(&Effect::Report), "reported, last");
+            }
+        }
+        let st = m.stats(now);
+        assert_eq!((st.send_failures, st.queued, st.dropped), (4, 1, 0), "kept");
+        // Parked: nothing goes by itself; a new envelope tries once (and fails: parked again,
+        // not reported again).
+        let fx = m.handle(now, enqueue("b"));
+        let again = sends(&fx);
+        assert_eq!(again.len(), 1, "{fx:?}");
+        let fx = m.handle(now, Event::Failed(again[0].0));
+        assert!(
+            armed(&fx).is_none() && !fx.contains(&Effect::Report),
+            "{fx:?}"
+        );
+        // The network returns: everything goes, in order.
+        let fx = m.handle(now, Event::Online);
+        assert_eq!(sends(&fx)[0].1, "a");
+        assert_eq!(m.stats(now).send_failures, 5);
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_made_is_dropped_counted_and_reported_once() {
+        let mut m = Machine::new(Config::default(), true);
+        m.handle(0.0, enqueue("a"));
+        m.handle(0.0, enqueue("b"));
+        let fx = m.handle(0.0, Event::Refused(1));
+        assert_eq!(sends(&fx)[0].1, "b", "the next one goes at once");
+        assert_eq!(fx.last(), Some(&Effect::Report));
+        let fx = m.handle(0.0, Event::Refused(2));
+        assert!(!fx.contains(&Effect::Report), "once");
+        let st = m.stats(0.0);
+        assert_eq!((st.send_failures, st.dropped, st.queued), (2, 2, 0));
+        assert!(fx.contains(&Effect::Settled));
     }
 
     #[test]
@@ -643,7 +757,14 @@ mod tests {
                             retry_after: Some("1".into()),
                         }
                     }
-                    4 if !flying.is_empty() => Event::Failed(flying.remove(0)),
+                    4 if !flying.is_empty() => {
+                        let id = flying.remove(0);
+                        if next() % 4 == 0 {
+                            Event::Refused(id)
+                        } else {
+                            Event::Failed(id)
+                        }
+                    }
                     5 => Event::Fired,
                     6 => {
                         online = true;

@@ -7,10 +7,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::machine::{Config, Effect, Event, Machine, Stats};
 use crate::runtime::guards::{network_listeners, Listener, Timeout};
+use crate::runtime::report;
 
 /// At most this many `flush()` calls wait at once; more resolve `false` at once.
 pub const MAX_FLUSH_WAITERS: usize = 64;
@@ -30,6 +30,8 @@ pub struct Inner {
     network: Option<(Listener, Listener)>,
     waiters: Vec<(u64, js_sys::Function, Timeout)>,
     next_waiter: u64,
+    /// What the last failed send threw, for [`Effect::Report`].
+    failure: JsValue,
 }
 
 /// An endpoint for one category: `(category, url, content type)`.
@@ -48,6 +50,7 @@ pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Conf
         network: None,
         waiters: Vec::new(),
         next_waiter: 1,
+        failure: JsValue::UNDEFINED,
     }));
     let pair = network_listeners(Rc::downgrade(&shared), |s, online| {
         feed(
@@ -178,6 +181,10 @@ fn feed(shared: &Shared, event: Event) {
                 let old = shared.borrow_mut().timer.take();
                 drop(old);
             }
+            Effect::Report => {
+                let failure = shared.borrow().failure.clone();
+                report::report("transport", &failure);
+            }
             Effect::Settled => {
                 let waiters = std::mem::take(&mut shared.borrow_mut().waiters);
                 for (_, resolve, timeout) in waiters {
@@ -198,54 +205,53 @@ fn post(shared: &Shared, id: u64, category: &str, body: String, keepalive: bool)
             .map_or((i.url.clone(), TEXT), |r| (r.1.clone(), r.2))
     };
     let weak = Rc::downgrade(shared);
+    let sent = js_post(&url, content_type, &body, keepalive);
     wasm_bindgen_futures::spawn_local(async move {
-        let outcome = fetch(&url, content_type, &body, keepalive).await;
+        let outcome = wasm_bindgen_futures::JsFuture::from(sent).await;
         // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
         let Some(s) = weak.upgrade() else { return };
-        match outcome {
-            Ok((status, sentry_limits, retry_after)) => feed(
-                &s,
-                Event::Answered {
-                    id,
-                    status,
-                    sentry_limits,
-                    retry_after,
-                },
-            ),
-            Err(_) => feed(&s, Event::Failed(id)),
-        }
+        let outcome = js_sys::Array::from(&outcome.unwrap_or_else(|e| e));
+        let header = |at| outcome.get(at).as_string();
+        let event = match outcome.get(0).as_f64() {
+            Some(status) if status >= 1.0 => Event::Answered {
+                id,
+                status: status as u16,
+                sentry_limits: header(1),
+                retry_after: header(2),
+            },
+            kind => {
+                s.borrow_mut().failure = outcome.get(1);
+                if kind == Some(0.0) {
+                    Event::Failed(id)
+                } else {
+                    Event::Refused(id)
+                }
+            }
+        };
+        feed(&s, event);
     });
 }
 
 /// A simple request's body type: no CORS preflight (the key travels in the query).
 pub const TEXT: &str = "text/plain;charset=UTF-8";
 
-async fn fetch(
-    url: &str,
-    content_type: &str,
-    body: &str,
-    keepalive: bool,
-) -> Result<(u16, Option<String>, Option<String>), JsValue> {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
-    // `keepalive` has no stable web-sys setter; it is a plain dictionary member.
-    js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::from_bool(keepalive))?;
-    // `text/plain` and the key in the query: a simple request, no CORS preflight.
-    let headers = web_sys::Headers::new()?;
-    headers.set("Content-Type", content_type)?;
-    init.set_headers(&headers);
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response: web_sys::Response =
-        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
-            .await?
-            .dyn_into()?;
-    let h = response.headers();
-    Ok((
-        response.status(),
-        h.get("x-sentry-rate-limits").ok().flatten(),
-        h.get("retry-after").ok().flatten(),
-    ))
+// `fetch` as the page has it now, never throwing into the wasm: `[status, rate limits,
+// retry-after]`, `[0, error]` for a send that failed without an answer (network, CORS, CSP),
+// `[-1, error]` for one that cannot be made (a malformed URL, a `fetch` that throws).
+#[wasm_bindgen(inline_js = r#"
+export function vigilPost(url, type, body, keepalive) {
+  try {
+    const req = new Request(url, { method: "POST", body, keepalive, headers: { "Content-Type": type } });
+    return fetch(req).then((r) => [r.status, r.headers.get("x-sentry-rate-limits"), r.headers.get("retry-after")],
+      (e) => [0, e]);
+  } catch (e) {
+    return Promise.resolve([-1, e]);
+  }
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilPost)]
+    fn js_post(url: &str, content_type: &str, body: &str, keepalive: bool) -> js_sys::Promise;
 }
 
 fn storage() -> Option<web_sys::Storage> {

@@ -279,7 +279,11 @@ pub fn send_event(shared: &Shared, event: &JsValue) -> Result<bool, JsValue> {
         }
         i.attempt.channel.as_ref().map(|c| c.raw().clone())
     };
-    Ok(channel.is_some_and(|c| c.send_with_str(&String::from(text)).is_ok()))
+    // Counted as sent only when the channel took it (it throws when closing, when its send
+    // buffer is full, or for a message over its size limit).
+    let took = channel.is_some_and(|c| c.send_with_str(&String::from(text)).is_ok());
+    shared.borrow_mut().machine.taken(took);
+    Ok(took)
 }
 
 /// `setMuted(muted)`: `enabled = !muted` on every microphone track (and on later ones).

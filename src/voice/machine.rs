@@ -345,14 +345,23 @@ impl Machine {
         self.counters
     }
 
-    /// `sendEvent`: true (and counted) when the channel is open, false otherwise.
+    /// `sendEvent`: true when the connection is open (the shell then hands the event to the
+    /// channel and tells [`Machine::taken`] whether it took it), false (refused) otherwise.
     pub fn send(&mut self) -> bool {
-        if self.state == State::Connected {
+        let open = self.state == State::Connected;
+        if !open {
+            self.counters.refused += 1;
+        }
+        open
+    }
+
+    /// The channel took the event (counted as sent) or threw (closing, a full send buffer, a
+    /// message over its size limit: counted as refused).
+    pub fn taken(&mut self, took: bool) {
+        if took {
             self.counters.events_out += 1;
-            true
         } else {
             self.counters.refused += 1;
-            false
         }
     }
 
@@ -847,6 +856,10 @@ mod tests {
             })
             .is_empty());
         assert!(m.send());
+        m.taken(true);
+        // Allowed, but the channel threw: not sent.
+        assert!(m.send());
+        m.taken(false);
         m.handle(Event::Disconnect);
         assert!(!m.send());
         assert!(m
@@ -858,7 +871,7 @@ mod tests {
         let c = m.counters();
         assert_eq!(
             (c.events_in, c.invalid, c.events_out, c.refused),
-            (1, 1, 1, 2)
+            (1, 1, 1, 3)
         );
     }
 

@@ -52,9 +52,11 @@ async fn the_worst_otlp_bodies_cost_bounded_memory_and_disk() -> Result<()> {
         assert_eq!(status, 200, "{body}");
     }
     let peak = server.memory_kib("VmHWM")?;
+    let after_rss = server.memory_kib("VmRSS")?;
     let grown = db_bytes(&server).saturating_sub(before_db);
     println!(
-        "worst OTLP bodies: RSS {before_rss} KiB before, peak {peak} KiB; database + WAL grew {} KiB for 30,000 points",
+        "worst OTLP bodies: server RSS {before_rss} KiB before, {after_rss} KiB after, peak {peak} KiB; \
+         database + WAL grew {} KiB for 30,000 points",
         grown / 1024
     );
     assert!(peak < MAX_PEAK_KIB, "peak RSS {peak} KiB");

@@ -15,6 +15,7 @@
 //! client for the whole protocol, which would lag behind Chromium's.
 
 pub mod postgres;
+pub mod soak_rounds;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -518,9 +519,41 @@ impl Browser {
 
     /// Opens a new tab at `url` and waits until its document has loaded.
     pub async fn open(&self, url: &str) -> Result<Page<'_>> {
-        let target = self
-            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+        let page = self.open_blank(None).await?;
+        page.goto(url).await?;
+        Ok(page)
+    }
+
+    /// A new browser context (its own profile in memory, like an incognito window): its id.
+    pub async fn create_context(&self) -> Result<String> {
+        let r = self
+            .call(None, "Target.createBrowserContext", json!({}))
             .await?;
+        Ok(r["browserContextId"]
+            .as_str()
+            .ok_or("no browserContextId")?
+            .to_owned())
+    }
+
+    /// Closes a browser context and every page in it at once (what closing a window does).
+    pub async fn close_context(&self, context: &str) -> Result<()> {
+        self.call(
+            None,
+            "Target.disposeBrowserContext",
+            json!({ "browserContextId": context }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A new `about:blank` tab (in `context` when given), attached, with `Runtime` and `Page`
+    /// enabled, so init scripts can be added before the first navigation.
+    pub async fn open_blank(&self, context: Option<&str>) -> Result<Page<'_>> {
+        let mut params = json!({ "url": "about:blank" });
+        if let Some(c) = context {
+            params["browserContextId"] = json!(c);
+        }
+        let target = self.call(None, "Target.createTarget", params).await?;
         let target_id = target["targetId"].as_str().ok_or("no targetId")?.to_owned();
         let attached = self
             .call(
@@ -539,7 +572,6 @@ impl Browser {
         };
         page.call("Runtime.enable", json!({})).await?;
         page.call("Page.enable", json!({})).await?;
-        page.goto(url).await?;
         Ok(page)
     }
 

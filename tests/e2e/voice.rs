@@ -139,6 +139,18 @@ async fn a_call_connects_talks_echoes_and_disconnects_leaving_nothing() -> Resul
     );
     assert!(number(&stats, "eventsIn") >= 12.0, "{stats}");
     assert_eq!(number(&stats, "eventsOut"), 10.0, "{stats}");
+    // An event the channel refuses (over its message size limit: `send` throws) is not sent.
+    assert_eq!(
+        page.eval("v.sendEvent({ type: 'vigil.big', pad: 'x'.repeat(4 << 20) })")
+            .await?,
+        false
+    );
+    let stats = page.eval("v.stats()").await?;
+    assert_eq!(
+        number(&stats, "eventsOut"),
+        10.0,
+        "a refused event is not counted as sent: {stats}"
+    );
 
     page.eval("v.setMuted(true); v.setMuted(false); true")
         .await?;
