@@ -16,18 +16,31 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
+        self.create_session_within(id_hash, token_hash, now_ms, expires_ms, MAX_SESSIONS)
+            .await
+    }
+
+    /// As [`Store::create_session`], keeping at most `max` sessions.
+    async fn create_session_within(
+        &self,
+        id_hash: &str,
+        token_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+        max: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         each!(&mut tx, |t| {
             sqlx::query("DELETE FROM dashboard_sessions WHERE expires_ms <= $1")
                 .bind(now_ms)
                 .execute(&mut **t)
                 .await?;
-            // Room for the new one: keep the MAX_SESSIONS - 1 that expire last.
+            // Room for the new one: keep the `max - 1` that expire last.
             sqlx::query(
                 "DELETE FROM dashboard_sessions WHERE id_hash NOT IN (
                    SELECT id_hash FROM dashboard_sessions ORDER BY expires_ms DESC LIMIT $1)",
             )
-            .bind(MAX_SESSIONS - 1)
+            .bind(max - 1)
             .execute(&mut **t)
             .await?;
             sqlx::query(
@@ -99,6 +112,20 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(left, 1, "b expired and went");
+        }
+
+        /// Past the bound the sessions closest to expiry go first; the new one always stays.
+        async fn sessions_are_bounded_dropping_the_soonest_to_expire(store: Store) {
+            for (i, expires) in [500, 900, 100, 700, 300].into_iter().enumerate() {
+                let id = format!("s{i}");
+                store.create_session_within(&id, "tok", 0, expires, 3).await.unwrap();
+            }
+            let mut alive = Vec::new();
+            for i in 0..5 {
+                alive.push(store.session_valid(&format!("s{i}"), "tok", 0).await.unwrap());
+            }
+            // s4 (300) is new; of the others the two expiring last (900, 700) stay.
+            assert_eq!(alive, [false, true, false, true, true]);
         }
     }
 }
