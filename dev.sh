@@ -2,7 +2,7 @@
 # Vigil's one entry point for people and CI.
 #
 #   ./dev.sh run [server flags…]  set up, build the package, start the server with --demo, print the demo URL
-#   ./dev.sh test                 set up, build, and run every test suite
+#   ./dev.sh test                 set up, build, and run every test suite (on a throwaway PostgreSQL too)
 #   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz; every variant) and the server
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
@@ -12,7 +12,7 @@
 # Set-up installs, only when missing: the wasm32-unknown-unknown target, wasm-pack (pinned),
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt from npm's binaryen (pinned;
 # Debian's is too old for current rustc output), uPlot (the dashboard's charts), and Debian's
-# chromium + chromium-driver.
+# chromium + chromium-driver; `test` also Debian's postgresql.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
@@ -41,6 +41,53 @@ apt_install() {
     APT_UPDATED=1
   fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@"
+}
+
+# A throwaway PostgreSQL cluster (`./dev.sh test`; reusable by `bench`): Debian's `postgresql`
+# installed when missing, a fresh cluster in a temporary folder on a free port, trust auth for
+# the user `vigil` on 127.0.0.1 only, fsync off (nothing in it outlives the run). Exports
+# VIGIL_TEST_POSTGRES (each PostgreSQL test creates its own database on it). pg_stop stops it and
+# deletes the folder; pg_start arms it on EXIT, so it runs even when a suite fails.
+PG_DIR=""
+pg_as() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pg_start() {
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    say "installing PostgreSQL (Debian's postgresql)"
+    apt_install postgresql
+  fi
+  local bin port attempt
+  bin=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1)")
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vigil-pg.XXXXXX")
+  trap pg_stop EXIT
+  [ "$(id -u)" != 0 ] || chown postgres "$PG_DIR"
+  pg_as "$bin/initdb" -D "$PG_DIR/data" -A trust -U vigil --no-sync >"$PG_DIR/initdb.log" 2>&1 \
+    || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  for attempt in 1 2 3 4 5; do
+    # A port nothing answers on; if another process takes it first, the start fails: try again.
+    port=$((20000 + RANDOM % 40000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+    if pg_as "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
+      -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+      start >/dev/null; then
+      export VIGIL_TEST_POSTGRES="postgres://vigil@127.0.0.1:$port"
+      say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') for the tests on $VIGIL_TEST_POSTGRES"
+      return 0
+    fi
+  done
+  cat "$PG_DIR/log" >&2
+  return 1
+}
+pg_stop() {
+  [ -n "$PG_DIR" ] || return 0
+  local bin
+  bin=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" | sort -V | tail -n 1)")
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    pg_as "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$PG_DIR"
+  PG_DIR=""
 }
 
 # The wasm-bindgen version Cargo.lock resolved (what the CLI must equal).
@@ -268,6 +315,8 @@ case "$cmd" in
       cargo clippy -p vigil --target wasm32-unknown-unknown --lib --quiet --no-default-features \
         ${features:+--features "$features"} -- -D warnings
     done
+    say "starting a throwaway PostgreSQL cluster (store and server tests run on both engines)"
+    pg_start
     say "native unit tests, server tests and end-to-end tests (headless Chromium)"
     VIGIL_TOOLS="$TOOLS" cargo test --workspace
     say "browser tests (wasm-bindgen-test, headless Chrome)"

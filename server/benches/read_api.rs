@@ -17,10 +17,9 @@ use vigil_server::{app, AppState, Config};
 
 async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64) -> Store {
     let store = Store::connect(url).await.unwrap();
-    let pool = store.pool();
     let now = vigil_server::store::now_ms();
     // Recursive CTEs: the rows are made inside SQLite, as fast as it writes.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    store.execute_sql(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {events})
          INSERT INTO events (project, event_id, fingerprint, level, title, received_at, payload)
          SELECT '1', printf('%032x', i), printf('fp%05d', i % {issues}), 'error',
@@ -28,27 +27,25 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ({events} - i) * 86400 / {events})),
                 '{{\"exception\":{{\"values\":[{{\"type\":\"TypeError\",\"value\":\"x\"}}]}}}}'
          FROM n"
-    )))
-    .execute(pool)
+    ))
     .await
     .unwrap();
-    sqlx::query(
+    store.execute_sql(
         "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
          SELECT project, fingerprint, MAX(title), 'error', COUNT(*), MIN(received_at), MAX(received_at), MAX(event_id)
          FROM events GROUP BY project, fingerprint",
     )
-    .execute(pool)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO issue_hours (project, fingerprint, hour, count)
+    store
+        .execute_sql(
+            "INSERT INTO issue_hours (project, fingerprint, hour, count)
          SELECT project, fingerprint, substr(received_at, 1, 13), COUNT(*) FROM events
          GROUP BY project, fingerprint, substr(received_at, 1, 13)",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+        )
+        .await
+        .unwrap();
+    store.execute_sql(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {})
          INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime, listeners,
            intervals, timeouts, observers, sockets, peer_connections, data_channels, media_tracks,
@@ -59,12 +56,12 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
                 3, 0, 1, 1, 0, 0, 0, 2, 5
          FROM n",
         instances * samples
-    )))
-    .execute(pool)
+    ))
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO health_rollups
+    store
+        .execute_sql(
+            "INSERT INTO health_rollups
          SELECT project, instance_id, time_ms - time_ms % 900000, COUNT(*), MIN(time_ms),
                 MIN(heap), MIN(wasm), MIN(listeners), MIN(intervals), MIN(timeouts),
                 MIN(observers), MIN(sockets), MIN(peer_connections), MIN(data_channels),
@@ -72,17 +69,15 @@ async fn seed(url: &str, events: u64, issues: u64, instances: u64, samples: u64)
                 MIN(listeners + intervals + timeouts + observers + sockets + peer_connections
                     + data_channels + media_tracks + console_patches + services)
          FROM health_samples GROUP BY project, instance_id, time_ms - time_ms % 900000",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
+        )
+        .await
+        .unwrap();
+    store.execute_sql(
         "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms, last_seen_ms, last)
          SELECT project, instance_id, 'kiosk@1', 'Chrome', MIN(time_ms), MAX(time_ms),
                 '{\"resources\":{\"listeners\":10},\"heap\":30000000,\"wasm\":1179648}'
          FROM health_samples GROUP BY project, instance_id",
     )
-    .execute(pool)
     .await
     .unwrap();
     store

@@ -45,6 +45,7 @@ pub async fn has_session(state: &AppState, headers: &HeaderMap) -> Result<bool, 
             crate::store::now_ms(),
         )
         .await
+        .map_err(AppError::from)
 }
 
 /// Proof that the request carries the admin token (`Authorization: Bearer`) or a dashboard

@@ -15,13 +15,15 @@ pub struct Config {
     #[arg(long, env = "VIGIL_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Where to store events and metrics (`sqlite://path` or `sqlite::memory:`).
+    /// Where to store events and metrics: `sqlite://PATH`, `sqlite::memory:` or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (migrations run on start either way).
     #[arg(
         long,
         env = "VIGIL_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://data/vigil.db"
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// The demo pages.
     #[arg(long, env = "VIGIL_WWW", default_value = "www")]
@@ -42,7 +44,7 @@ pub struct Config {
 
     /// Bearer token for the read API, `/metrics` and the dashboard; generated (and printed) at
     /// start when not given. An empty token is refused.
-    #[arg(long, env = "VIGIL_ADMIN_TOKEN")]
+    #[arg(long, env = "VIGIL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
     /// Origins allowed to send telemetry from a browser; none means any (development).
@@ -190,25 +192,82 @@ impl Secret {
 }
 
 /// The database URL schemes this build stores into.
-pub const SUPPORTED_DATABASES: &str = "sqlite://PATH or sqlite::memory:";
+pub const SUPPORTED_DATABASES: &str =
+    "sqlite://PATH, sqlite::memory: or postgres://USER[:PASSWORD]@HOST[:PORT]/DB";
 
 /// Whether this build can store into `url` (never guess: anything else is refused at start).
 pub fn database_supported(url: &str) -> bool {
-    url.starts_with("sqlite:")
+    crate::store::Engine::of(url).is_some()
 }
 
-/// `url` with any password replaced by `***` (safe to print in an error).
+/// `url` with any password replaced by `***` (safe to print in an error or a log line): the
+/// one in the authority (`user:password@`) and a `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
+    let mut out = match authority.rsplit_once('@') {
         Some((user, host)) => {
             let user = user.split_once(':').map_or(user, |(u, _)| u);
             format!("{scheme}://{user}:***@{host}{path}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{rest}"),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// `--database-url`: a URL that may hold a password, so its `Debug` is redacted (a `Config`
+/// in a log line or a panic never shows it). Reads as the `&str` it holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", redact_url(&self.0))
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
     }
 }
 
@@ -308,7 +367,7 @@ mod tests {
     fn defaults_are_the_development_setup() {
         let c = Config::parse_from(["vigil-server"]);
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://data/vigil.db");
+        assert_eq!(&*c.database_url, "sqlite://data/vigil.db");
         assert_eq!(
             c.projects,
             [ProjectKey {
@@ -357,17 +416,52 @@ mod tests {
 
     #[test]
     fn only_supported_databases_and_no_password_in_messages() {
-        assert!(database_supported("sqlite://data/vigil.db"));
-        assert!(database_supported("sqlite::memory:"));
-        for url in ["postgres://u:p@h/db", "data/vigil.db", "mysql://x", ""] {
+        for url in [
+            "sqlite://data/vigil.db",
+            "sqlite::memory:",
+            "postgres://u:p@h/db",
+            "postgresql://h:5433/db",
+        ] {
+            assert!(database_supported(url), "{url}");
+        }
+        for url in ["data/vigil.db", "mysql://x", "postgres:x", ""] {
             assert!(!database_supported(url), "{url}");
         }
         assert_eq!(
             redact_url("postgres://vigil:Hunter2Pass@db.internal:5432/vigil"),
             "postgres://vigil:***@db.internal:5432/vigil"
         );
+        assert_eq!(
+            redact_url("postgresql://db.internal/vigil?sslmode=require&password=Hunter2Pass"),
+            "postgresql://db.internal/vigil?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:Hunter2Pass@h/db?PASSWORD=Hunter2Pass"),
+            "postgres://u:***@h/db?PASSWORD=***"
+        );
         assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
         assert_eq!(redact_url("x://u@h/p"), "x://u:***@h/p");
+    }
+
+    #[test]
+    fn the_database_password_is_never_in_debug_output_or_help() {
+        let url = "postgres://vigil:Hunter2Pass@db.internal:5432/vigil";
+        let c = Config::parse_from(["vigil-server", "--database-url", url]);
+        assert_eq!(&*c.database_url, url);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("Hunter2Pass"), "{debug}");
+        assert!(
+            debug.contains("postgres://vigil:***@db.internal:5432/vigil"),
+            "{debug}"
+        );
+        let help = <Config as clap::CommandFactory>::command()
+            .get_arguments()
+            .filter(|a| a.get_id() == "database_url" || a.get_id() == "admin_token")
+            .all(|a| a.is_hide_env_values_set());
+        assert!(
+            help,
+            "--help would print VIGIL_DATABASE_URL / VIGIL_ADMIN_TOKEN"
+        );
     }
 
     #[test]

@@ -36,12 +36,10 @@ pub enum AppError {
     /// A server-side failure other than storage (details go to the log).
     #[error("internal error")]
     Internal(String),
-    /// The database failed.
-    #[error("storage error")]
-    Storage(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migration error")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed (a `503` when it is unreachable or out of connections, else a
+    /// `500`; details go to the log).
+    #[error("{}", if .0.is_unavailable() { "the database is unavailable" } else { "storage error" })]
+    Storage(#[from] crate::store::StoreError),
 }
 
 impl AppError {
@@ -54,10 +52,9 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) | Self::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) | Self::Storage(_) | Self::Migrate(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Internal(_) | Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -15,8 +15,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(4_500);
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new("info,tower_http=warn,sqlx::postgres::notice=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 use crate::tuning::Tuning;
-use crate::{app, config, serve, AppError, AppState, Config, VERSION};
+use crate::{app, config, serve, AppState, Config, VERSION};
 
 /// A server bound to its port, ready to serve.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ async fn app_shutdown_done(state: &AppState) {
 pub enum StartError {
     /// The database could not be opened or migrated (the URL without its password).
     #[error("cannot open the database {0}: {1}")]
-    Database(String, #[source] AppError),
+    Database(String, #[source] crate::store::StoreError),
     /// A database URL this build does not store into (never taken as a file name).
     #[error("unsupported database URL {0}: this build supports {supported}", supported = config::SUPPORTED_DATABASES)]
     UnsupportedDatabase(String),

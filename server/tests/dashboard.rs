@@ -6,7 +6,7 @@ use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use vigil_server::dashboard::CSP;
 
-use crate::util::{json, text, TestApp, ADMIN};
+use crate::util::{json, on_both_engines, text, Engine, TestApp, ADMIN};
 
 fn login(token: &str) -> Request<Body> {
     Request::post("/dashboard/login")
@@ -37,9 +37,8 @@ async fn sign_in(app: &TestApp) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn sign_in_sets_a_strict_http_only_cookie_that_opens_the_read_api() {
-    let app = TestApp::new().await;
+async fn sign_in_sets_a_strict_http_only_cookie_that_opens_the_read_api(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let res = app.get("/dashboard", false).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], CSP);
@@ -154,9 +153,8 @@ fn envelope(id: usize, title: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn issues_page_through_with_a_cursor_and_one_issue_opens_whole() {
-    let app = TestApp::new().await;
+async fn issues_page_through_with_a_cursor_and_one_issue_opens_whole(engine: Engine) {
+    let app = TestApp::on(engine).await;
     for i in 0..7 {
         let res = app
             .send(
@@ -242,9 +240,8 @@ fn health(instance: &str, t_ms: u64, listeners: f64, heap: f64) -> String {
     .to_string()
 }
 
-#[tokio::test]
-async fn the_fleet_judges_instances_from_their_health_exports() {
-    let app = TestApp::new().await;
+async fn the_fleet_judges_instances_from_their_health_exports(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -308,3 +305,9 @@ async fn the_fleet_judges_instances_from_their_health_exports() {
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+on_both_engines!(
+    sign_in_sets_a_strict_http_only_cookie_that_opens_the_read_api,
+    issues_page_through_with_a_cursor_and_one_issue_opens_whole,
+    the_fleet_judges_instances_from_their_health_exports,
+);

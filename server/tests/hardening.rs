@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::util::{json, LiveServer, TestApp};
+use crate::util::{json, on_both_engines, Engine, LiveServer, TestApp};
 
 fn otlp_body(name: &str, points: usize, attrs: usize) -> String {
     let attributes: Vec<Value> = (0..attrs)
@@ -148,9 +148,8 @@ async fn the_rate_limit_counts_events_not_requests() {
     );
 }
 
-#[tokio::test]
-async fn events_and_points_past_the_retention_are_pruned_and_counted() {
-    let app = TestApp::new().await;
+async fn events_and_points_past_the_retention_are_pruned_and_counted(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let post = || {
         Request::post("/api/1/envelope/?sentry_key=dev")
             .body(Body::from(envelope(1)))
@@ -158,13 +157,13 @@ async fn events_and_points_past_the_retention_are_pruned_and_counted() {
     };
     // Age what a first request stored, then let a fresh server's first ingest prune.
     assert_eq!(app.send(post()).await.status(), StatusCode::OK);
-    let pool = app.state.store().pool();
-    sqlx::query("UPDATE events SET received_at = '2000-01-01T00:00:00.000Z'")
-        .execute(pool)
+    let store = app.state.store();
+    store
+        .execute_sql("UPDATE events SET received_at = '2000-01-01T00:00:00.000Z'")
         .await
         .unwrap();
-    sqlx::query("UPDATE issues SET last_seen = '2000-01-01T00:00:00.000Z'")
-        .execute(pool)
+    store
+        .execute_sql("UPDATE issues SET last_seen = '2000-01-01T00:00:00.000Z'")
         .await
         .unwrap();
     let again = vigil_server::app(vigil_server::AppState::new(
@@ -179,13 +178,13 @@ async fn events_and_points_past_the_retention_are_pruned_and_counted() {
         .unwrap();
     let res = tower::ServiceExt::oneshot(again, other).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(pool)
+    let events = store
+        .query_i64("SELECT COUNT(*) FROM events")
         .await
         .unwrap();
     assert_eq!(events, 1, "the old event went, the new one stays");
-    let issues: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM issues")
-        .fetch_one(pool)
+    let issues = store
+        .query_i64("SELECT COUNT(*) FROM issues")
         .await
         .unwrap();
     assert_eq!(issues, 1);
@@ -234,19 +233,46 @@ async fn an_origin_off_the_list_is_refused_not_just_left_without_cors() {
 #[tokio::test]
 async fn a_database_url_the_build_does_not_support_is_refused_without_its_password() {
     let dir = tempfile::tempdir().unwrap();
-    let url = "postgres://vigil:Hunter2Pass@db.internal:5432/vigil";
+    let url = "mysql://vigil:Hunter2Pass@db.internal:3306/vigil";
     let mut config = vigil_server::Config::for_tests(url);
     config.www = dir.path().to_path_buf();
     let err = vigil_server::Server::bind(&config, vigil_server::Tuning::default())
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("sqlite://"), "{err}");
-    assert!(!err.contains("Hunter2Pass"), "{err}");
     assert!(
-        !std::path::Path::new("postgres:").exists(),
-        "nothing created"
+        err.contains("sqlite://") && err.contains("postgres://"),
+        "{err}"
     );
+    assert!(!err.contains("Hunter2Pass"), "{err}");
+    assert!(!std::path::Path::new("mysql:").exists(), "nothing created");
+}
+
+#[tokio::test]
+async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password() {
+    // Port 1 on loopback: nothing listens; the pool retries until its 5 s acquire timeout, so
+    // both URLs are tried at once.
+    let tries: Vec<_> = [
+        "postgres://vigil:Hunter2Pass@127.0.0.1:1/vigil",
+        "postgresql://vigil@127.0.0.1:1/vigil?password=Hunter2Pass",
+    ]
+    .into_iter()
+    .map(|url| {
+        tokio::spawn(async move {
+            let config = vigil_server::Config::for_tests(url);
+            vigil_server::Server::bind(&config, vigil_server::Tuning::default())
+                .await
+                .unwrap_err()
+                .to_string()
+        })
+    })
+    .collect();
+    for t in tries {
+        let err = t.await.unwrap();
+        assert!(err.contains("cannot open the database"), "{err}");
+        assert!(err.contains("127.0.0.1:1"), "{err}");
+        assert!(!err.contains("Hunter2Pass"), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -466,3 +492,5 @@ async fn gzip_envelopes_are_taken_and_a_decompression_bomb_gets_413() {
     let res = app.send(send(bomb)).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+on_both_engines!(events_and_points_past_the_retention_are_pruned_and_counted,);

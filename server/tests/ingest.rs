@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::util::{json, TestApp, ADMIN};
+use crate::util::{json, on_both_engines, Engine, TestApp, ADMIN};
 
 fn event_envelope(event_id: &str, event: Value) -> String {
     let payload = event.to_string();
@@ -39,9 +39,8 @@ fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
 const ID_A: &str = "9ec79c33ec9942ab8353589fcb2e04dc";
 const ID_B: &str = "0123456789abcdef0123456789abcdef";
 
-#[tokio::test]
-async fn an_event_is_stored_grouped_and_readable() {
-    let app = TestApp::new().await;
+async fn an_event_is_stored_grouped_and_readable(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let res = app
         .send(post(
             "/api/1/envelope/?sentry_version=7&sentry_key=dev",
@@ -84,9 +83,8 @@ async fn an_event_is_stored_grouped_and_readable() {
     assert_eq!(app.state.metrics().events_ingested.get(), 2);
 }
 
-#[tokio::test]
-async fn the_same_event_id_is_acknowledged_and_stored_once() {
-    let app = TestApp::new().await;
+async fn the_same_event_id_is_acknowledged_and_stored_once(engine: Engine) {
+    let app = TestApp::on(engine).await;
     for _ in 0..3 {
         let res = app
             .send(post(
@@ -286,9 +284,8 @@ async fn the_read_api_needs_the_admin_token() {
 
 /// Group commit keeps idempotency and counts exact under concurrency: the same event id from 50
 /// tasks at once is stored once and counted once; 200 distinct events are counted 200 times.
-#[tokio::test]
-async fn the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once() {
-    let app = std::sync::Arc::new(TestApp::new().await);
+async fn the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once(engine: Engine) {
+    let app = std::sync::Arc::new(TestApp::on(engine).await);
     let body = event_envelope(ID_A, exception("TypeError", "once"));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -336,3 +333,9 @@ async fn the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once() {
     assert_eq!(count("many"), Some(json!(200)), "{issues}");
     assert_eq!(app.state.metrics().events_ingested.get(), 201);
 }
+
+on_both_engines!(
+    an_event_is_stored_grouped_and_readable,
+    the_same_event_id_is_acknowledged_and_stored_once,
+    the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once,
+);

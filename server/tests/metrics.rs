@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::util::{json, TestApp};
+use crate::util::{json, on_both_engines, Engine, TestApp};
 
 fn otlp(points: &[(&str, f64)]) -> String {
     let metrics: Vec<Value> = points
@@ -29,9 +29,8 @@ fn post(path: &str, auth: Option<&str>, body: impl Into<Body>) -> Request<Body> 
     r.body(body.into()).unwrap()
 }
 
-#[tokio::test]
-async fn points_are_stored_and_vitals_answer_p75_and_ratings() {
-    let app = TestApp::new().await;
+async fn points_are_stored_and_vitals_answer_p75_and_ratings(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let lcp = [1000.0, 2000.0, 3000.0, 5000.0];
     let points: Vec<(&str, f64)> = lcp.iter().map(|v| ("web_vitals.lcp", *v)).collect();
     let res = app
@@ -144,9 +143,8 @@ async fn the_metrics_preflight_is_answered() {
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
 }
 
-#[tokio::test]
-async fn a_retried_export_is_stored_once() {
-    let app = TestApp::new().await;
+async fn a_retried_export_is_stored_once(engine: Engine) {
+    let app = TestApp::on(engine).await;
     let mut body: Value = serde_json::from_str(&otlp(&[("web_vitals.lcp", 1200.0)])).unwrap();
     body["resourceMetrics"][0]["resource"]["attributes"] =
         json!([{ "key": "vigil.export_id", "value": { "stringValue": "view-1.1" } }]);
@@ -166,3 +164,8 @@ async fn a_retried_export_is_stored_once() {
     assert_eq!(vitals["lcp"]["count"], 2, "one point per distinct export");
     assert_eq!(app.state.metrics().metric_points_ingested.get(), 2);
 }
+
+on_both_engines!(
+    points_are_stored_and_vitals_answer_p75_and_ratings,
+    a_retried_export_is_stored_once,
+);

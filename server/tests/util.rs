@@ -5,6 +5,8 @@ use axum::http::{Request, Response};
 use axum::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use vigil_server::store::testdb::TestDatabase;
+pub use vigil_server::store::Engine;
 use vigil_server::store::Store;
 use vigil_server::{app, AppState, Config, Tuning};
 
@@ -17,12 +19,45 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     _dir: tempfile::TempDir,
+    /// A PostgreSQL test's database, dropped with the app.
+    _database: TestDatabase,
 }
+
+/// Runs each `async fn name(engine: Engine)` as two tests, `name::sqlite` and `name::postgres`
+/// (PostgreSQL on `VIGIL_TEST_POSTGRES`, a fresh database each), so a failure names its engine.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::util::Engine::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::util::Engine::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_engines;
 
 impl TestApp {
     /// A fresh app with the development config (project `1:dev`, admin token [`ADMIN`]).
     pub async fn new() -> Self {
         Self::with_config(|_| {}).await
+    }
+
+    /// As [`TestApp::new`], storing into a fresh database of `engine`.
+    pub async fn on(engine: Engine) -> Self {
+        Self::build_on(engine, |_| {}, None, None, |_| {}).await
+    }
+
+    /// As [`TestApp::on`], after `tune` edits the tuning the flags give (writer batch, queue).
+    pub async fn on_tuned(engine: Engine, tune: impl FnOnce(&mut Tuning)) -> Self {
+        Self::build_on(engine, |_| {}, None, None, tune).await
     }
 
     /// As [`TestApp::new`], after `change` edits the config.
@@ -44,9 +79,13 @@ impl TestApp {
         Self::build(change, Some(hub), Some(voice)).await
     }
 
-    /// As [`TestApp::new`], after `tune` edits the tuning the flags give (writer batch, queue).
-    pub async fn with_tuning(tune: impl FnOnce(&mut Tuning)) -> Self {
-        Self::build_tuned(|_| {}, None, None, tune).await
+    /// As [`TestApp::with_config`], after `tune` edits the tuning the flags give (writer batch,
+    /// queue).
+    pub async fn with_tuning(
+        change: impl FnOnce(&mut Config),
+        tune: impl FnOnce(&mut Tuning),
+    ) -> Self {
+        Self::build_on(Engine::Sqlite, change, None, None, tune).await
     }
 
     async fn build(
@@ -54,15 +93,19 @@ impl TestApp {
         hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
     ) -> Self {
-        Self::build_tuned(change, hub, voice, |_| {}).await
+        Self::build_on(Engine::Sqlite, change, hub, voice, |_| {}).await
     }
 
-    async fn build_tuned(
+    async fn build_on(
+        engine: Engine,
         change: impl FnOnce(&mut Config),
         hub: Option<vigil_server::hub::HubConfig>,
         voice: Option<vigil_server::voice::VoiceConfig>,
         tune: impl FnOnce(&mut Tuning),
     ) -> Self {
+        let database = TestDatabase::new(engine)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
         let dir = tempfile::tempdir().unwrap();
         let www = dir.path().join("www");
         let pkg = dir.path().join("pkg");
@@ -80,7 +123,7 @@ impl TestApp {
         std::fs::write(www.join("dashboard/app.js"), "export {};").unwrap();
         std::fs::write(pkg.join("vigil_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
         std::fs::write(pkg.join("vigil.js"), "export default 1;").unwrap();
-        let mut config = Config::for_tests("sqlite::memory:");
+        let mut config = Config::for_tests(&database.url);
         config.www = www;
         config.pkg = pkg;
         change(&mut config);
@@ -96,6 +139,7 @@ impl TestApp {
             router: app(state.clone()),
             state,
             _dir: dir,
+            _database: database,
         }
     }
 

@@ -1,10 +1,12 @@
 //! Health samples and runtime instances (the fleet view).
 
-use futures_util::TryStreamExt;
-use sqlx::{Row, Sqlite, Transaction};
+use std::sync::LazyLock;
 
-use super::Store;
-use crate::error::AppError;
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use super::engine::{each, Engine, Tx};
+use super::{Store, StoreError};
 use crate::fleet::verdict::BUCKETS;
 use crate::fleet::{Bucket, HealthBatch, InstanceRow, Sample, MAX_INSTANCES};
 
@@ -22,20 +24,20 @@ pub fn now_ms() -> i64 {
 
 /// Stores a batch's samples and updates its instance; returns the points stored.
 pub(super) async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     project: &str,
     batch: &HealthBatch,
-) -> Result<usize, AppError> {
+) -> Result<usize, StoreError> {
     insert_at(tx, project, batch, now_ms()).await
 }
 
 /// As [`insert`], with the server's clock given (samples far from it are stored at it).
-async fn insert_at(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(super) async fn insert_at(
+    tx: &mut Tx,
     project: &str,
     batch: &HealthBatch,
     now: i64,
-) -> Result<usize, AppError> {
+) -> Result<usize, StoreError> {
     let mut points = 0;
     let mut newest: Option<(i64, &Sample)> = None;
     let mut oldest = i64::MAX;
@@ -46,11 +48,11 @@ async fn insert_at(
             s.time_ms
         };
         let r = &s.resources;
-        let stored = sqlx::query(
+        let stored = each!(&mut *tx, |c| sqlx::query(
             "INSERT INTO health_samples (project, instance_id, time_ms, heap, wasm, uptime,
                listeners, intervals, timeouts, observers, sockets, peer_connections,
                data_channels, media_tracks, console_patches, services)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (project, instance_id, time_ms) DO NOTHING",
         )
         .bind(project)
@@ -69,9 +71,9 @@ async fn insert_at(
         .bind(r[7])
         .bind(r[8])
         .bind(r[9])
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        .execute(&mut **c)
+        .await
+        .map(|r| r.rows_affected()))?;
         if stored == 1 {
             rollup(tx, project, &batch.instance_id, t, s).await?;
         }
@@ -90,70 +92,119 @@ async fn insert_at(
     };
     let mut last = last.clone();
     last.time_ms = newest_t;
-    sqlx::query(
-        "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms,
-           last_seen_ms, last)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (project, instance_id) DO UPDATE SET
-           release = excluded.release,
-           user_agent = excluded.user_agent,
-           first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
-           last = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.last ELSE last END,
-           last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-    )
-    .bind(project)
-    .bind(&batch.instance_id)
-    .bind(&batch.release)
-    .bind(&batch.user_agent)
-    .bind(oldest)
-    .bind(newest_t)
-    .bind(last.to_json().to_string())
-    .execute(&mut **tx)
-    .await?;
+    let sql = match tx.engine() {
+        Engine::Sqlite => &*INSTANCE_UPSERT[0],
+        Engine::Postgres => &*INSTANCE_UPSERT[1],
+    };
+    let last = last.to_json().to_string();
+    each!(&mut *tx, |t| sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(project)
+        .bind(&batch.instance_id)
+        .bind(&batch.release)
+        .bind(&batch.user_agent)
+        .bind(oldest)
+        .bind(newest_t)
+        .bind(&last)
+        .execute(&mut **t)
+        .await
+        .map(drop))?;
     Ok(points)
 }
 
+/// The instance upsert, per engine: the earliest first sighting, the latest last one.
+static INSTANCE_UPSERT: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [Engine::Sqlite, Engine::Postgres].map(|e| {
+        format!(
+            "INSERT INTO instances (project, instance_id, release, user_agent, first_seen_ms,
+               last_seen_ms, last)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (project, instance_id) DO UPDATE SET
+               release = excluded.release,
+               user_agent = excluded.user_agent,
+               first_seen_ms = {},
+               last = CASE WHEN excluded.last_seen_ms >= instances.last_seen_ms
+                           THEN excluded.last ELSE instances.last END,
+               last_seen_ms = {}",
+            e.least("instances.first_seen_ms", "excluded.first_seen_ms"),
+            e.greatest("instances.last_seen_ms", "excluded.last_seen_ms"),
+        )
+    })
+});
+
+/// The series a rollup keeps the minimum of, as columns (the total last).
+const ROLLUP_SERIES: [&str; 13] = [
+    "heap",
+    "wasm",
+    "listeners",
+    "intervals",
+    "timeouts",
+    "observers",
+    "sockets",
+    "peer_connections",
+    "data_channels",
+    "media_tracks",
+    "console_patches",
+    "services",
+    "total",
+];
+
+/// The rollup upsert, per engine: one more sample, the earliest time, each series' minimum
+/// over the samples that reported it.
+static ROLLUP_UPSERT: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [Engine::Sqlite, Engine::Postgres].map(|e| {
+        let minima: Vec<String> = ROLLUP_SERIES
+            .iter()
+            .map(|c| {
+                format!(
+                    "{c} = {}",
+                    e.least_present(&format!("health_rollups.{c}"), &format!("excluded.{c}"))
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO health_rollups (project, instance_id, slot_ms, samples, first_ms, {})
+             VALUES ($1, $2, $3, 1, $4, {})
+             ON CONFLICT (project, instance_id, slot_ms) DO UPDATE SET
+               samples = health_rollups.samples + 1,
+               first_ms = {},
+               {}",
+            ROLLUP_SERIES.join(", "),
+            (5..5 + ROLLUP_SERIES.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.least("health_rollups.first_ms", "excluded.first_ms"),
+            minima.join(",\n               "),
+        )
+    })
+});
+
 /// Folds one stored sample into its instance's 15-minute slot.
 async fn rollup(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     project: &str,
     instance: &str,
     t: i64,
     s: &Sample,
-) -> Result<(), AppError> {
+) -> Result<(), StoreError> {
     let total: Option<f64> = s.resources.iter().flatten().copied().reduce(|a, b| a + b);
-    let mut q = sqlx::query(
-        "INSERT INTO health_rollups (project, instance_id, slot_ms, samples, first_ms, heap, wasm,
-           listeners, intervals, timeouts, observers, sockets, peer_connections, data_channels,
-           media_tracks, console_patches, services, total)
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (project, instance_id, slot_ms) DO UPDATE SET
-           samples = samples + 1,
-           first_ms = MIN(first_ms, excluded.first_ms),
-           heap = MIN(COALESCE(heap, excluded.heap), COALESCE(excluded.heap, heap)),
-           wasm = MIN(COALESCE(wasm, excluded.wasm), COALESCE(excluded.wasm, wasm)),
-           listeners = MIN(COALESCE(listeners, excluded.listeners), COALESCE(excluded.listeners, listeners)),
-           intervals = MIN(COALESCE(intervals, excluded.intervals), COALESCE(excluded.intervals, intervals)),
-           timeouts = MIN(COALESCE(timeouts, excluded.timeouts), COALESCE(excluded.timeouts, timeouts)),
-           observers = MIN(COALESCE(observers, excluded.observers), COALESCE(excluded.observers, observers)),
-           sockets = MIN(COALESCE(sockets, excluded.sockets), COALESCE(excluded.sockets, sockets)),
-           peer_connections = MIN(COALESCE(peer_connections, excluded.peer_connections), COALESCE(excluded.peer_connections, peer_connections)),
-           data_channels = MIN(COALESCE(data_channels, excluded.data_channels), COALESCE(excluded.data_channels, data_channels)),
-           media_tracks = MIN(COALESCE(media_tracks, excluded.media_tracks), COALESCE(excluded.media_tracks, media_tracks)),
-           console_patches = MIN(COALESCE(console_patches, excluded.console_patches), COALESCE(excluded.console_patches, console_patches)),
-           services = MIN(COALESCE(services, excluded.services), COALESCE(excluded.services, services)),
-           total = MIN(COALESCE(total, excluded.total), COALESCE(excluded.total, total))",
-    )
-    .bind(project)
-    .bind(instance)
-    .bind(t - t.rem_euclid(SLOT_MS))
-    .bind(t)
-    .bind(s.heap)
-    .bind(s.wasm);
-    for v in s.resources {
-        q = q.bind(v);
-    }
-    q.bind(total).execute(&mut **tx).await?;
+    let sql = match tx.engine() {
+        Engine::Sqlite => &*ROLLUP_UPSERT[0],
+        Engine::Postgres => &*ROLLUP_UPSERT[1],
+    };
+    each!(tx, |tx| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(instance)
+            .bind(t - t.rem_euclid(SLOT_MS))
+            .bind(t)
+            .bind(s.heap)
+            .bind(s.wasm);
+        for v in s.resources {
+            q = q.bind(v);
+        }
+        q.bind(total).execute(&mut **tx).await.map(drop)
+    })?;
     Ok(())
 }
 
@@ -163,13 +214,32 @@ pub const SLOT_MS: i64 = 15 * 60 * 1000;
 /// Instances whose samples in the window span longer than this are read from the rollups.
 pub const ROLLUP_ABOVE_MS: i64 = 6 * 3600 * 1000;
 
-/// The bucketing query over the raw samples (`FROM`) or the rollups (`FROM_ROLLUPS`).
-fn bucket_query(rollups: bool) -> String {
+/// The bucketing query of `engine` over the raw samples or the rollups: built once each.
+fn bucket_query(engine: Engine, rollups: bool) -> &'static str {
+    static QUERIES: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            build_bucket_query(Engine::Sqlite, false),
+            build_bucket_query(Engine::Sqlite, true),
+            build_bucket_query(Engine::Postgres, false),
+            build_bucket_query(Engine::Postgres, true),
+        ]
+    });
+    let i = match engine {
+        Engine::Sqlite => 0,
+        Engine::Postgres => 2,
+    } + usize::from(rollups);
+    &QUERIES[i]
+}
+
+/// Binds: `$1` since (ms), `$2` project, `$3` at most this many instances, `$4` buckets, `$5`
+/// the span above which an instance is read from the rollups.
+fn build_bucket_query(engine: Engine, rollups: bool) -> String {
     let (table, time, count, total) = if rollups {
         (
             "health_rollups",
             "s.first_ms",
-            "SUM(s.samples)",
+            // PostgreSQL sums BIGINT into NUMERIC: back to BIGINT, as SQLite's is.
+            "CAST(SUM(s.samples) AS BIGINT)",
             "MIN(s.total)",
         )
     } else {
@@ -186,23 +256,27 @@ fn bucket_query(rollups: bool) -> String {
     };
     let since = if rollups { "s.slot_ms" } else { "s.time_ms" };
     let long = if rollups { ">" } else { "<=" };
+    let t0 = engine.greatest("first_seen_ms", "$1");
+    let offset = engine.least(
+        &engine.greatest(&format!("{time} - span.t0"), "0"),
+        "span.t1 - span.t0",
+    );
     format!(
         "WITH span AS (
-           SELECT instance_id, MAX(first_seen_ms, ?1) AS t0, last_seen_ms AS t1
-           FROM instances WHERE project = ?2 AND last_seen_ms >= ?1
-             AND last_seen_ms - MAX(first_seen_ms, ?1) {long} ?5
-           ORDER BY last_seen_ms DESC LIMIT ?3
+           SELECT instance_id, {t0} AS t0, last_seen_ms AS t1
+           FROM instances WHERE project = $2 AND last_seen_ms >= $1
+             AND last_seen_ms - {t0} {long} $5
+           ORDER BY last_seen_ms DESC LIMIT $3
          )
          SELECT s.instance_id,
            CASE WHEN span.t1 <= span.t0 THEN 0
-                ELSE (MIN(MAX({time} - span.t0, 0), span.t1 - span.t0) * (?4 - 1))
-                     / (span.t1 - span.t0) END AS b,
+                ELSE ({offset} * ($4 - 1)) / (span.t1 - span.t0) END AS b,
            MIN({time}), {count}, MIN(s.heap), MIN(s.wasm),
            MIN(s.listeners), MIN(s.intervals), MIN(s.timeouts), MIN(s.observers),
            MIN(s.sockets), MIN(s.peer_connections), MIN(s.data_channels),
            MIN(s.media_tracks), MIN(s.console_patches), MIN(s.services), {total}
          FROM {table} s JOIN span ON span.instance_id = s.instance_id
-         WHERE s.project = ?2 AND {since} >= ?1
+         WHERE s.project = $2 AND {since} >= $1
          GROUP BY s.instance_id, b
          ORDER BY s.instance_id, b"
     )
@@ -215,17 +289,18 @@ impl Store {
         &self,
         project: &str,
         since_ms: i64,
-    ) -> Result<Vec<InstanceRow>, AppError> {
-        let rows: Vec<(String, String, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT instance_id, release, user_agent, first_seen_ms, last_seen_ms, last
-             FROM instances WHERE project = ? AND last_seen_ms >= ?
-             ORDER BY last_seen_ms DESC LIMIT ?",
-        )
-        .bind(project)
-        .bind(since_ms)
-        .bind(MAX_INSTANCES)
-        .fetch_all(&self.pool)
-        .await?;
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64, i64, String)> =
+            each!(&self.pool, |p| sqlx::query_as(
+                "SELECT instance_id, release, user_agent, first_seen_ms, last_seen_ms, last
+                 FROM instances WHERE project = $1 AND last_seen_ms >= $2
+                 ORDER BY last_seen_ms DESC LIMIT $3",
+            )
+            .bind(project)
+            .bind(since_ms)
+            .bind(i64::from(MAX_INSTANCES))
+            .fetch_all(p)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -252,56 +327,62 @@ impl Store {
         project: &str,
         since_ms: i64,
         mut each: impl FnMut(&str, &Bucket),
-    ) -> Result<(), AppError> {
+    ) -> Result<(), StoreError> {
         // Instances seen over more than 6 hours of the window are read from the 15-minute
         // rollups (their buckets are made of slots: a bucket keeps the minimum either way);
         // the others from their samples.
         for rollups in [false, true] {
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(bucket_query(rollups)))
-                .bind(since_ms)
-                .bind(project)
-                .bind(MAX_INSTANCES)
-                .bind(BUCKETS as i64)
-                .bind(ROLLUP_ABOVE_MS)
-                .fetch(&self.pool);
-            while let Some(r) = rows.try_next().await? {
-                let id: String = r.try_get(0)?;
-                let mut resources = [None; 10];
-                for (i, slot) in resources.iter_mut().enumerate() {
-                    *slot = r.try_get(6 + i)?;
+            let sql = bucket_query(self.engine(), rollups);
+            each!(&self.pool, |p| {
+                let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(since_ms)
+                    .bind(project)
+                    .bind(i64::from(MAX_INSTANCES))
+                    .bind(BUCKETS as i64)
+                    .bind(ROLLUP_ABOVE_MS)
+                    .fetch(p);
+                while let Some(r) = rows.try_next().await? {
+                    let id: String = r.try_get(0)?;
+                    let mut resources = [None; 10];
+                    for (i, slot) in resources.iter_mut().enumerate() {
+                        *slot = r.try_get(6 + i)?;
+                    }
+                    let bucket = Bucket {
+                        index: usize::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                        time_ms: r.try_get(2)?,
+                        samples: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                        heap: r.try_get(4)?,
+                        wasm: r.try_get(5)?,
+                        resources,
+                        total: r.try_get(16)?,
+                    };
+                    each(&id, &bucket);
                 }
-                let bucket = Bucket {
-                    index: usize::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-                    time_ms: r.try_get(2)?,
-                    samples: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
-                    heap: r.try_get(4)?,
-                    wasm: r.try_get(5)?,
-                    resources,
-                    total: r.try_get(16)?,
-                };
-                each(&id, &bucket);
-            }
+                Ok::<_, sqlx::Error>(())
+            })?;
         }
         Ok(())
     }
 
     /// Deletes samples older than `before_ms` and instances not seen since; returns how many
     /// samples went.
-    pub async fn prune_health(&self, before_ms: i64) -> Result<u64, AppError> {
-        let gone = sqlx::query("DELETE FROM health_samples WHERE time_ms < ?")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM health_rollups WHERE slot_ms < ?")
-            .bind(before_ms - SLOT_MS)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("DELETE FROM instances WHERE last_seen_ms < ?")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(gone)
+    pub async fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(each!(&self.pool, |p| {
+            let gone = sqlx::query("DELETE FROM health_samples WHERE time_ms < $1")
+                .bind(before_ms)
+                .execute(p)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM health_rollups WHERE slot_ms < $1")
+                .bind(before_ms - SLOT_MS)
+                .execute(p)
+                .await?;
+            sqlx::query("DELETE FROM instances WHERE last_seen_ms < $1")
+                .bind(before_ms)
+                .execute(p)
+                .await?;
+            Ok::<_, sqlx::Error>(gone)
+        })?)
     }
 }
 
@@ -310,10 +391,9 @@ mod tests {
     use super::*;
     use crate::fleet::{Accumulator, HealthBatch};
 
+    crate::store::testdb::on_both_engines! {
     /// The SQL buckets equal the pure rule's: the same fleet rows whichever reduces the samples.
-    #[tokio::test]
-    async fn sql_buckets_match_the_pure_buckets() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+    async fn sql_buckets_match_the_pure_buckets(store: Store) {
         let now = now_ms();
         let mut x: u64 = 7;
         let mut next = || {
@@ -372,9 +452,7 @@ mod tests {
 
     /// A day of samples a minute apart is read through the rollups and judged as the samples
     /// would be: the leaking instance leaks, the steady one does not.
-    #[tokio::test]
-    async fn a_day_is_judged_from_the_rollups() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+    async fn a_day_is_judged_from_the_rollups(store: Store) {
         let start = now_ms() - 86_400_000;
         for (inst, climb) in [("leaky", 2.0), ("steady", 0.0)] {
             let mut tx = store.pool.begin().await.unwrap();
@@ -396,8 +474,8 @@ mod tests {
             }
             tx.commit().await.unwrap();
         }
-        let slots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_rollups")
-            .fetch_one(&store.pool)
+        let slots = store
+            .query_i64("SELECT COUNT(*) FROM health_rollups")
             .await
             .unwrap();
         // 96 slots a day each, one more when the day does not start on a slot boundary.
@@ -414,5 +492,6 @@ mod tests {
         );
         assert!(!steady.leaking, "{:?}", steady.reasons);
         assert!(leaky.trend.time.len() > 40);
+    }
     }
 }

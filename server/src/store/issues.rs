@@ -1,11 +1,11 @@
 //! Issues for the read API and the dashboard: keyset pages, events per hour, one issue whole.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 use vigil_protocol::IssueSummary;
 
-use super::Store;
-use crate::error::AppError;
+use super::engine::each;
+use super::{Store, StoreError};
 
 /// Where the next page of issues starts: after this `(last_seen, fingerprint)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,30 +130,27 @@ impl Store {
         project: &str,
         limit: u32,
         cursor: Option<&IssueCursor>,
-    ) -> Result<IssuePage, AppError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT fingerprint, title, level, count, first_seen, last_seen, last_event_id
-             FROM issues WHERE project = ",
-        );
-        q.push_bind(project);
-        if let Some(c) = cursor {
-            q.push(" AND (last_seen < ")
-                .push_bind(&c.last_seen)
-                .push(" OR (last_seen = ")
-                .push_bind(&c.last_seen)
-                .push(" AND fingerprint < ")
-                .push_bind(&c.fingerprint)
-                .push("))");
-        }
-        q.push(" ORDER BY last_seen DESC, fingerprint DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let mut rows: Vec<IssueSummary> = q
-            .build_query_as::<Summary>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(summary)
-            .collect();
+    ) -> Result<IssuePage, StoreError> {
+        let rows: Vec<Summary> = each!(&self.pool, |p, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "SELECT fingerprint, title, level, count, first_seen, last_seen, last_event_id
+                 FROM issues WHERE project = ",
+            );
+            q.push_bind(project);
+            if let Some(c) = cursor {
+                q.push(" AND (last_seen < ")
+                    .push_bind(&c.last_seen)
+                    .push(" OR (last_seen = ")
+                    .push_bind(&c.last_seen)
+                    .push(" AND fingerprint < ")
+                    .push_bind(&c.fingerprint)
+                    .push("))");
+            }
+            q.push(" ORDER BY last_seen DESC, fingerprint DESC LIMIT ")
+                .push_bind(i64::from(limit) + 1);
+            q.build_query_as::<Summary>().fetch_all(p).await
+        })?;
+        let mut rows: Vec<IssueSummary> = rows.into_iter().map(summary).collect();
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|r| IssueCursor {
@@ -185,24 +182,27 @@ impl Store {
         &self,
         project: &str,
         fingerprints: &[&str],
-    ) -> Result<Vec<Vec<u64>>, AppError> {
+    ) -> Result<Vec<Vec<u64>>, StoreError> {
         let keys = hour_keys(super::health::now_ms(), 24);
         let mut out = vec![vec![0u64; keys.len()]; fingerprints.len()];
         if fingerprints.is_empty() {
             return Ok(out);
         }
         // One row per issue (its hours joined in SQL): the driver's cost is per row.
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT fingerprint, group_concat(hour || '=' || count) FROM issue_hours WHERE project = ",
-        );
-        q.push_bind(project).push(" AND hour >= ");
-        q.push_bind(&keys[0]).push(" AND fingerprint IN (");
-        let mut list = q.separated(", ");
-        for f in fingerprints {
-            list.push_bind(*f);
-        }
-        q.push(") GROUP BY fingerprint");
-        let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        // `string_agg` is PostgreSQL's and SQLite's (3.44+) name for it.
+        let rows: Vec<(String, String)> = each!(&self.pool, |p, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "SELECT fingerprint, string_agg(hour || '=' || count, ',') FROM issue_hours WHERE project = ",
+            );
+            q.push_bind(project).push(" AND hour >= ");
+            q.push_bind(&keys[0]).push(" AND fingerprint IN (");
+            let mut list = q.separated(", ");
+            for f in fingerprints {
+                list.push_bind(*f);
+            }
+            q.push(") GROUP BY fingerprint");
+            q.build_query_as().fetch_all(p).await
+        })?;
         for (fingerprint, hours) in rows {
             let Some(i) = fingerprints.iter().position(|f| *f == fingerprint) else {
                 continue;
@@ -225,28 +225,28 @@ impl Store {
         project: &str,
         fingerprint: &str,
         hours: usize,
-    ) -> Result<Option<IssueDetail>, AppError> {
-        let row: Option<Summary> = sqlx::query_as(
+    ) -> Result<Option<IssueDetail>, StoreError> {
+        let row: Option<Summary> = each!(&self.pool, |p| sqlx::query_as(
             "SELECT fingerprint, title, level, count, first_seen, last_seen, last_event_id
-             FROM issues WHERE project = ? AND fingerprint = ?",
+             FROM issues WHERE project = $1 AND fingerprint = $2",
         )
         .bind(project)
         .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await)?;
         let Some(summary) = row.map(summary) else {
             return Ok(None);
         };
         let keys = hour_keys(super::health::now_ms(), hours.max(1));
-        let counts: Vec<(String, i64)> = sqlx::query_as(
+        let counts: Vec<(String, i64)> = each!(&self.pool, |p| sqlx::query_as(
             "SELECT hour, count FROM issue_hours
-             WHERE project = ? AND fingerprint = ? AND hour >= ? ORDER BY hour",
+             WHERE project = $1 AND fingerprint = $2 AND hour >= $3 ORDER BY hour",
         )
         .bind(project)
         .bind(fingerprint)
         .bind(&keys[0])
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         let events_per_hour = keys
             .iter()
             .map(|k| HourCount {
@@ -293,9 +293,8 @@ mod tests {
         assert_eq!(keys, ["2026-12-01T18", "2026-12-01T19", "2026-12-01T20"]);
     }
 
-    #[tokio::test]
-    async fn pages_walk_every_issue_once_newest_first() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+    crate::store::testdb::on_both_engines! {
+    async fn pages_walk_every_issue_once_newest_first(store: Store) {
         for i in 0..25 {
             let ev = EventSummary {
                 event_id: format!("{i:032x}"),
@@ -331,5 +330,6 @@ mod tests {
         assert_eq!(detail.events_per_hour[23].count, 1);
         assert_eq!(detail.latest_event, Some(serde_json::json!({})));
         assert_eq!(store.issue("1", "nope", 24).await.unwrap(), None);
+    }
     }
 }

@@ -1,32 +1,30 @@
-//! All SQL lives here. Handlers call these methods and never see a query, so a PostgreSQL backend
-//! can be added behind the same methods without touching them.
-//!
-//! Migrations are in `server/migrations/` and run on [`Store::connect`].
-
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+//! All SQL lives here. Handlers call these methods and never see a query. Two engines stand
+//! behind them, chosen once by [`Store::connect`] from the URL's scheme: SQLite (the default)
+//! and PostgreSQL. Each query is written once and compiled for both (`engine.rs`, [`each!`]);
+//! the few per-engine words of SQL are in `engine.rs`, the schemas in
+//! `server/migrations/{sqlite,postgres}/`, applied on connect.
 
 use vigil_protocol::orders::{Order, OrderItem};
 
 use crate::ingest::event::Summary;
 
-use crate::error::AppError;
-
+pub mod engine;
+mod error;
 pub mod health;
 mod issues;
 mod sessions;
+pub mod testdb;
 
+pub use engine::Engine;
+use engine::{each, Pool, Tx};
+pub use error::StoreError;
 pub use health::now_ms;
 pub use issues::{decode_pair, encode_pair, IssueCursor, IssueDetail, IssuePage, IssueRow};
 
 /// The database, with the migrations applied.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 /// One OTLP export for [`Store::insert_batch`].
@@ -51,76 +49,63 @@ pub struct ServerStart {
     pub started_at: String,
 }
 
+/// Metric points one `INSERT` writes at most: 6 binds each, under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+const POINTS_PER_INSERT: usize = 1_000;
+
+/// A time in the stored text form, RFC 3339 in UTC with milliseconds (what both engines'
+/// column defaults write), `ms` after the epoch.
+fn stored_time(ms: i64) -> String {
+    crate::fleet::rfc3339(ms)
+}
+
 impl Store {
-    /// Opens (creating when missing) the database at `url` and applies the migrations.
-    ///
-    /// `sqlite://path/to/file.db` creates the parent folder; `sqlite::memory:` keeps one
-    /// connection so that every query sees the same database.
-    pub async fn connect(url: &str) -> Result<Self, AppError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let in_memory = url.contains(":memory:");
-        if !in_memory {
-            if let Some(dir) = Path::new(options.get_filename()).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| AppError::Storage(sqlx::Error::Io(e)))?;
-                }
-            }
-        }
-        // One connection: SQLite serializes writers anyway, and a pool of writers waits in
-        // SQLite's sleep-based busy handler, which measured worse at p99 and max (ingest bench).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(3600))
-            })
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+    /// Opens the database at `url` and applies the migrations: `sqlite://path/to/file.db`
+    /// (created when missing, with its folder), `sqlite::memory:` (one connection, so every
+    /// query sees the same database), or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (the
+    /// database must exist; `postgresql://` too).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let engine = Engine::of(url)
+            .ok_or_else(|| StoreError::Unsupported(crate::config::redact_url(url)))?;
+        Ok(Self {
+            pool: engine::open(engine, url).await?,
+        })
     }
 
-    /// The connection pool (benchmarks seed it directly).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Which engine stores the data.
+    pub fn engine(&self) -> Engine {
+        self.pool.engine()
     }
 
     /// Succeeds when the database answers.
-    pub async fn ping(&self) -> Result<(), AppError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        each!(&self.pool, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
     /// Records that `version` started now.
-    pub async fn record_start(&self, version: &str) -> Result<(), AppError> {
-        sqlx::query("INSERT INTO server_starts (version) VALUES (?)")
-            .bind(version)
-            .execute(&self.pool)
-            .await?;
+    pub async fn record_start(&self, version: &str) -> Result<(), StoreError> {
+        each!(&self.pool, |p| sqlx::query(
+            "INSERT INTO server_starts (version) VALUES ($1)"
+        )
+        .bind(version)
+        .execute(p)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
     /// The latest starts, newest first, at most `limit`.
-    pub async fn recent_starts(&self, limit: u32) -> Result<Vec<ServerStart>, AppError> {
-        Ok(sqlx::query_as::<_, ServerStart>(
-            "SELECT version, started_at FROM server_starts ORDER BY id DESC LIMIT ?",
+    pub async fn recent_starts(&self, limit: u32) -> Result<Vec<ServerStart>, StoreError> {
+        Ok(each!(&self.pool, |p| sqlx::query_as::<_, ServerStart>(
+            "SELECT version, started_at FROM server_starts ORDER BY id DESC LIMIT $1",
         )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Stores an order and deletes every order but the newest `keep` (at least the new one), in
@@ -129,24 +114,27 @@ impl Store {
         &self,
         items: &[OrderItem],
         keep: u32,
-    ) -> Result<(Order, u64), AppError> {
-        let json = serde_json::to_string(items).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    ) -> Result<(Order, u64), StoreError> {
+        let json = serde_json::to_string(items)?;
         let mut tx = self.pool.begin().await?;
-        let (id, created_at): (i64, String) =
-            sqlx::query_as("INSERT INTO orders (items) VALUES (?) RETURNING id, created_at")
-                .bind(json)
-                .fetch_one(&mut *tx)
-                .await?;
-        // Ids only grow (AUTOINCREMENT), so "newest" is "highest id": find the first id past
-        // the newest `keep` on the primary key, then one range delete.
-        let pruned = sqlx::query(
-            "DELETE FROM orders WHERE id <= \
-             (SELECT id FROM orders ORDER BY id DESC LIMIT 1 OFFSET ?)",
-        )
-        .bind(i64::from(keep.max(1)))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let (id, created_at, pruned) = each!(&mut tx, |t| {
+            let (id, created_at): (i64, String) =
+                sqlx::query_as("INSERT INTO orders (items) VALUES ($1) RETURNING id, created_at")
+                    .bind(json)
+                    .fetch_one(&mut **t)
+                    .await?;
+            // Ids only grow (AUTOINCREMENT, an identity), so "newest" is "highest id": find
+            // the first id past the newest `keep` on the primary key, then one range delete.
+            let pruned = sqlx::query(
+                "DELETE FROM orders WHERE id <= \
+                 (SELECT id FROM orders ORDER BY id DESC LIMIT 1 OFFSET $1)",
+            )
+            .bind(i64::from(keep.max(1)))
+            .execute(&mut **t)
+            .await?
+            .rows_affected();
+            Ok::<_, sqlx::Error>((id, created_at, pruned))
+        })?;
         tx.commit().await?;
         Ok((
             Order {
@@ -159,12 +147,13 @@ impl Store {
     }
 
     /// The newest orders, newest first, at most `limit`.
-    pub async fn recent_orders(&self, limit: u32) -> Result<Vec<Order>, AppError> {
-        let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT id, items, created_at FROM orders ORDER BY id DESC LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+    pub async fn recent_orders(&self, limit: u32) -> Result<Vec<Order>, StoreError> {
+        let rows: Vec<(i64, String, String)> = each!(&self.pool, |p| sqlx::query_as(
+            "SELECT id, items, created_at FROM orders ORDER BY id DESC LIMIT $1"
+        )
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(id, items, created_at)| Order {
@@ -184,7 +173,7 @@ impl Store {
         project: &str,
         event: &Summary,
         payload: &str,
-    ) -> Result<bool, AppError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = insert_event_in(&mut tx, project, event, payload).await?;
         tx.commit().await?;
@@ -193,28 +182,35 @@ impl Store {
 
     /// Stores events in one transaction (a group commit) and says, for each, whether it was new
     /// (false: its id was stored already, maybe earlier in the same batch).
+    ///
+    /// Rows are written in `(project, fingerprint)` order (arrival order within an issue), so
+    /// concurrent batches on PostgreSQL (several connections or instances) lock issue rows in
+    /// one order and cannot deadlock on them.
     pub async fn insert_events(
         &self,
         events: &[(&str, &Summary, &str)],
-    ) -> Result<Vec<bool>, AppError> {
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| (events[i].0, events[i].1.fingerprint.as_str()));
         let mut tx = self.pool.begin().await?;
-        let mut inserted = Vec::with_capacity(events.len());
-        for (project, event, payload) in events {
-            inserted.push(insert_event_in(&mut tx, project, event, payload).await?);
+        let mut inserted = vec![false; events.len()];
+        for i in order {
+            let (project, event, payload) = events[i];
+            inserted[i] = insert_event_in(&mut tx, project, event, payload).await?;
         }
         tx.commit().await?;
         Ok(inserted)
     }
 
     /// The stored JSON of one event.
-    pub async fn event(&self, project: &str, event_id: &str) -> Result<Option<String>, AppError> {
-        Ok(
-            sqlx::query_scalar("SELECT payload FROM events WHERE project = ? AND event_id = ?")
-                .bind(project)
-                .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await?,
+    pub async fn event(&self, project: &str, event_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(each!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT payload FROM events WHERE project = $1 AND event_id = $2"
         )
+        .bind(project)
+        .bind(event_id)
+        .fetch_optional(p)
+        .await)?)
     }
 
     /// Stores metric points and an export's health samples in one transaction and returns how
@@ -227,29 +223,33 @@ impl Store {
         export_id: Option<&str>,
         rows: &[crate::ingest::otlp::Row],
         health: Option<&crate::fleet::HealthBatch>,
-    ) -> Result<usize, AppError> {
+    ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let stored = insert_points_in(&mut tx, project, export_id, rows, health).await?;
-        if stored.is_none() {
+        let Some(stored) = stored else {
             return Ok(0); // stored already; the transaction rolls back on drop
-        }
+        };
         tx.commit().await?;
-        Ok(stored.unwrap_or(0))
+        Ok(stored)
     }
 
     /// Stores events and OTLP exports in one transaction (the group commit): says for each
     /// event whether it was new (false: its id was stored already, maybe earlier in the same
     /// batch) and for each export how many points it stored (0: its export id was stored
-    /// already). A failure stores none of them.
+    /// already). A failure stores none of them. Events are written in `(project, fingerprint)`
+    /// order, as [`Store::insert_events`] does.
     pub async fn insert_batch(
         &self,
         events: &[(&str, &Summary, &str)],
         exports: &[ExportRows<'_>],
-    ) -> Result<(Vec<bool>, Vec<usize>), AppError> {
+    ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| (events[i].0, events[i].1.fingerprint.as_str()));
         let mut tx = self.pool.begin().await?;
-        let mut inserted = Vec::with_capacity(events.len());
-        for (project, event, payload) in events {
-            inserted.push(insert_event_in(&mut tx, project, event, payload).await?);
+        let mut inserted = vec![false; events.len()];
+        for i in order {
+            let (project, event, payload) = events[i];
+            inserted[i] = insert_event_in(&mut tx, project, event, payload).await?;
         }
         let mut stored = Vec::with_capacity(exports.len());
         for e in exports {
@@ -266,18 +266,17 @@ impl Store {
         project: &str,
         name: &str,
         window_secs: u64,
-    ) -> Result<Vec<f64>, AppError> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Vec<f64>, StoreError> {
+        Ok(each!(&self.pool, |p| sqlx::query_scalar(
             "SELECT value FROM metric_points
-             WHERE project = ? AND name = ?
-               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+             WHERE project = $1 AND name = $2 AND time >= $3
              LIMIT 100000",
         )
         .bind(project)
         .bind(name)
-        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(window_start(window_secs))
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Times and values of metric `name` from the last `window_secs` seconds, oldest first (at
@@ -287,18 +286,17 @@ impl Store {
         project: &str,
         name: &str,
         window_secs: u64,
-    ) -> Result<Vec<(String, f64)>, AppError> {
-        Ok(sqlx::query_as(
+    ) -> Result<Vec<(String, f64)>, StoreError> {
+        Ok(each!(&self.pool, |p| sqlx::query_as(
             "SELECT time, value FROM metric_points
-             WHERE project = ? AND name = ?
-               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
+             WHERE project = $1 AND name = $2 AND time >= $3
              ORDER BY time LIMIT 100000",
         )
         .bind(project)
         .bind(name)
-        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(window_start(window_secs))
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Points of metric `name` from the last `window_secs` seconds, newest first, at most
@@ -311,24 +309,22 @@ impl Store {
         window_secs: u64,
         limit: u32,
         cursor: Option<(String, i64)>,
-    ) -> Result<(Vec<vigil_protocol::MetricPoint>, Option<(String, i64)>), AppError> {
+    ) -> Result<(Vec<vigil_protocol::MetricPoint>, Option<(String, i64)>), StoreError> {
         let (after_time, after_id) = cursor.unwrap_or_else(|| ("9999".into(), i64::MAX));
-        let mut rows: Vec<(i64, String, f64, String)> = sqlx::query_as(
+        let mut rows: Vec<(i64, String, f64, String)> = each!(&self.pool, |p| sqlx::query_as(
             "SELECT id, time, value, attributes FROM metric_points
-             WHERE project = ? AND name = ?
-               AND time >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d seconds', ?))
-               AND (time < ? OR (time = ? AND id < ?))
-             ORDER BY time DESC, id DESC LIMIT ?",
+             WHERE project = $1 AND name = $2 AND time >= $3
+               AND (time < $4 OR (time = $4 AND id < $5))
+             ORDER BY time DESC, id DESC LIMIT $6",
         )
         .bind(project)
         .bind(name)
-        .bind(i64::try_from(window_secs).unwrap_or(i64::MAX))
-        .bind(&after_time)
+        .bind(window_start(window_secs))
         .bind(&after_time)
         .bind(after_id)
         .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|r| (r.1.clone(), r.0))
@@ -349,28 +345,50 @@ impl Store {
 
     /// Deletes events, issues and metric points older than `before` (RFC 3339); returns how many
     /// events and points went. An issue keeps its count of events ever seen while it has any.
-    pub async fn prune_telemetry(&self, before: &str) -> Result<(u64, u64), AppError> {
+    pub async fn prune_telemetry(&self, before: &str) -> Result<(u64, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let events = sqlx::query("DELETE FROM events WHERE received_at < ?")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM issues WHERE last_seen < ?")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM issue_hours WHERE hour < ?")
-            .bind(before.get(..13).unwrap_or(before))
-            .execute(&mut *tx)
-            .await?;
-        let points = sqlx::query("DELETE FROM metric_points WHERE time < ?")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let gone = each!(&mut tx, |t| {
+            let events = sqlx::query("DELETE FROM events WHERE received_at < $1")
+                .bind(before)
+                .execute(&mut **t)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM issues WHERE last_seen < $1")
+                .bind(before)
+                .execute(&mut **t)
+                .await?;
+            sqlx::query("DELETE FROM issue_hours WHERE hour < $1")
+                .bind(before.get(..13).unwrap_or(before))
+                .execute(&mut **t)
+                .await?;
+            let points = sqlx::query("DELETE FROM metric_points WHERE time < $1")
+                .bind(before)
+                .execute(&mut **t)
+                .await?
+                .rows_affected();
+            Ok::<_, sqlx::Error>((events, points))
+        })?;
         tx.commit().await?;
-        Ok((events, points))
+        Ok(gone)
+    }
+
+    /// Runs one statement of raw SQL, written for [`Store::engine`]'s dialect; returns the rows
+    /// it changed. For tests and benchmarks that seed or age data; the server never calls it.
+    pub async fn execute_sql(&self, sql: &str) -> Result<u64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        Ok(each!(&self.pool, |p| sqlx::raw_sql(sql)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// The first column of the first row of `sql` (raw, as [`Store::execute_sql`]), as an
+    /// integer: counts for tests.
+    pub async fn query_i64(&self, sql: &str) -> Result<i64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        Ok(each!(&self.pool, |p| sqlx::query_scalar(sql)
+            .fetch_one(p)
+            .await)?)
     }
 
     /// Waits for in-flight writes and closes every connection.
@@ -379,56 +397,71 @@ impl Store {
     }
 }
 
+/// The stored time `window_secs` seconds ago: the start of a window.
+fn window_start(window_secs: u64) -> String {
+    let ms = i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    stored_time(now_ms().saturating_sub(ms))
+}
+
 /// One OTLP export's points and health samples, inside the caller's transaction: how many were
-/// stored, or `None` (nothing stored) when its export id was stored already.
+/// stored, or `None` (nothing stored) when its export id was stored already. Export ids are kept
+/// for 7 days.
 async fn insert_points_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Tx,
     project: &str,
     export_id: Option<&str>,
     rows: &[crate::ingest::otlp::Row],
     health: Option<&crate::fleet::HealthBatch>,
-) -> Result<Option<usize>, AppError> {
+) -> Result<Option<usize>, StoreError> {
+    let now = now_ms();
+    let received = stored_time(now);
     if let Some(id) = export_id {
-        sqlx::query(
-            "DELETE FROM metric_exports
-                 WHERE received < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')",
-        )
-        .execute(&mut **tx)
-        .await?;
-        let new = sqlx::query(
-            "INSERT INTO metric_exports (project, export_id, received)
-                 VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-                 ON CONFLICT (project, export_id) DO NOTHING",
-        )
-        .bind(project)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let new = each!(tx, |t| {
+            sqlx::query("DELETE FROM metric_exports WHERE received < $1")
+                .bind(stored_time(now - 7 * 86_400_000))
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(
+                "INSERT INTO metric_exports (project, export_id, received)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (project, export_id) DO NOTHING",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(&received)
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
         if new == 0 {
             return Ok(None); // stored already
         }
     }
-    for r in rows {
-        let attributes = serde_json::to_string(&r.attributes)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?;
-        // SQLite turns the nanoseconds into RFC 3339; 0 (unknown) means now.
-        sqlx::query(
-            "INSERT INTO metric_points (project, name, unit, value, time, attributes)
-                 VALUES (?, ?, ?, ?,
-                   CASE WHEN ? = 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000000000.0, 'unixepoch') END,
-                   ?)",
-        )
-        .bind(project)
-        .bind(&*r.name)
-        .bind(&*r.unit)
-        .bind(r.value)
-        .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
-        .bind(i64::try_from(r.time_unix_nano).unwrap_or(0))
-        .bind(attributes)
-        .execute(&mut **tx)
-        .await?;
+    // Multi-row inserts: one statement per chunk instead of one round trip per point.
+    for chunk in rows.chunks(POINTS_PER_INSERT) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            // Nanoseconds to the stored RFC 3339 form; 0 (unknown) means now.
+            let time = match r.time_unix_nano / 1_000_000 {
+                0 => received.clone(),
+                ms => stored_time(i64::try_from(ms).unwrap_or(i64::MAX)),
+            };
+            values.push((r, time, serde_json::to_string(&r.attributes)?));
+        }
+        each!(tx, |t, DB| {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO metric_points (project, name, unit, value, time, attributes) ",
+            );
+            q.push_values(&values, |mut row, (r, time, attributes)| {
+                row.push_bind(project)
+                    .push_bind(&*r.name)
+                    .push_bind(&*r.unit)
+                    .push_bind(r.value)
+                    .push_bind(time)
+                    .push_bind(attributes);
+            });
+            q.build().execute(&mut **t).await.map(drop)
+        })?;
     }
     let mut stored = rows.len();
     if let Some(batch) = health {
@@ -439,166 +472,57 @@ async fn insert_points_in(
 
 /// One event and its issue counts, inside the caller's transaction.
 async fn insert_event_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Tx,
     project: &str,
     event: &Summary,
     payload: &str,
-) -> Result<bool, AppError> {
-    let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO events (project, event_id, fingerprint, level, title, payload)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(project)
-    .bind(&event.event_id)
-    .bind(&event.fingerprint)
-    .bind(&event.level)
-    .bind(&event.title)
-    .bind(payload)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        sqlx::query(
-            "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
-             SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
-             FROM events WHERE project = ? AND event_id = ?
-             ON CONFLICT (project, fingerprint) DO UPDATE SET
-               count = count + 1,
-               title = excluded.title,
-               level = excluded.level,
-               last_seen = excluded.last_seen,
-               last_event_id = excluded.last_event_id",
+) -> Result<bool, StoreError> {
+    Ok(each!(tx, |t| {
+        let inserted = sqlx::query(
+            "INSERT INTO events (project, event_id, fingerprint, level, title, payload)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (project, event_id) DO NOTHING",
         )
         .bind(project)
         .bind(&event.event_id)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO issue_hours (project, fingerprint, hour, count)
-             SELECT project, fingerprint, substr(received_at, 1, 13), 1
-             FROM events WHERE project = ? AND event_id = ?
-             ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = count + 1",
-        )
-        .bind(project)
-        .bind(&event.event_id)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(inserted)
+        .bind(&event.fingerprint)
+        .bind(&event.level)
+        .bind(&event.title)
+        .bind(payload)
+        .execute(&mut **t)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query(
+                "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
+                 SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
+                 FROM events WHERE project = $1 AND event_id = $2
+                 ON CONFLICT (project, fingerprint) DO UPDATE SET
+                   count = issues.count + 1,
+                   title = excluded.title,
+                   level = excluded.level,
+                   last_seen = excluded.last_seen,
+                   last_event_id = excluded.last_event_id",
+            )
+            .bind(project)
+            .bind(&event.event_id)
+            .execute(&mut **t)
+            .await?;
+            sqlx::query(
+                "INSERT INTO issue_hours (project, fingerprint, hour, count)
+                 SELECT project, fingerprint, substr(received_at, 1, 13), 1
+                 FROM events WHERE project = $1 AND event_id = $2
+                 ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = issue_hours.count + 1",
+            )
+            .bind(project)
+            .bind(&event.event_id)
+            .execute(&mut **t)
+            .await?;
+        }
+        Ok::<_, sqlx::Error>(inserted)
+    })?)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_store_migrates_and_answers() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.ping().await.unwrap();
-        store.record_start("1.0.0").await.unwrap();
-        store.record_start("1.0.1").await.unwrap();
-        let starts = store.recent_starts(10).await.unwrap();
-        assert_eq!(starts.len(), 2);
-        assert_eq!(starts[0].version, "1.0.1");
-        assert!(starts[0].started_at.ends_with('Z'));
-    }
-
-    #[tokio::test]
-    async fn orders_round_trip_newest_first() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let item = |n: &str| OrderItem {
-            name: n.into(),
-            quantity: 2,
-        };
-        let (a, _) = store.insert_order(&[item("tea")], 10).await.unwrap();
-        let (b, _) = store
-            .insert_order(&[item("cake"), item("jam")], 10)
-            .await
-            .unwrap();
-        assert!(b.id > a.id);
-        let recent = store.recent_orders(10).await.unwrap();
-        assert_eq!(recent, [b, a]);
-        assert_eq!(store.recent_orders(1).await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn only_the_newest_orders_are_kept() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let item = [OrderItem {
-            name: "tea".into(),
-            quantity: 1,
-        }];
-        let mut pruned = 0;
-        let mut ids = Vec::new();
-        for _ in 0..12 {
-            let (order, gone) = store.insert_order(&item, 5).await.unwrap();
-            ids.push(order.id);
-            pruned += gone;
-        }
-        assert_eq!(pruned, 7);
-        let kept: Vec<i64> = store
-            .recent_orders(100)
-            .await
-            .unwrap()
-            .iter()
-            .map(|o| o.id)
-            .collect();
-        let newest: Vec<i64> = ids.iter().rev().take(5).copied().collect();
-        assert_eq!(kept, newest);
-    }
-
-    #[tokio::test]
-    async fn events_are_stored_once_and_grouped() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let ev = |id: &str, fp: &str| Summary {
-            event_id: id.into(),
-            level: "error".into(),
-            title: format!("TypeError {id}"),
-            fingerprint: fp.into(),
-        };
-        let a = "a".repeat(32);
-        let b = "b".repeat(32);
-        assert!(store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap());
-        assert!(
-            !store.insert_event("1", &ev(&a, "f1"), "{}").await.unwrap(),
-            "duplicate"
-        );
-        assert!(store
-            .insert_event("1", &ev(&b, "f1"), "{\"x\":1}")
-            .await
-            .unwrap());
-        assert!(
-            store.insert_event("2", &ev(&a, "f1"), "{}").await.unwrap(),
-            "per project"
-        );
-        let issues: Vec<_> = store
-            .issues("1", 10, None)
-            .await
-            .unwrap()
-            .rows
-            .into_iter()
-            .map(|r| r.summary)
-            .collect();
-        assert_eq!(issues.len(), 1);
-        assert_eq!(issues[0].count, 2);
-        assert_eq!(issues[0].last_event_id, b);
-        assert_eq!(issues[0].title, format!("TypeError {b}"));
-        assert_eq!(
-            store.event("1", &b).await.unwrap().as_deref(),
-            Some("{\"x\":1}")
-        );
-        assert_eq!(store.event("1", "nope").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn file_store_creates_its_folder_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/nested/vigil.db", dir.path().display());
-        let store = Store::connect(&url).await.unwrap();
-        store.record_start("x").await.unwrap();
-        store.close().await;
-        let again = Store::connect(&url).await.unwrap();
-        assert_eq!(again.recent_starts(1).await.unwrap()[0].version, "x");
-    }
-}
+mod tests;

@@ -1,0 +1,26 @@
+-- Error events (Sentry envelope ingestion) and the issues they group into.
+CREATE TABLE events (
+    project     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    level       TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    received_at TEXT COLLATE "C" NOT NULL
+        DEFAULT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (project, event_id)
+);
+
+CREATE TABLE issues (
+    project       TEXT   NOT NULL,
+    fingerprint   TEXT   COLLATE "C" NOT NULL,
+    title         TEXT   NOT NULL,
+    level         TEXT   NOT NULL,
+    count         BIGINT NOT NULL,
+    first_seen    TEXT   COLLATE "C" NOT NULL,
+    last_seen     TEXT   COLLATE "C" NOT NULL,
+    last_event_id TEXT   NOT NULL,
+    PRIMARY KEY (project, fingerprint)
+);
+
+CREATE INDEX issues_by_last_seen ON issues (project, last_seen DESC);
