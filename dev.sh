@@ -283,9 +283,12 @@ case "$cmd" in
     # The ingest benchmark's load generator (Debian's wrk; its Lua script gives every request a
     # new event id).
     command -v wrk >/dev/null || { say "installing wrk (the ingest benchmark's load generator)"; apt_install wrk; }
-    # The ingest benchmark also runs on any database URL in VIGIL_BENCH_DATABASE_URL.
-    # MERGE NOTE (pg): start the throwaway PostgreSQL cluster here (pg_start), create a database on
-    # it and export VIGIL_BENCH_DATABASE_URL=postgres://…/DB; stop it (pg_stop) after the benches.
+    # The ingest benchmark also runs on PostgreSQL: a database on the throwaway cluster
+    # (stopped and deleted on exit).
+    pg_start
+    "$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/createdb" | sort -V | tail -n 1)")/createdb" \
+      -h 127.0.0.1 -p "${VIGIL_TEST_POSTGRES##*:}" -U vigil vigil_bench
+    export VIGIL_BENCH_DATABASE_URL="$VIGIL_TEST_POSTGRES/vigil_bench"
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;
