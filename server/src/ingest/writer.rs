@@ -216,7 +216,7 @@ async fn run(
     queued: Arc<AtomicUsize>,
     stats: Arc<Stats>,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch.min(1024));
     let take = |job: Job, batch: &mut Vec<Job>, rows: &mut usize| {
         queued.fetch_sub(job.weight, Ordering::AcqRel);
         *rows += job.weight;
