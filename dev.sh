@@ -300,8 +300,11 @@ case "$cmd" in
     # The ingest benchmark's load generator (Debian's wrk; its Lua script gives every request a
     # new event id).
     command -v wrk >/dev/null || { say "installing wrk (the ingest benchmark's load generator)"; apt_install wrk; }
-    # The ingest benchmark runs on SQLite, then on the throwaway PostgreSQL (its default database).
-    export VIGIL_BENCH_DATABASE_URL="$VIGIL_TEST_POSTGRES/postgres"
+    # The ingest benchmark also runs on PostgreSQL: a database on the throwaway cluster
+    # (stopped and deleted on exit).
+    "$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/createdb" | sort -V | tail -n 1)")/createdb" \
+      -h 127.0.0.1 -p "${VIGIL_TEST_POSTGRES##*:}" -U vigil vigil_bench
+    export VIGIL_BENCH_DATABASE_URL="$VIGIL_TEST_POSTGRES/vigil_bench"
     VIGIL_TOOLS="$TOOLS" VIGIL_SERVER_RELEASE=1 cargo bench -p vigil-e2e
     cargo bench -p vigil-server --bench read_api
     ;;

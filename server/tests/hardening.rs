@@ -310,8 +310,7 @@ async fn a_postgres_server_that_does_not_answer_is_reported_without_its_password
     .map(|url| {
         tokio::spawn(async move {
             let config = vigil_server::Config::for_tests(url);
-            let tuning = vigil_server::Tuning::from_config(&config);
-            vigil_server::Server::bind(&config, tuning)
+            vigil_server::Server::bind(&config, vigil_server::Tuning::default())
                 .await
                 .unwrap_err()
                 .to_string()

@@ -55,6 +55,11 @@ impl TestApp {
         Self::build_on(engine, |_| {}, None, None, |_| {}).await
     }
 
+    /// As [`TestApp::on`], after `tune` edits the tuning the flags give (writer batch, queue).
+    pub async fn on_tuned(engine: Engine, tune: impl FnOnce(&mut Tuning)) -> Self {
+        Self::build_on(engine, |_| {}, None, None, tune).await
+    }
+
     /// As [`TestApp::new`], after `change` edits the config.
     pub async fn with_config(change: impl FnOnce(&mut Config)) -> Self {
         Self::build(change, None, None).await
@@ -74,13 +79,9 @@ impl TestApp {
         Self::build(change, Some(hub), Some(voice)).await
     }
 
-    /// As [`TestApp::new`], after `tune` edits the tuning the flags give (writer batch, queue).
-    pub async fn with_tuning(tune: impl FnOnce(&mut Tuning)) -> Self {
-        Self::build_on(Engine::Sqlite, |_| {}, None, None, tune).await
-    }
-
-    /// As [`TestApp::with_config`], after `tune` edits the tuning too.
-    pub async fn with_config_and_tuning(
+    /// As [`TestApp::with_config`], after `tune` edits the tuning the flags give (writer batch,
+    /// queue).
+    pub async fn with_tuning(
         change: impl FnOnce(&mut Config),
         tune: impl FnOnce(&mut Tuning),
     ) -> Self {

@@ -9,11 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
-use vigil_server::Tuning;
+use sqlx::Connection;
 
-use crate::util::TestApp;
+use crate::util::{on_both_engines, Engine, TestApp};
 
 /// An envelope holding one event.
 fn envelope(event_id: &str) -> String {
@@ -65,39 +63,33 @@ fn post_export(instance: &str, export_id: &str) -> Request<Body> {
         .unwrap()
 }
 
-/// An app on a SQLite file, and a second connection pool on the same file: to count rows
-/// and to hold the database (a write transaction of its own) while the writer wants to commit.
-async fn app_on_file(
-    tune: impl FnOnce(&mut Tuning),
-) -> (Arc<TestApp>, SqlitePool, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-    let app = TestApp::with_config_and_tuning(|c| c.database_url = url.as_str().into(), tune).await;
-    let side = SqlitePool::connect(&url).await.unwrap();
-    (Arc::new(app), side, dir)
+async fn count(app: &TestApp, table: &str) -> i64 {
+    app.state
+        .store()
+        .query_i64(&format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap()
 }
 
-/// A connection of `side` inside `BEGIN IMMEDIATE`: it holds SQLite's write lock, so the
-/// writer's commit waits (within the busy timeout) until it rolls back.
-async fn hold(side: &SqlitePool) -> PoolConnection<Sqlite> {
-    let mut conn = side.acquire().await.unwrap();
+/// A SQLite file the test can lock from a second connection, in `dir`.
+fn sqlite_file(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}/writer.db", dir.path().display())
+}
+
+/// Takes SQLite's write lock from another connection (`BEGIN IMMEDIATE`): the writer's next
+/// statement waits (within the store's 5 s busy timeout) until [`release`].
+async fn hold_writes(url: &str) -> sqlx::SqliteConnection {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .unwrap();
     conn
 }
 
-async fn release(mut conn: PoolConnection<Sqlite>) {
-    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
-}
-
-async fn count(side: &SqlitePool, table: &'static str) -> i64 {
-    // `table` is one of this file's literals.
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-        .fetch_one(side)
-        .await
-        .unwrap()
+async fn release(mut conn: sqlx::SqliteConnection) {
+    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
 }
 
 fn id(n: usize) -> String {
@@ -106,13 +98,14 @@ fn id(n: usize) -> String {
 
 /// Events and OTLP exports that arrive within one batch window are committed in one
 /// transaction, and every sender is answered `200` with what it sent stored.
-#[tokio::test]
-async fn events_metrics_and_health_samples_are_committed_together() {
-    let (app, side, _dir) = app_on_file(|t| {
-        t.ingest.writer.max_batch = 10_000;
-        t.ingest.writer.max_wait = Duration::from_millis(500);
-    })
-    .await;
+async fn events_metrics_and_health_samples_are_committed_together(engine: Engine) {
+    let app = Arc::new(
+        TestApp::on_tuned(engine, |t| {
+            t.ingest.writer.max_batch = 10_000;
+            t.ingest.writer.max_wait = Duration::from_millis(500);
+        })
+        .await,
+    );
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let app = Arc::clone(&app);
@@ -135,9 +128,9 @@ async fn events_metrics_and_health_samples_are_committed_together() {
         1,
         "10 events and 10 exports in one transaction"
     );
-    assert_eq!(count(&side, "events").await, 10);
-    assert_eq!(count(&side, "metric_points").await, 10);
-    assert_eq!(count(&side, "health_samples").await, 10);
+    assert_eq!(count(&app, "events").await, 10);
+    assert_eq!(count(&app, "metric_points").await, 10);
+    assert_eq!(count(&app, "health_samples").await, 10);
     assert_eq!(app.state.metrics().events_ingested.get(), 10);
     assert_eq!(
         app.state.metrics().metric_points_ingested.get(),
@@ -145,12 +138,14 @@ async fn events_metrics_and_health_samples_are_committed_together() {
     );
 }
 
-/// A sender hears back only once its batch committed: while the database is held by another
-/// transaction, the request waits, and nothing of it is visible.
+/// A sender hears back only once its batch committed: while another connection holds SQLite's
+/// write lock, the request waits, and nothing of it is visible.
 #[tokio::test]
 async fn an_export_is_acknowledged_only_after_its_commit() {
-    let (app, side, _dir) = app_on_file(|_| {}).await;
-    let held = hold(&side).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_file(&dir);
+    let app = Arc::new(TestApp::with_config(|c| c.database_url = url.clone().into()).await);
+    let held = hold_writes(&url).await;
     let sending = {
         let app = Arc::clone(&app);
         tokio::spawn(async move { app.send(post_export(&"a".repeat(32), "held")).await })
@@ -160,27 +155,33 @@ async fn an_export_is_acknowledged_only_after_its_commit() {
         !sending.is_finished(),
         "no answer before the batch is committed"
     );
-    assert_eq!(
-        count(&side, "metric_points").await,
-        0,
-        "nothing visible yet"
-    );
+    // Read from the other connection: the store's only one is the writer's, waiting.
+    let mut held = held;
+    let visible: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metric_points")
+        .fetch_one(&mut held)
+        .await
+        .unwrap();
+    assert_eq!(visible, 0, "nothing of it is stored yet");
     release(held).await;
     let res = tokio::time::timeout(Duration::from_secs(5), sending)
         .await
         .expect("answered once the commit went through")
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(count(&side, "metric_points").await, 1);
-    assert_eq!(count(&side, "health_samples").await, 1);
+    assert_eq!(count(&app, "metric_points").await, 1);
+    assert_eq!(count(&app, "health_samples").await, 1);
 }
 
-/// A commit that fails answers every event and export of its batch with `503` (retry later),
-/// never `200`.
+/// A commit that fails answers every event and export of its batch with the failure (`503`:
+/// the database is closed, so unavailable), never `200`.
 #[tokio::test]
 async fn a_failed_commit_fails_its_whole_batch() {
     let app = Arc::new(
-        TestApp::with_tuning(|t| t.ingest.writer.max_wait = Duration::from_millis(300)).await,
+        TestApp::with_tuning(
+            |_| {},
+            |t| t.ingest.writer.max_wait = Duration::from_millis(300),
+        )
+        .await,
     );
     app.state.store().close().await;
     let event = {
@@ -199,9 +200,8 @@ async fn a_failed_commit_fails_its_whole_batch() {
 
 /// The same export (one export id) sent from 50 tasks at once is stored once and counted once;
 /// every sender is answered `200` (a retry is acknowledged).
-#[tokio::test]
-async fn the_same_export_from_fifty_tasks_at_once_is_stored_and_counted_once() {
-    let (app, side, _dir) = app_on_file(|_| {}).await;
+async fn the_same_export_from_fifty_tasks_at_once_is_stored_and_counted_once(engine: Engine) {
+    let app = Arc::new(TestApp::on(engine).await);
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let app = Arc::clone(&app);
@@ -215,8 +215,8 @@ async fn the_same_export_from_fifty_tasks_at_once_is_stored_and_counted_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
-    assert_eq!(count(&side, "metric_points").await, 1);
-    assert_eq!(count(&side, "health_samples").await, 1);
+    assert_eq!(count(&app, "metric_points").await, 1);
+    assert_eq!(count(&app, "health_samples").await, 1);
     assert_eq!(
         app.state.metrics().metric_points_ingested.get(),
         EXPORT_POINTS
@@ -227,12 +227,19 @@ async fn the_same_export_from_fifty_tasks_at_once_is_stored_and_counted_once() {
 /// with `503` and `Retry-After` (and counted), and what was queued is still stored.
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after() {
-    let (app, side, _dir) = app_on_file(|t| {
-        t.ingest.writer.max_batch = 1;
-        t.ingest.writer.queue = 1;
-    })
-    .await;
-    let held = hold(&side).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_file(&dir);
+    let app = Arc::new(
+        TestApp::with_tuning(
+            |c| c.database_url = url.clone().into(),
+            |t| {
+                t.ingest.writer.max_batch = 1;
+                t.ingest.writer.queue = 1;
+            },
+        )
+        .await,
+    );
+    let held = hold_writes(&url).await;
     let spawn = |request: Request<Body>| {
         let app = Arc::clone(&app);
         tokio::spawn(async move { app.send(request).await.status() })
@@ -256,7 +263,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
     release(held).await;
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(second.await.unwrap(), StatusCode::OK);
-    assert_eq!(count(&side, "events").await, 2);
+    assert_eq!(count(&app, "events").await, 2);
     let m = app.state.metrics();
     assert_eq!(m.events_rejected.with_label_values(&["busy"]).get(), 1);
     assert_eq!(
@@ -274,3 +281,8 @@ async fn a_full_queue_answers_503_with_retry_after() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(refused, 2);
 }
+
+on_both_engines!(
+    events_metrics_and_health_samples_are_committed_together,
+    the_same_export_from_fifty_tasks_at_once_is_stored_and_counted_once,
+);

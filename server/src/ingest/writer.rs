@@ -6,7 +6,8 @@
 //! queued without bound.
 //!
 //! Architecture Invariant: an event or an export is acknowledged only after the transaction
-//! holding it committed; a failed commit fails everything in its batch.
+//! holding it committed; a failed commit fails everything in its batch (`503` when the database
+//! is unavailable, else `500`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -60,13 +61,22 @@ enum Work {
     },
 }
 
+/// Why a batch was not committed (the store error itself goes to the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The database is unreachable or out of connections: `503`.
+    Unavailable,
+    /// Any other storage failure: `500`.
+    Storage,
+}
+
 /// One event or export for the writer, and where its answer goes: rows stored (an event: 1 new,
 /// 0 a duplicate id; an export: its points and samples, 0 a retry of a stored one).
 #[derive(Debug)]
 struct Job {
     work: Work,
     weight: usize,
-    done: oneshot::Sender<Result<usize, String>>,
+    done: oneshot::Sender<Result<usize, Failure>>,
 }
 
 /// The rows a job weighs in the queue and in a batch (at least 1).
@@ -186,11 +196,10 @@ impl Writer {
         }
         match answer.await {
             Ok(Ok(stored)) => Ok(stored),
-            // Nothing of the batch was stored: the sender may retry (the database may be back
-            // by then; the writer keeps running).
-            Ok(Err(_)) => Err(AppError::Unavailable(
-                "the database did not store it; retry later",
-            )),
+            Ok(Err(Failure::Unavailable)) => {
+                Err(AppError::Unavailable("the database is unavailable"))
+            }
+            Ok(Err(Failure::Storage)) => Err(AppError::Internal("storage error".into())),
             Err(_) => Err(AppError::Internal("the writer stopped".into())),
         }
     }
@@ -207,7 +216,7 @@ async fn run(
     queued: Arc<AtomicUsize>,
     stats: Arc<Stats>,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch.min(1024));
     let take = |job: Job, batch: &mut Vec<Job>, rows: &mut usize| {
         queued.fetch_sub(job.weight, Ordering::AcqRel);
         *rows += job.weight;
@@ -272,8 +281,13 @@ async fn commit(store: &Store, batch: &mut Vec<Job>) {
         }
         Err(e) => {
             tracing::error!(error = ?e, jobs = batch.len(), "committing a batch failed");
+            let failure = if e.is_unavailable() {
+                Failure::Unavailable
+            } else {
+                Failure::Storage
+            };
             for job in batch.drain(..) {
-                let _ = job.done.send(Err("storage error".into()));
+                let _ = job.done.send(Err(failure));
             }
         }
     }

@@ -227,20 +227,18 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let stored = insert_points_in(&mut tx, project, export_id, rows, health).await?;
-        if stored.is_none() {
+        let Some(stored) = stored else {
             return Ok(0); // stored already; the transaction rolls back on drop
-        }
+        };
         tx.commit().await?;
-        Ok(stored.unwrap_or(0))
+        Ok(stored)
     }
 
     /// Stores events and OTLP exports in one transaction (the group commit): says for each
     /// event whether it was new (false: its id was stored already, maybe earlier in the same
     /// batch) and for each export how many points it stored (0: its export id was stored
-    /// already). A failure stores none of them.
-    ///
-    /// Events are written in `(project, fingerprint)` order, as in [`Store::insert_events`], so
-    /// concurrent batches on PostgreSQL lock issue rows in one order and cannot deadlock.
+    /// already). A failure stores none of them. Events are written in `(project, fingerprint)`
+    /// order, as [`Store::insert_events`] does.
     pub async fn insert_batch(
         &self,
         events: &[(&str, &Summary, &str)],
@@ -407,7 +405,8 @@ fn window_start(window_secs: u64) -> String {
 }
 
 /// One OTLP export's points and health samples, inside the caller's transaction: how many were
-/// stored, or `None` (nothing stored) when its export id was stored already.
+/// stored, or `None` (nothing stored) when its export id was stored already. Export ids are kept
+/// for 7 days.
 async fn insert_points_in(
     tx: &mut Tx,
     project: &str,
@@ -425,8 +424,8 @@ async fn insert_points_in(
                 .await?;
             sqlx::query(
                 "INSERT INTO metric_exports (project, export_id, received)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (project, export_id) DO NOTHING",
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (project, export_id) DO NOTHING",
             )
             .bind(project)
             .bind(id)

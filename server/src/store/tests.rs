@@ -180,7 +180,7 @@ on_both_engines! {
     /// The group-commit writer: the same id from 50 tasks at once is new for one of them and
     /// counted once; 200 distinct events in the same batches are counted 200 times.
     async fn the_writer_stores_a_duplicate_once_and_counts_exactly(store: Store) {
-        let writer = Writer::start(store.clone(), crate::ingest::writer::WriterConfig::default());
+        let writer = Writer::start(store.clone(), Default::default());
         let id = "d".repeat(32);
         let same: Vec<_> = (0..50)
             .map(|_| {
@@ -220,8 +220,10 @@ on_both_engines! {
     async fn a_batch_answers_each_event_in_order(store: Store) {
         let (a, b, c) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
         let (ea, eb, ec) = (ev(&a, "zz"), ev(&b, "aa"), ev(&c, "zz"));
-        let batch = [("1", &ea, "{}"), ("1", &eb, "{}"), ("1", &ea, "{}"), ("2", &ec, "{}")];
-        let answers = store.insert_events(&batch).await.unwrap();
+        let answers = store
+            .insert_events(&[("1", &ea, "{}"), ("1", &eb, "{}"), ("1", &ea, "{}"), ("2", &ec, "{}")])
+            .await
+            .unwrap();
         assert_eq!(answers, [true, true, false, true]);
         let again = store.insert_events(&[("1", &eb, "{}"), ("1", &ec, "{}")]).await.unwrap();
         assert_eq!(again, [false, true]);
@@ -237,13 +239,20 @@ on_both_engines! {
         let now = now_ms();
         let points = [point("lcp", 1.0, now - 86_400_000), point("lcp", 2.0, now)];
         store.insert_points("1", None, &points, None).await.unwrap();
-        for sql in [
-            "UPDATE events SET received_at = '2000-01-01T00:00:00.000Z' WHERE fingerprint = 'old'",
-            "UPDATE issues SET last_seen = '2000-01-01T00:00:00.000Z' WHERE fingerprint = 'old'",
-            "UPDATE issue_hours SET hour = '2000-01-01T00' WHERE fingerprint = 'old'",
-        ] {
-            store.execute_sql(sql).await.unwrap();
-        }
+        store
+            .execute_sql(
+                "UPDATE events SET received_at = '2000-01-01T00:00:00.000Z' WHERE fingerprint = 'old'",
+            )
+            .await
+            .unwrap();
+        store
+            .execute_sql("UPDATE issues SET last_seen = '2000-01-01T00:00:00.000Z' WHERE fingerprint = 'old'")
+            .await
+            .unwrap();
+        store
+            .execute_sql("UPDATE issue_hours SET hour = '2000-01-01T00' WHERE fingerprint = 'old'")
+            .await
+            .unwrap();
         let before = crate::fleet::rfc3339(now - 3_600_000);
         assert_eq!(store.prune_telemetry(&before).await.unwrap(), (2, 1));
         assert_eq!(store.prune_telemetry(&before).await.unwrap(), (0, 0), "nothing twice");

@@ -1,12 +1,14 @@
 //! Envelope ingestion, printed, not asserted (`./dev.sh bench`): the release server on SQLite
-//! (and on any other database URL given in `VIGIL_BENCH_DATABASE_URL`, e.g. PostgreSQL once that
-//! engine is in), loopback, the load generator in its own process.
+//! and on the database URL in `VIGIL_BENCH_DATABASE_URL` (`./dev.sh bench` sets it to a database
+//! on its throwaway PostgreSQL cluster), loopback, the load generator in its own process.
 //!
 //! - Full load: `wrk` (Debian's; `./dev.sh bench` installs it) with `ingest.lua`, which gives
 //!   every request a new event id: events/s stored and wrk's p50/p99 latency.
-//! - A fixed 5,000 events/s: wrk2 is not in Debian, so an open-loop generator of our own in
-//!   this process (one request every 200 µs on schedule, whatever the answers do; latency from
+//! - Fixed rates of 2,500 and 5,000 events/s: wrk2 is not in Debian, so an open-loop generator
+//!   of our own in this process (requests on schedule, whatever the answers do; latency from
 //!   each request's scheduled time, so a stall is not hidden by coordinated omission).
+//! - The server's CPU time per event stored, which a busy shared machine changes less than
+//!   events/s.
 //!
 //! `VIGIL_BENCH_SWEEP=1` also runs a short full-load round per writer setting (batch rows ×
 //! wait), which is how the defaults were chosen.
@@ -22,7 +24,9 @@ use tokio::process::{Child, Command};
 use vigil_e2e::{server_binary, workspace_root, Result};
 
 const FULL_LOAD_SECONDS: u64 = 10;
-const FIXED_RATE: u64 = 5_000;
+/// Fixed rates: the goal's 5,000 events/s, and half of it (latency below saturation on a
+/// machine that cannot take 5,000).
+const FIXED_RATES: [u64; 2] = [2_500, 5_000];
 const FIXED_SECONDS: u64 = 10;
 const WRK_THREADS: &str = "2";
 const WRK_CONNECTIONS: &str = "64";
@@ -264,17 +268,20 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     drop(server);
-    let server = serve(database_url, &[]).await?;
-    let fixed = fixed_rate(&server.url, FIXED_RATE, FIXED_SECONDS, 2).await?;
-    println!(
-        "  fixed {FIXED_RATE} events/s for {FIXED_SECONDS} s (open loop, latency from the scheduled time): {} stored, {} failed, {} shed; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        fixed.latencies.len(),
-        fixed.failed,
-        fixed.shed,
-        pct(&fixed.latencies, 0.50),
-        pct(&fixed.latencies, 0.99),
-        pct(&fixed.latencies, 1.0),
-    );
+    for rate in FIXED_RATES {
+        let server = serve(database_url, &[]).await?;
+        let nonce = 2 + u32::try_from(rate).unwrap_or(0);
+        let fixed = fixed_rate(&server.url, rate, FIXED_SECONDS, nonce).await?;
+        println!(
+            "  fixed {rate} events/s for {FIXED_SECONDS} s (open loop, latency from the scheduled time): {} stored, {} failed, {} shed; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            fixed.latencies.len(),
+            fixed.failed,
+            fixed.shed,
+            pct(&fixed.latencies, 0.50),
+            pct(&fixed.latencies, 0.99),
+            pct(&fixed.latencies, 1.0),
+        );
+    }
     Ok(())
 }
 
@@ -317,11 +324,16 @@ async fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     round("SQLite (WAL)", None).await?;
-    // PostgreSQL: `./dev.sh bench` sets this to a throwaway cluster's database once the pg
-    // engine is merged (see dev.sh, "bench").
+    // PostgreSQL: `./dev.sh bench` sets this to a database on its throwaway cluster.
     if let Ok(url) = std::env::var("VIGIL_BENCH_DATABASE_URL") {
-        let shown = url.split('@').next_back().unwrap_or_default().to_owned();
-        round(&format!("{shown} (VIGIL_BENCH_DATABASE_URL)"), Some(&url)).await?;
+        let engine = if url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "VIGIL_BENCH_DATABASE_URL"
+        };
+        // Host and database only: never a password.
+        let shown = url.rsplit('@').next().unwrap_or_default();
+        round(&format!("{engine} ({shown})"), Some(&url)).await?;
     }
     if std::env::var_os("VIGIL_BENCH_SWEEP").is_some() {
         sweep().await?;
