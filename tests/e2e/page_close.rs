@@ -12,9 +12,10 @@ use vigil_e2e::{require_pkg, tool_file, Browser, Result, Server};
 const WAIT: Duration = Duration::from_secs(20);
 /// Closes measured (the issue asks for at least 50).
 const CLOSES: usize = 50;
-/// What Vigil must deliver at least, and at least the anchor's rate minus this slack (one close
-/// in `CLOSES`: both figures are counts of the same few rare losses).
-const FLOOR: f64 = 0.95;
+/// What Vigil must deliver at least (the goal is 99 %; measured 100 % in every run since the
+/// server stopped cancelling inserts of closed connections: one loss in 50 is allowed so a busy
+/// machine does not fail the suite), and at least the anchor's count minus `SLACK`.
+const FLOOR: f64 = 0.98;
 const SLACK: usize = 1;
 
 /// The anchor, run before the page's own scripts: web-vitals' `onCLS` with `sendBeacon`, as an
