@@ -11,6 +11,7 @@ use crate::ingest::event::Summary;
 pub mod cluster;
 mod engine;
 mod error;
+mod events;
 pub mod health;
 mod issues;
 mod sessions;
@@ -176,29 +177,23 @@ impl Store {
         payload: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = insert_event_in(&mut tx, project, event, payload).await?;
+        let inserted = events::insert_events_in(&mut tx, &[(project, event, payload)]).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(inserted.first().copied().unwrap_or(false))
     }
 
     /// Stores events in one transaction (a group commit) and says, for each, whether it was new
     /// (false: its id was stored already, maybe earlier in the same batch).
     ///
-    /// Rows are written in `(project, fingerprint)` order (arrival order within an issue), so
-    /// concurrent batches on PostgreSQL (several connections or instances) lock issue rows in
-    /// one order and cannot deadlock on them.
+    /// A handful of statements for the whole batch (`events.rs`): rows are locked in key
+    /// order, so concurrent batches on PostgreSQL (several connections or instances) cannot
+    /// deadlock on them.
     pub async fn insert_events(
         &self,
         events: &[(&str, &Summary, &str)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| (events[i].0, events[i].1.fingerprint.as_str()));
         let mut tx = self.pool.begin().await?;
-        let mut inserted = vec![false; events.len()];
-        for i in order {
-            let (project, event, payload) = events[i];
-            inserted[i] = insert_event_in(&mut tx, project, event, payload).await?;
-        }
+        let inserted = events::insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -244,14 +239,8 @@ impl Store {
         events: &[(&str, &Summary, &str)],
         exports: &[ExportRows<'_>],
     ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| (events[i].0, events[i].1.fingerprint.as_str()));
         let mut tx = self.pool.begin().await?;
-        let mut inserted = vec![false; events.len()];
-        for i in order {
-            let (project, event, payload) = events[i];
-            inserted[i] = insert_event_in(&mut tx, project, event, payload).await?;
-        }
+        let inserted = events::insert_events_in(&mut tx, events).await?;
         let mut stored = Vec::with_capacity(exports.len());
         for e in exports {
             let n = insert_points_in(&mut tx, e.project, e.export_id, e.rows, e.health).await?;
@@ -469,60 +458,6 @@ async fn insert_points_in(
         stored += health::insert(tx, project, batch).await?;
     }
     Ok(Some(stored))
-}
-
-/// One event and its issue counts, inside the caller's transaction.
-async fn insert_event_in(
-    tx: &mut Tx,
-    project: &str,
-    event: &Summary,
-    payload: &str,
-) -> Result<bool, StoreError> {
-    Ok(each!(tx, |t| {
-        let inserted = sqlx::query(
-            "INSERT INTO events (project, event_id, fingerprint, level, title, payload)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (project, event_id) DO NOTHING",
-        )
-        .bind(project)
-        .bind(&event.event_id)
-        .bind(&event.fingerprint)
-        .bind(&event.level)
-        .bind(&event.title)
-        .bind(payload)
-        .execute(&mut **t)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            sqlx::query(
-                "INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
-                 SELECT project, fingerprint, title, level, 1, received_at, received_at, event_id
-                 FROM events WHERE project = $1 AND event_id = $2
-                 ON CONFLICT (project, fingerprint) DO UPDATE SET
-                   count = issues.count + 1,
-                   title = excluded.title,
-                   level = excluded.level,
-                   last_seen = excluded.last_seen,
-                   last_event_id = excluded.last_event_id",
-            )
-            .bind(project)
-            .bind(&event.event_id)
-            .execute(&mut **t)
-            .await?;
-            sqlx::query(
-                "INSERT INTO issue_hours (project, fingerprint, hour, count)
-                 SELECT project, fingerprint, substr(received_at, 1, 13), 1
-                 FROM events WHERE project = $1 AND event_id = $2
-                 ON CONFLICT (project, fingerprint, hour) DO UPDATE SET count = issue_hours.count + 1",
-            )
-            .bind(project)
-            .bind(&event.event_id)
-            .execute(&mut **t)
-            .await?;
-        }
-        Ok::<_, sqlx::Error>(inserted)
-    })?)
 }
 
 #[cfg(test)]
