@@ -232,8 +232,8 @@ impl Store {
     /// Stores events and OTLP exports in one transaction (the group commit): says for each
     /// event whether it was new (false: its id was stored already, maybe earlier in the same
     /// batch) and for each export how many points it stored (0: its export id was stored
-    /// already). A failure stores none of them. Events are written in `(project, fingerprint)`
-    /// order, as [`Store::insert_events`] does.
+    /// already). A failure stores none of them. Events are written as [`Store::insert_events`]
+    /// writes them (a handful of statements, rows locked in key order).
     pub async fn insert_batch(
         &self,
         events: &[(&str, &Summary, &str)],
