@@ -240,9 +240,10 @@ pub const TEXT: &str = "text/plain;charset=UTF-8";
 // `[-1, error]` for one that cannot be made (a malformed URL, a `fetch` that throws).
 #[wasm_bindgen(inline_js = r#"
 export function vigilPost(url, type, body, keepalive) {
+  const init = { method: "POST", body, keepalive, headers: { "Content-Type": type } };
   try {
-    const req = new Request(url, { method: "POST", body, keepalive, headers: { "Content-Type": type } });
-    return fetch(req).then((r) => [r.status, r.headers.get("x-sentry-rate-limits"), r.headers.get("retry-after")],
+    new Request(url, init); // throws what fetch would only reject with (a malformed URL, …)
+    return fetch(url, init).then((r) => [r.status, r.headers.get("x-sentry-rate-limits"), r.headers.get("retry-after")],
       (e) => [0, e]);
   } catch (e) {
     return Promise.resolve([-1, e]);

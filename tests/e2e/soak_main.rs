@@ -17,7 +17,7 @@ async fn main() -> Result<()> {
     require_pkg();
     let server = Server::start(&[]).await?;
     let browser = Browser::launch().await?;
-    println!("soak: {rounds} rounds in one page (300 errors and metric points, 5 WebSocket services, the long-lived socket dropped and reopened, 2 runtimes in iframes, 1 voice call each; {query})");
+    println!("soak: {rounds} rounds in one page (300 errors and metric points, 5 WebSocket services, the long-lived socket dropped and reopened, 2 runtimes in iframes, 1 voice call each){}", if query.is_empty() { String::new() } else { format!("; page query {query}") });
     let samples = soak_rounds::run(&server, &browser, rounds, &query, |s| {
         println!("{}", s.line());
     })
