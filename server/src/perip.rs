@@ -74,6 +74,34 @@ mod tests {
         assert_eq!(key("192.0.2.7".parse().unwrap()), "192.0.2.7");
     }
 
+    /// Issue 13: a million distinct callers (IPv4 addresses and IPv6 /64s alike) leave at most
+    /// [`CAPACITY`] buckets, and every one of them still gets its first token.
+    #[test]
+    fn a_million_distinct_ips_leave_the_table_bounded() {
+        let limit = PerIp::new(Rate {
+            per_sec: 1.0,
+            burst: 5.0,
+        });
+        let started = std::time::Instant::now();
+        for i in 0..1_000_000u32 {
+            let ip = if i % 2 == 0 {
+                IpAddr::from(i.to_be_bytes())
+            } else {
+                IpAddr::from([0x2001, 0xdb8, (i >> 16) as u16, i as u16, 0, 0, 0, 1])
+            };
+            assert!(limit.check(ip).is_ok(), "a new caller is refused");
+        }
+        let limiter = limit.limiter.lock().unwrap();
+        assert!(limiter.len() <= CAPACITY, "{} buckets", limiter.len());
+        assert!(limiter.evicted() >= 1_000_000 - CAPACITY as u64);
+        println!(
+            "a million distinct IPs: {} buckets held, {} evicted, {:?}",
+            limiter.len(),
+            limiter.evicted(),
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn each_ip_has_its_own_bucket() {
         let limit = PerIp::new(Rate {
