@@ -14,14 +14,12 @@
 //! wait), which is how the defaults were chosen.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use vigil_e2e::{server_binary, workspace_root, Result};
+use tokio::process::Command;
+use vigil_e2e::{Result, Server};
 
 const FULL_LOAD_SECONDS: u64 = 10;
 /// Fixed rates: the goal's 5,000 events/s, and half of it (latency below saturation on a
@@ -33,73 +31,42 @@ const WRK_CONNECTIONS: &str = "64";
 /// The fixed-rate generator's requests in flight at most (each its own connection at worst).
 const MAX_IN_FLIGHT: usize = 1024;
 
-/// The release server on `database_url` with the writer's `batch` rows and `wait`.
-struct Served {
-    child: Child,
-    url: String,
-    _data: tempfile::TempDir,
-}
+/// What every benchmark server runs with besides its writer settings: no rate limit in the way
+/// (this measures the ingest path itself), and room for every generator connection, all of
+/// which come from 127.0.0.1.
+const SERVE_ARGS: [&str; 6] = [
+    "--rate-limit",
+    "1000000",
+    "--rate-limit-burst",
+    "1000000",
+    "--max-connections-per-ip",
+    "10000",
+];
 
-async fn serve(database_url: Option<&str>, writer: &[&str]) -> Result<Served> {
-    let root = workspace_root();
-    let data = tempfile::tempdir()?;
-    let db = database_url.map_or_else(
-        || format!("sqlite://{}/vigil.db", data.path().display()),
-        str::to_owned,
-    );
-    let mut child = Command::new(server_binary())
-        .args(["--addr", "127.0.0.1:0", "--database-url", &db])
-        // No rate limit in the way: this measures the ingest path itself.
-        .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
-        // Every generator connection comes from 127.0.0.1.
-        .args(["--max-connections-per-ip", "10000"])
-        .arg("--www")
-        .arg(root.join("www"))
-        .arg("--pkg")
-        .arg(root.join("pkg"))
-        .args(writer)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .map_err(|_| "the server printed no start-up line within 30 s")??
-            .ok_or("the server exited before it was ready")?;
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep reading stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Served {
-        child,
-        url,
-        _data: data,
-    })
-}
-
-impl Served {
-    /// CPU seconds the server process used so far (user + system, from `/proc/PID/stat`).
-    fn cpu_seconds(&self) -> f64 {
-        let pid = self.child.id().unwrap_or(0);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // USER_HZ is 100 on Linux.
-        (ticks(11) + ticks(12)) / 100.0
+/// The release server (`./dev.sh bench` sets `VIGIL_SERVER_RELEASE`) on `database_url`, or on a
+/// fresh SQLite file, with `writer`'s settings.
+async fn serve(database_url: Option<&str>, writer: &[&str]) -> Result<Server> {
+    let args: Vec<&str> = SERVE_ARGS.iter().chain(writer).copied().collect();
+    match database_url {
+        Some(url) => Server::start_on(url, &args).await,
+        None => Server::start(&args).await,
     }
+}
+
+/// CPU seconds `server` used so far (user + system, from `/proc/PID/stat`).
+fn cpu_seconds(server: &Server) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+    // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn envelope_url(base: &str) -> String {
@@ -244,9 +211,9 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
         "Envelope ingest on {name}, release build, loopback, one event per request, every event id new:"
     );
     let server = serve(database_url, &[]).await?;
-    let cpu = server.cpu_seconds();
+    let cpu = cpu_seconds(&server);
     let full = wrk(&server.url, FULL_LOAD_SECONDS, 1).await?;
-    let cpu = server.cpu_seconds() - cpu;
+    let cpu = cpu_seconds(&server) - cpu;
     println!(
         "  full load (wrk, {WRK_THREADS} threads, {WRK_CONNECTIONS} connections, {FULL_LOAD_SECONDS} s): {:.0} events/s stored ({} requests, {} non-2xx, {} socket errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         full.stored_per_sec(),
