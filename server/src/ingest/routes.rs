@@ -56,12 +56,7 @@ async fn ingest_envelope(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let body = body
-        .map_err(|e| AppError::from_body(e, MAX_BODY))
-        .and_then(|b| decode_body(encoding, b));
+    let body = decoded(&headers, body);
     let id = ingest.envelope(&project, body).await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
@@ -77,13 +72,21 @@ async fn ingest_metrics(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let body = body
-        .map_err(|e| AppError::from_body(e, MAX_BODY))
-        .and_then(|b| decode_body(encoding, b));
+    let body = decoded(&headers, body);
     ingest.metrics_export(&project, user_agent, body).await?;
     // OTLP/HTTP: an empty `partialSuccess` means everything was accepted.
     Ok(Json(serde_json::json!({ "partialSuccess": {} })))
+}
+
+/// The request body as read (a `413` naming [`MAX_BODY`] past it), decompressed as its
+/// `Content-Encoding` says.
+fn decoded(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, AppError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    body.map_err(|e| AppError::from_body(e, MAX_BODY))
+        .and_then(|b| decode_body(encoding, b))
 }
