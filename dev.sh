@@ -243,11 +243,13 @@ Budgets (issue 11): vigil <= 60 KB, vigil/telemetry <= 38 KB, vigil/core <= 12 K
 TABLE
 }
 
-# The wasm-bindgen browser tests. Headless Chromium here sometimes stops responding while it
-# loads the test page, before any test runs (ChromeDriver: "Timed out receiving message from
-# renderer" after 300 s; seen with every allocator and with the machine idle, in about a third of
-# runs). Only that failure is retried, at most three times, and said so; a test that fails fails
-# the run at once.
+# The wasm-bindgen browser tests. They used to hang at "Loading scripts..." in about one run of
+# four (every attempt in one CI run): the glue imported seven JS snippets at once, and the test
+# runner's server (tiny_http 0.12) leaves new connections unanswered when more arrive together than
+# it has idle threads (3). Snippets are now one per feature (src/js/mod.rs tests it); 32 runs in a
+# row loaded. Should the page still not load (ChromeDriver: "Timed out receiving message from
+# renderer" after 300 s), only that is retried, at most three times, and said so; a test that
+# fails fails the run at once.
 browser_tests() {
   local log attempt
   log=$(mktemp)

@@ -681,7 +681,7 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
 }
 
 /// The event `beforeSend` receives has Sentry's shape (the objects are built in
-/// `src/js/tracker.js`, the decisions in Rust).
+/// `src/js/telemetry.js`, the decisions in Rust).
 #[wasm_bindgen_test]
 fn vigil_events_have_the_sentry_shape() {
     js_sys::eval("window.__events = []").unwrap();

@@ -260,7 +260,7 @@ fn attach(shared: &Shared) {
     i.patches = patches;
 }
 
-#[wasm_bindgen(module = "/src/js/tracker.js")]
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilCrumb)]
     fn js_crumb(category: &str, message: &str, level: &str) -> JsValue;

@@ -20,3 +20,68 @@ pub use vigil::Vigil;
 pub use voice::VoiceConnection;
 #[cfg(feature = "ws")]
 pub use websocket::WebSocketService;
+
+/// Architecture Invariant (ARCHITECTURE.md, `js/`): JS lives in one snippet module per feature
+/// (`options.js`, `telemetry.js`, `voice.js`), never in `inline_js`. The glue imports every
+/// snippet at once, and the browser suite's server (wasm-bindgen-test-runner, tiny_http 0.12)
+/// leaves new connections unanswered when more arrive together than it has idle threads, 3 as
+/// the page loads: seven snippets hung the suite at "Loading scripts..." in one run of four.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod snippet_tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, recursively.
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn js_lives_in_one_snippet_module_per_feature() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        assert!(
+            files.len() > 20,
+            "found the sources ({} files)",
+            files.len()
+        );
+        let inline = concat!("(inline", "_js");
+        let mut modules = BTreeSet::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(
+                !text.contains(inline),
+                "{} uses {inline}: put it in its feature's src/js/*.js",
+                file.display()
+            );
+            for (at, _) in text.match_indices("module = \"/") {
+                let rest = &text[at + "module = \"".len()..];
+                modules.insert(rest[..rest.find('"').unwrap()].to_string());
+            }
+        }
+        let expected: BTreeSet<String> = [
+            "/src/js/options.js",
+            "/src/js/telemetry.js",
+            "/src/js/voice.js",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(modules, expected, "the snippet modules the bindings import");
+        for module in &modules {
+            assert!(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(&module[1..])
+                    .is_file(),
+                "{module} exists"
+            );
+        }
+    }
+}

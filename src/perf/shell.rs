@@ -17,61 +17,7 @@ use crate::runtime::telemetry;
 use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine::METRIC, shell as transport};
 
-#[wasm_bindgen(inline_js = r#"
-const KINDS = ["largest-contentful-paint", "layout-shift", "event", "first-input", "paint",
-  "navigation", "longtask", "resource"];
-export function vigilPerfTypes() {
-  const s = (typeof PerformanceObserver !== "undefined" && PerformanceObserver.supportedEntryTypes) || [];
-  return KINDS.filter((k) => k !== "navigation" && s.includes(k));
-}
-function nav(e) {
-  return [5, e.activationStart || 0, e.domainLookupStart, e.domainLookupEnd, e.connectStart,
-    e.connectEnd, e.requestStart, e.responseStart, e.responseEnd, e.domInteractive,
-    e.domContentLoadedEventEnd, e.loadEventEnd];
-}
-// Entries as arrays of numbers: [kind, startTime, value or duration, extra, name?].
-export function vigilPerfRead(list) {
-  const out = [];
-  for (const e of (Array.isArray(list) ? list : list.getEntries())) {
-    switch (e.entryType) {
-      case "largest-contentful-paint": out.push([0, e.startTime]); break;
-      case "layout-shift": out.push([1, e.startTime, e.value, e.hadRecentInput ? 1 : 0]); break;
-      case "event": case "first-input": out.push([2, e.startTime, e.duration, e.interactionId || 0]); break;
-      case "paint": if (e.name === "first-contentful-paint") out.push([4, e.startTime]); break;
-      case "longtask": out.push([6, e.startTime, e.duration]); break;
-      case "resource": out.push([7, e.startTime, e.duration, e.transferSize || 0, e.name]); break;
-    }
-  }
-  return out;
-}
-export function vigilPerfNavigation() {
-  const e = performance.getEntriesByType("navigation")[0];
-  return e ? nav(e) : null;
-}
-// When the page was first hidden, as web-vitals finds it: 0 if hidden now, else Infinity.
-export function vigilPerfFirstHidden(activationStart) {
-  const e = document.prerendering ? undefined : performance.getEntriesByType("visibility-state")
-    .find((e) => e.name === "hidden" && e.startTime >= activationStart);
-  if (e) return e.startTime;
-  return document.visibilityState === "hidden" && !document.prerendering ? 0 : Infinity;
-}
-export function vigilPerfState() {
-  const m = performance.memory;
-  return [
-    typeof performance.interactionCount === "number" ? performance.interactionCount : -1,
-    m ? m.usedJSHeapSize : -1,
-    document.visibilityState === "hidden" ? 1 : 0,
-    performance.now(),
-  ];
-}
-export function vigilPerfMark(name) { performance.mark(name); }
-export function vigilPerfMeasure(name, start, end) {
-  const m = performance.measure(name, start, end);
-  if (m && typeof m.duration === "number") return m.duration;
-  const all = performance.getEntriesByName(name, "measure");
-  return all.length ? all[all.length - 1].duration : 0;
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilPerfTypes)]
     fn supported_types() -> js_sys::Array;

@@ -490,28 +490,8 @@ impl Drop for OwnedElement {
     }
 }
 
-#[wasm_bindgen(inline_js = r#"
-export function vigilPatchConsole(method, hook) {
-  const original = console[method];
-  let busy = false;
-  const patched = function (...args) {
-    // The re-entrancy guard lives here: a Rust closure cannot be entered while it runs, so a
-    // hook that logs through the console again must be skipped before it is called.
-    if (!busy) {
-      busy = true;
-      try { hook(args); } catch (_) { /* the page's console call must still work */ }
-      finally { busy = false; }
-    }
-    return original.apply(this, args);
-  };
-  console[method] = patched;
-  return [original, patched];
-}
-export function vigilRestoreConsole(method, original, patched) {
-  // Restore only if nobody patched over us since; otherwise leave their wrapper in place.
-  if (console[method] === patched) console[method] = original;
-}
-"#)]
+// The error tracker is the patch's only user, so its JS lives in the telemetry snippet.
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilPatchConsole)]
     fn patch_console(method: &str, hook: &Closure<dyn FnMut(js_sys::Array)>) -> js_sys::Array;

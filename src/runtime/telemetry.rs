@@ -216,19 +216,7 @@ pub fn stats(shared: &transport::Shared) -> js_sys::Object {
     o
 }
 
-#[wasm_bindgen(inline_js = r#"
-const t0 = performance.now();
-let heap = -1, busy = false;
-// [JS heap bytes or -1, seconds since the runtime started]
-export function vigilHealth() {
-  const m = performance.memory, p = performance;
-  if (!m && !busy && globalThis.crossOriginIsolated && p.measureUserAgentSpecificMemory) {
-    busy = true;
-    p.measureUserAgentSpecificMemory().then((r) => { heap = r.bytes; }, () => {}).finally(() => { busy = false; });
-  }
-  return [m ? m.usedJSHeapSize : heap, (p.now() - t0) / 1000];
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilHealth)]
     fn read_health() -> js_sys::Array;

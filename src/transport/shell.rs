@@ -238,18 +238,7 @@ pub const TEXT: &str = "text/plain;charset=UTF-8";
 // `fetch` as the page has it now, never throwing into the wasm: `[status, rate limits,
 // retry-after]`, `[0, error]` for a send that failed without an answer (network, CORS, CSP),
 // `[-1, error]` for one that cannot be made (a malformed URL, a `fetch` that throws).
-#[wasm_bindgen(inline_js = r#"
-export function vigilPost(url, type, body, keepalive) {
-  const init = { method: "POST", body, keepalive, headers: { "Content-Type": type } };
-  try {
-    new Request(url, init); // throws what fetch would only reject with (a malformed URL, …)
-    return fetch(url, init).then((r) => [r.status, r.headers.get("x-sentry-rate-limits"), r.headers.get("retry-after")],
-      (e) => [0, e]);
-  } catch (e) {
-    return Promise.resolve([-1, e]);
-  }
-}
-"#)]
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilPost)]
     fn js_post(url: &str, content_type: &str, body: &str, keepalive: bool) -> js_sys::Promise;

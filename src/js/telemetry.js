@@ -1,0 +1,178 @@
+// The browser calls and JS objects the telemetry features (`errors`, `perf`) work through.
+//
+// Kept in JS because here they are a few bytes each: a property read, an object literal or a
+// promise chain costs a call per key (and often a web-sys import) from wasm. Rust keeps every
+// decision, state machine and guard; these only call the browser and shape objects. Each section
+// names the Rust module that owns it.
+//
+// Snippets are one per feature, and few on purpose (the invariant under `js/` in
+// ARCHITECTURE.md, tested in `src/js/mod.rs`): the glue imports a snippet as a whole namespace
+// (a bundler cannot drop its unused exports), and it imports every snippet at once, which the
+// browser suite's server does not survive beyond 4 of them.
+
+// --- runtime/guards.rs: `ConsolePatch` --------------------------------------------------------
+
+export function vigilPatchConsole(method, hook) {
+  const original = console[method];
+  let busy = false;
+  const patched = function (...args) {
+    // The re-entrancy guard lives here: a Rust closure cannot be entered while it runs, so a
+    // hook that logs through the console again must be skipped before it is called.
+    if (!busy) {
+      busy = true;
+      try { hook(args); } catch (_) { /* the page's console call must still work */ }
+      finally { busy = false; }
+    }
+    return original.apply(this, args);
+  };
+  console[method] = patched;
+  return [original, patched];
+}
+export function vigilRestoreConsole(method, original, patched) {
+  // Restore only if nobody patched over us since; otherwise leave their wrapper in place.
+  if (console[method] === patched) console[method] = original;
+}
+
+// --- runtime/telemetry.rs: the health sample -------------------------------------------------
+
+const healthT0 = /* @__PURE__ */ performance.now();
+let heapBytes = -1, heapBusy = false;
+// [JS heap bytes or -1, seconds since the runtime started]
+export function vigilHealth() {
+  const m = performance.memory, p = performance;
+  if (!m && !heapBusy && globalThis.crossOriginIsolated && p.measureUserAgentSpecificMemory) {
+    heapBusy = true;
+    p.measureUserAgentSpecificMemory().then((r) => { heapBytes = r.bytes; }, () => {}).finally(() => { heapBusy = false; });
+  }
+  return [m ? m.usedJSHeapSize : heapBytes, (p.now() - healthT0) / 1000];
+}
+
+// --- transport/shell.rs: the send ------------------------------------------------------------
+
+// `fetch` as the page has it now, never throwing into the wasm: `[status, rate limits,
+// retry-after]`, `[0, error]` for a send that failed without an answer (network, CORS, CSP),
+// `[-1, error]` for one that cannot be made (a malformed URL, a `fetch` that throws).
+export function vigilPost(url, type, body, keepalive) {
+  const init = { method: "POST", body, keepalive, headers: { "Content-Type": type } };
+  try {
+    new Request(url, init); // throws what fetch would only reject with (a malformed URL, …)
+    return fetch(url, init).then((r) => [r.status, r.headers.get("x-sentry-rate-limits"), r.headers.get("retry-after")],
+      (e) => [0, e]);
+  } catch (e) {
+    return Promise.resolve([-1, e]);
+  }
+}
+
+// --- errors/tracker.rs: events, exceptions, frames, breadcrumbs -------------------------------
+// An object literal here is a few bytes; each property set from wasm is a call with its key.
+
+const isObject = (v) => typeof v === "object" && v !== null;
+
+/** A breadcrumb, timestamped now (seconds). */
+export function vigilCrumb(category, message, level) {
+  return { timestamp: Date.now() / 1000, category, message, level };
+}
+
+/** `addBreadcrumb(crumb)`: the known fields copied, the message already cut by Rust. */
+export function vigilCopyCrumb(crumb, message) {
+  const b = { timestamp: Date.now() / 1000 };
+  for (const key of ["category", "level", "type", "data"]) if (crumb[key] !== undefined) b[key] = crumb[key];
+  if (message !== undefined) b.message = message;
+  return b;
+}
+
+/** One stack frame (Sentry's shape). */
+export function vigilFrame(filename, fn, lineno, colno, inApp, addr) {
+  const f = { filename };
+  if (fn !== undefined) f.function = fn;
+  if (lineno !== undefined) f.lineno = lineno;
+  if (colno !== undefined) f.colno = colno;
+  f.in_app = inApp;
+  if (addr !== undefined) {
+    f.instruction_addr = addr;
+    f.addr_mode = "rel:0";
+  }
+  return f;
+}
+
+/** One exception value; `frames` may be empty. */
+export function vigilException(type, value, mechanism, handled, frames) {
+  const ex = { type, value, mechanism: { type: mechanism, handled } };
+  if (frames.length) ex.stacktrace = { frames };
+  return ex;
+}
+
+/** The event every capture starts from. */
+export function vigilEvent(id, level, environment, release, version, tags, contexts, user, hint, crumbs) {
+  const e = { event_id: id, timestamp: Date.now() / 1000, platform: "javascript", level, environment };
+  if (release !== undefined) e.release = release;
+  e.sdk = { name: "vigil.javascript", version };
+  const t = Object.assign({}, tags);
+  if (isObject(hint) && isObject(hint.tags)) Object.assign(t, hint.tags);
+  e.tags = t;
+  if (isObject(hint) && isObject(hint.extra)) e.extra = hint.extra;
+  if (isObject(hint) && Array.isArray(hint.fingerprint)) e.fingerprint = hint.fingerprint;
+  if (user !== undefined && user !== null) e.user = user;
+  e.contexts = Object.assign({}, contexts);
+  if (typeof window !== "undefined") {
+    e.request = { url: location.href, headers: { "User-Agent": navigator.userAgent } };
+  }
+  e.breadcrumbs = { values: crumbs };
+  return e;
+}
+
+// --- perf/shell.rs: performance entries as arrays of numbers ---------------------------------
+
+const PERF_KINDS = ["largest-contentful-paint", "layout-shift", "event", "first-input", "paint",
+  "navigation", "longtask", "resource"];
+export function vigilPerfTypes() {
+  const s = (typeof PerformanceObserver !== "undefined" && PerformanceObserver.supportedEntryTypes) || [];
+  return PERF_KINDS.filter((k) => k !== "navigation" && s.includes(k));
+}
+function navEntry(e) {
+  return [5, e.activationStart || 0, e.domainLookupStart, e.domainLookupEnd, e.connectStart,
+    e.connectEnd, e.requestStart, e.responseStart, e.responseEnd, e.domInteractive,
+    e.domContentLoadedEventEnd, e.loadEventEnd];
+}
+// Entries as arrays of numbers: [kind, startTime, value or duration, extra, name?].
+export function vigilPerfRead(list) {
+  const out = [];
+  for (const e of (Array.isArray(list) ? list : list.getEntries())) {
+    switch (e.entryType) {
+      case "largest-contentful-paint": out.push([0, e.startTime]); break;
+      case "layout-shift": out.push([1, e.startTime, e.value, e.hadRecentInput ? 1 : 0]); break;
+      case "event": case "first-input": out.push([2, e.startTime, e.duration, e.interactionId || 0]); break;
+      case "paint": if (e.name === "first-contentful-paint") out.push([4, e.startTime]); break;
+      case "longtask": out.push([6, e.startTime, e.duration]); break;
+      case "resource": out.push([7, e.startTime, e.duration, e.transferSize || 0, e.name]); break;
+    }
+  }
+  return out;
+}
+export function vigilPerfNavigation() {
+  const e = performance.getEntriesByType("navigation")[0];
+  return e ? navEntry(e) : null;
+}
+// When the page was first hidden, as web-vitals finds it: 0 if hidden now, else Infinity.
+export function vigilPerfFirstHidden(activationStart) {
+  const e = document.prerendering ? undefined : performance.getEntriesByType("visibility-state")
+    .find((e) => e.name === "hidden" && e.startTime >= activationStart);
+  if (e) return e.startTime;
+  return document.visibilityState === "hidden" && !document.prerendering ? 0 : Infinity;
+}
+export function vigilPerfState() {
+  const m = performance.memory;
+  return [
+    typeof performance.interactionCount === "number" ? performance.interactionCount : -1,
+    m ? m.usedJSHeapSize : -1,
+    document.visibilityState === "hidden" ? 1 : 0,
+    performance.now(),
+  ];
+}
+export function vigilPerfMark(name) { performance.mark(name); }
+export function vigilPerfMeasure(name, start, end) {
+  const m = performance.measure(name, start, end);
+  if (m && typeof m.duration === "number") return m.duration;
+  const all = performance.getEntriesByName(name, "measure");
+  return all.length ? all[all.length - 1].duration : 0;
+}
