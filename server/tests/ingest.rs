@@ -106,6 +106,24 @@ async fn the_same_event_id_is_acknowledged_and_stored_once(engine: Engine) {
     assert_eq!(dup, 2);
 }
 
+/// The payload is stored as sent (it parsed as a JSON object; it is not re-serialized).
+async fn an_event_payload_is_stored_byte_for_byte(engine: Engine) {
+    let app = TestApp::on(engine).await;
+    let payload = r#"{ "z": [1, 2.50],  "message" : "kept as sent \u00e9", "level":"info" }"#;
+    let body = format!(
+        "{{\"event_id\":\"{ID_A}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n",
+        payload.len()
+    );
+    let res = app
+        .send(post("/api/1/envelope/?sentry_key=dev", body))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let stored = app.state.store().event("1", ID_A).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(payload));
+    let event = json(app.get(&format!("/api/1/events/{ID_A}"), true).await).await;
+    assert_eq!(event["message"], "kept as sent \u{e9}");
+}
+
 #[tokio::test]
 async fn bad_keys_are_401_with_a_reason() {
     let app = TestApp::new().await;
@@ -336,6 +354,7 @@ async fn the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once(engi
 
 on_both_engines!(
     an_event_is_stored_grouped_and_readable,
+    an_event_payload_is_stored_byte_for_byte,
     the_same_event_id_is_acknowledged_and_stored_once,
     the_same_event_from_fifty_tasks_at_once_is_stored_and_counted_once,
 );
