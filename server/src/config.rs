@@ -107,9 +107,9 @@ pub struct Config {
     #[arg(long, env = "VIGIL_INGEST_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub ingest_batch: u32,
 
-    /// How long the ingest writer waits for more after the first of a batch (`2ms`, `500us`,
-    /// `0ms`; at most 1s).
-    #[arg(long, env = "VIGIL_INGEST_BATCH_WAIT", default_value = "2ms", value_parser = short_duration)]
+    /// How long the ingest writer waits for more after the first of a batch (`0ms`: it commits
+    /// what is queued as soon as it is free; `500us`, `2ms`; at most 1s).
+    #[arg(long, env = "VIGIL_INGEST_BATCH_WAIT", default_value = "0ms", value_parser = short_duration)]
     pub ingest_batch_wait: std::time::Duration,
 
     /// Rows waiting for the ingest writer at most; more are refused with 503 and Retry-After.
@@ -499,7 +499,7 @@ mod tests {
     fn the_ingest_writer_flags_have_the_measured_defaults() {
         let c = Config::parse_from(["vigil-server"]);
         assert_eq!(c.ingest_batch, 256);
-        assert_eq!(c.ingest_batch_wait, std::time::Duration::from_millis(2));
+        assert_eq!(c.ingest_batch_wait, std::time::Duration::ZERO);
         assert_eq!(c.ingest_queue, 8192);
         let c = Config::parse_from([
             "vigil-server",
