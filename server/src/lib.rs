@@ -26,10 +26,13 @@ pub mod store;
 pub mod tuning;
 pub mod voice;
 
+use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 
 pub use access::Admin;
@@ -53,14 +56,26 @@ pub fn app(state: AppState) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     );
-    Router::new()
-        .merge(ingest::routes(state.ingest()))
-        .merge(voice::routes(&state))
-        .merge(api::routes())
-        .merge(dashboard::routes(&state))
-        .merge(ops::routes())
-        .merge(hub::routes())
-        .merge(files::routes(&state))
+    // One `ServiceBuilder`, outermost first: a single service around each route instead of a
+    // boxed, cloned-per-request service per `Router::layer` call (the ingest profile spent about
+    // a tenth of the server's CPU in those clones).
+    let layers = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http())
+        .layer(headers[3].clone())
+        .layer(headers[2].clone())
+        .layer(headers[1].clone())
+        .layer(headers[0].clone())
+        .layer(catch_panics(state.metrics().clone()))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.body_timeout(),
+        ))
+        // Back to axum's body type for the middleware inside.
+        .map_request(|request: axum::http::Request<TimeoutBody<Body>>| request.map(Body::new))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::count_requests,
+        ))
+        .layer(no_cache)
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::new(files::Roots {
                 served: vec![
@@ -70,20 +85,15 @@ pub fn app(state: AppState) -> Router {
                 ],
             }),
             files::guard,
-        ))
-        .layer(no_cache)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::count_requests,
-        ))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            state.body_timeout(),
-        ))
-        .layer(catch_panics(state.metrics().clone()))
-        .layer(headers[0].clone())
-        .layer(headers[1].clone())
-        .layer(headers[2].clone())
-        .layer(headers[3].clone())
-        .layer(TraceLayer::new_for_http())
+        ));
+    Router::new()
+        .merge(ingest::routes(state.ingest()))
+        .merge(voice::routes(&state))
+        .merge(api::routes())
+        .merge(dashboard::routes(&state))
+        .merge(ops::routes())
+        .merge(hub::routes())
+        .merge(files::routes(&state))
+        .layer(layers)
         .with_state(state)
 }
