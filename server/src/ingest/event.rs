@@ -37,9 +37,14 @@ pub fn normalize_event_id(id: &str) -> Option<String> {
 }
 
 /// Reads `payload` (the JSON of an `event` item); `header_id` is the envelope header's `event_id`.
-pub fn summarize(payload: &[u8], header_id: Option<&str>) -> Result<(Summary, Value), EventError> {
+/// Returns the summary and the payload as text, to be stored as sent.
+pub fn summarize<'a>(
+    payload: &'a [u8],
+    header_id: Option<&str>,
+) -> Result<(Summary, &'a str), EventError> {
+    let text = std::str::from_utf8(payload).map_err(|e| EventError::NotAnObject(e.to_string()))?;
     let event: Value =
-        serde_json::from_slice(payload).map_err(|e| EventError::NotAnObject(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| EventError::NotAnObject(e.to_string()))?;
     if !event.is_object() {
         return Err(EventError::NotAnObject("another JSON value".into()));
     }
@@ -83,7 +88,7 @@ pub fn summarize(payload: &[u8], header_id: Option<&str>) -> Result<(Summary, Va
             title,
             fingerprint,
         },
-        event,
+        text,
     ))
 }
 
