@@ -80,7 +80,7 @@ pub fn app(state: AppState) -> Router {
             std::sync::Arc::new(files::Roots {
                 served: vec![
                     ("/www/", www.clone()),
-                    ("/pkg/", pkg.clone()),
+                    ("/pkg/", pkg),
                     ("/dashboard/static/", www.join("dashboard")),
                 ],
             }),

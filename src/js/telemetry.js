@@ -35,7 +35,7 @@ export function vigilRestoreConsole(method, original, patched) {
 
 // --- runtime/telemetry.rs: the health sample -------------------------------------------------
 
-const healthT0 = /* @__PURE__ */ performance.now();
+const healthT0 = performance.now();
 let heapBytes = -1, heapBusy = false;
 // [JS heap bytes or -1, seconds since the runtime started]
 export function vigilHealth() {
@@ -49,9 +49,7 @@ export function vigilHealth() {
 
 // --- transport/shell.rs: the send ------------------------------------------------------------
 
-// `fetch` as the page has it now, never throwing into the wasm: `[status, rate limits,
-// retry-after]`, `[0, error]` for a send that failed without an answer (network, CORS, CSP),
-// `[-1, error]` for one that cannot be made (a malformed URL, a `fetch` that throws).
+// What it resolves to is documented at its import in transport/shell.rs.
 export function vigilPost(url, type, body, keepalive) {
   const init = { method: "POST", body, keepalive, headers: { "Content-Type": type } };
   try {
