@@ -4,7 +4,8 @@
 //! Queries are written once, with `$1, $2, …` placeholders (SQLite reads `$N` as the Nth
 //! argument too) and `ON CONFLICT` upserts, which both engines run. Where the dialects really
 //! differ the text comes from [`Engine`]'s methods here, so every per-engine word of SQL is in
-//! this file or in `server/migrations/{sqlite,postgres}/`.
+//! this file or in `server/migrations/{sqlite,postgres}/`. One statement exists for PostgreSQL
+//! alone: [`POSTGRES_INSERT_EVENTS`], the ingest hot path in one round trip.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use super::checkpoint::{self, Checkpointer};
 use super::StoreError;
 
 /// SQLite's migrations (`server/migrations/sqlite/`).
@@ -28,6 +30,53 @@ pub const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// How long a PostgreSQL query waits for a free connection before it fails (`503`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL's ingest statement: a batch of events, then the issues and hours of those it
+/// stored, in one statement (one round trip, committed on its own) where SQLite runs three
+/// in a transaction (`events.rs`; SQLite has no `INSERT` inside `WITH`). The rows come as
+/// arrays, so the text and its prepared plan are the same for every batch size.
+///
+/// Binds: `$1`–`$6` the columns (`project`, `event_id`, `fingerprint`, `level`, `title`,
+/// `payload`; at most one row per `(project, event_id)`, in arrival order), `$7` the stored
+/// time, `$8` its hour. Returns the `(project, event_id)` stored. Rows are written in key
+/// order (events by id, issues and hours by fingerprint), so concurrent batches lock them in
+/// one order and cannot deadlock; each issue takes the title, level and id of its last event
+/// in arrival order.
+pub const POSTGRES_INSERT_EVENTS: &str = "
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS b(project, event_id, fingerprint, level, title, payload, arrival)
+), stored AS (
+    INSERT INTO events (project, event_id, fingerprint, level, title, payload, received_at)
+    SELECT project, event_id, fingerprint, level, title, payload, $7 FROM batch
+    ORDER BY project, event_id
+    ON CONFLICT (project, event_id) DO NOTHING
+    RETURNING project, event_id
+), tally AS (
+    SELECT b.project, b.fingerprint, count(*) AS n,
+        (array_agg(b.title ORDER BY b.arrival DESC))[1] AS title,
+        (array_agg(b.level ORDER BY b.arrival DESC))[1] AS level,
+        (array_agg(b.event_id ORDER BY b.arrival DESC))[1] AS last_event_id
+    FROM stored JOIN batch b USING (project, event_id)
+    GROUP BY b.project, b.fingerprint
+), issues_counted AS (
+    INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
+    SELECT project, fingerprint, title, level, n, $7, $7, last_event_id FROM tally
+    ORDER BY project, fingerprint
+    ON CONFLICT (project, fingerprint) DO UPDATE SET
+        count = issues.count + excluded.count,
+        title = excluded.title,
+        level = excluded.level,
+        last_seen = excluded.last_seen,
+        last_event_id = excluded.last_event_id
+), hours_counted AS (
+    INSERT INTO issue_hours (project, fingerprint, hour, count)
+    SELECT project, fingerprint, $8, n FROM tally
+    ORDER BY project, fingerprint
+    ON CONFLICT (project, fingerprint, hour) DO UPDATE SET
+        count = issue_hours.count + excluded.count
+)
+SELECT project, event_id FROM stored";
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,33 +199,41 @@ impl Tx {
     }
 }
 
-/// Opens the database `url` names (of `engine`) and applies its migrations.
-pub async fn open(engine: Engine, url: &str) -> Result<Pool, StoreError> {
+/// Opens the database `url` names (of `engine`) and applies its migrations; a SQLite file
+/// gets its WAL checkpointer.
+pub async fn open(engine: Engine, url: &str) -> Result<(Pool, Option<Checkpointer>), StoreError> {
     match engine {
         Engine::Sqlite => {
-            let pool = sqlite(url).await?;
+            let (pool, options) = sqlite(url).await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            Ok(Db::Sqlite(pool))
+            let checkpointer = options.map(|o| Checkpointer::start(o, checkpoint::PERIOD));
+            Ok((Db::Sqlite(pool), checkpointer))
         }
         Engine::Postgres => {
             let pool = postgres(url).await?;
             // sqlx holds an advisory lock while it migrates: instances starting together
             // apply each migration once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            Ok(Db::Postgres(pool))
+            Ok((Db::Postgres(pool), None))
         }
     }
 }
 
 /// `sqlite://path/to/file.db` creates the parent folder; `sqlite::memory:` keeps one
-/// connection so that every query sees the same database.
-async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+/// connection so that every query sees the same database. Returns the pool and, for a file,
+/// the options the WAL checkpointer connects with (the pool's connection checkpoints only
+/// past [`checkpoint::WRITER_AUTOCHECKPOINT_PAGES`]).
+async fn sqlite(url: &str) -> Result<(SqlitePool, Option<SqliteConnectOptions>), StoreError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .pragma(
+            "wal_autocheckpoint",
+            checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+        );
     let in_memory = url.contains(":memory:");
     if !in_memory {
         if let Some(dir) = Path::new(options.get_filename()).parent() {
@@ -188,8 +245,10 @@ async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
     }
     // One connection: SQLite serializes writers anyway, and a pool of writers waits in
     // SQLite's sleep-based busy handler, which measured worse at p99 and max (ingest bench).
-    Ok(SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(1)
+        // In-process: a ping before each use would only be another trip to its thread.
+        .test_before_acquire(false)
         .min_connections(if in_memory { 1 } else { 0 })
         .idle_timeout(if in_memory {
             None
@@ -201,8 +260,9 @@ async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         } else {
             Some(Duration::from_secs(3600))
         })
-        .connect_with(options)
-        .await?)
+        .connect_with(options.clone())
+        .await?;
+    Ok((pool, (!in_memory).then_some(options)))
 }
 
 /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`: the database must exist.
@@ -210,6 +270,9 @@ async fn postgres(url: &str) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url)?.application_name("vigil-server");
     Ok(PgPoolOptions::new()
         .max_connections(POSTGRES_CONNECTIONS)
+        // No ping before each use: it is a round trip per query (per ingest batch), and a
+        // connection that died fails its query, which is answered 503 and not returned.
+        .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Some(Duration::from_secs(600)))
         .max_lifetime(Some(Duration::from_secs(3600)))

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::engine::{each, Tx};
+use super::engine::{each, Tx, POSTGRES_INSERT_EVENTS};
 use super::{now_ms, stored_time, StoreError};
 use crate::ingest::event::Summary;
 
@@ -70,8 +70,61 @@ pub fn first_in_batch(events: &[EventRow<'_>]) -> Vec<bool> {
         .collect()
 }
 
+/// Stores `events` and counts the new ones into their issues and hours on PostgreSQL, in one
+/// statement committed on its own ([`POSTGRES_INSERT_EVENTS`]); says for each whether it was
+/// new, as [`insert_events_in`] does.
+pub async fn insert_events_postgres(
+    pool: &sqlx::PgPool,
+    events: &[EventRow<'_>],
+) -> Result<Vec<bool>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let received = stored_time(now_ms());
+    let hour = received.get(..13).unwrap_or(&received);
+    let first = first_in_batch(events);
+    let candidates = events.iter().zip(&first).filter(|(_, first)| **first);
+    let n = events.len();
+    let mut columns: [Vec<&str>; 6] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for ((project, summary, payload), _) in candidates {
+        let row = [
+            *project,
+            summary.event_id.as_str(),
+            summary.fingerprint.as_str(),
+            summary.level.as_str(),
+            summary.title.as_str(),
+            *payload,
+        ];
+        for (column, value) in columns.iter_mut().zip(row) {
+            column.push(value);
+        }
+    }
+    let [projects, ids, fingerprints, levels, titles, payloads] = columns;
+    let stored: HashSet<(String, String)> =
+        sqlx::query_as::<_, (String, String)>(POSTGRES_INSERT_EVENTS)
+            .bind(projects)
+            .bind(ids)
+            .bind(fingerprints)
+            .bind(levels)
+            .bind(titles)
+            .bind(payloads)
+            .bind(&received)
+            .bind(hour)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(events
+        .iter()
+        .zip(first)
+        .map(|((project, summary, _), first)| {
+            first && stored.contains(&((*project).to_owned(), summary.event_id.clone()))
+        })
+        .collect())
+}
+
 /// Stores `events` and counts the new ones into their issues and hours, inside the caller's
-/// transaction; says for each whether it was new (false: its id was stored already, earlier or
+/// transaction (SQLite's way; PostgreSQL's is [`insert_events_postgres`]); says for each whether it was new (false: its id was stored already, earlier or
 /// in this batch). Issue rows are written in `(project, fingerprint)` order, so concurrent
 /// batches on PostgreSQL lock them in one order and cannot deadlock.
 pub async fn insert_events_in(

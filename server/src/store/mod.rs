@@ -8,6 +8,7 @@ use vigil_protocol::orders::{Order, OrderItem};
 
 use crate::ingest::event::Summary;
 
+mod checkpoint;
 pub mod cluster;
 mod engine;
 mod error;
@@ -27,6 +28,8 @@ pub use issues::{decode_pair, encode_pair, IssueCursor, IssueDetail, IssuePage, 
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// A SQLite file's WAL checkpointer, stopped with the last clone.
+    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 /// One OTLP export for [`Store::insert_batch`].
@@ -69,8 +72,10 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let engine = Engine::of(url)
             .ok_or_else(|| StoreError::Unsupported(crate::config::redact_url(url)))?;
+        let (pool, checkpointer) = engine::open(engine, url).await?;
         Ok(Self {
-            pool: engine::open(engine, url).await?,
+            pool,
+            checkpointer: checkpointer.map(std::sync::Arc::new),
         })
     }
 
@@ -168,7 +173,7 @@ impl Store {
             .collect())
     }
 
-    /// Stores an event and counts it into its issue, in one transaction. Returns false (and
+    /// Stores an event and counts it into its issue, as a batch of one. Returns false (and
     /// changes nothing) when the project already has an event with this id.
     pub async fn insert_event(
         &self,
@@ -176,26 +181,18 @@ impl Store {
         event: &Summary,
         payload: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = events::insert_events_in(&mut tx, &[(project, event, payload)]).await?;
-        tx.commit().await?;
+        let inserted = self.insert_events(&[(project, event, payload)]).await?;
         Ok(inserted.first().copied().unwrap_or(false))
     }
 
-    /// Stores events in one transaction (a group commit) and says, for each, whether it was new
-    /// (false: its id was stored already, maybe earlier in the same batch).
-    ///
-    /// A handful of statements for the whole batch (`events.rs`): rows are locked in key
-    /// order, so concurrent batches on PostgreSQL (several connections or instances) cannot
-    /// deadlock on them.
+    /// Stores events as one batch ([`Store::insert_batch`] without exports) and says, for
+    /// each, whether it was new (false: its id was stored already, maybe earlier in the same
+    /// batch).
     pub async fn insert_events(
         &self,
         events: &[(&str, &Summary, &str)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = events::insert_events_in(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        Ok(self.insert_batch(events, &[]).await?.0)
     }
 
     /// The stored JSON of one event.
@@ -229,18 +226,32 @@ impl Store {
         Ok(stored)
     }
 
-    /// Stores events and OTLP exports in one transaction (the group commit): says for each
-    /// event whether it was new (false: its id was stored already, maybe earlier in the same
-    /// batch) and for each export how many points it stored (0: its export id was stored
-    /// already). A failure stores none of them. Events are written as [`Store::insert_events`]
-    /// writes them (a handful of statements, rows locked in key order).
+    /// Stores events and OTLP exports (the group commit): says for each event whether it was
+    /// new (false: its id was stored already, maybe earlier in the same batch) and for each
+    /// export how many points it stored (0: its export id was stored already). On SQLite one
+    /// transaction holds everything and a failure stores none of it; on PostgreSQL the events
+    /// are one statement committed before the exports' transaction, so a failed export may
+    /// leave the events stored (their retry is a duplicate, stored once). Rows are locked in
+    /// key order, so concurrent batches (several connections or instances) cannot deadlock.
     pub async fn insert_batch(
         &self,
         events: &[(&str, &Summary, &str)],
         exports: &[ExportRows<'_>],
     ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
+        // PostgreSQL stores the events in one statement committed on its own, then the
+        // exports in their transaction; SQLite stores both in one transaction.
+        let done = match &self.pool {
+            engine::Db::Postgres(pool) => Some(events::insert_events_postgres(pool, events).await?),
+            engine::Db::Sqlite(_) => None,
+        };
+        if let (Some(inserted), true) = (&done, exports.is_empty()) {
+            return Ok((inserted.clone(), Vec::new()));
+        }
         let mut tx = self.pool.begin().await?;
-        let inserted = events::insert_events_in(&mut tx, events).await?;
+        let inserted = match done {
+            Some(inserted) => inserted,
+            None => events::insert_events_in(&mut tx, events).await?,
+        };
         let mut stored = Vec::with_capacity(exports.len());
         for e in exports {
             let n = insert_points_in(&mut tx, e.project, e.export_id, e.rows, e.health).await?;
@@ -381,8 +392,11 @@ impl Store {
             .await)?)
     }
 
-    /// Waits for in-flight writes and closes every connection.
+    /// Waits for in-flight writes and closes every connection (the checkpointer's too).
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.stop();
+        }
         self.pool.close().await;
     }
 }

@@ -230,6 +230,54 @@ on_both_engines! {
         assert_eq!(store.issue("1", "zz", 1).await.unwrap().unwrap().summary.count, 2);
     }
 
+    /// Within a batch an issue counts only its new events (not a repeat, not an id stored
+    /// before) and takes the title, level and id of the last of them in arrival order; its
+    /// hour counts the same. (PostgreSQL does this in one statement, SQLite in three.)
+    async fn an_issue_counts_its_new_events_and_keeps_the_last_to_arrive(store: Store) {
+        let ids: Vec<String> = ["3", "1", "2", "0"].iter().map(|c| c.repeat(32)).collect();
+        let old = ev(&ids[3], "f");
+        assert!(store.insert_event("1", &old, "{}").await.unwrap());
+        let mut events: Vec<Summary> = ids[..3].iter().map(|id| ev(id, "f")).collect();
+        events[1].level = "warning".into();
+        events.push(Summary { title: "stored before".into(), ..old.clone() });
+        let rows: Vec<_> = events.iter().map(|e| ("1", e, "{}")).collect();
+        let mut batch = rows.clone();
+        batch.insert(2, rows[1]); // a repeat within the batch
+        let answers = store.insert_events(&batch).await.unwrap();
+        assert_eq!(answers, [true, true, false, true, false]);
+        let issue = store.issue("1", "f", 1).await.unwrap().unwrap();
+        // Arrival order (3, 1, 2), not key order (1, 2, 3): the last is "2", at error level.
+        let last = &events[2];
+        assert_eq!(issue.summary.count, 4);
+        assert_eq!(issue.summary.title, last.title);
+        assert_eq!(issue.summary.last_event_id, last.event_id);
+        assert_eq!(issue.summary.level, "error");
+        assert_eq!(issue.events_per_hour.iter().map(|h| h.count).sum::<u64>(), 4);
+    }
+
+    /// Events and an export in one batch: each answered, both stored, and the export's retry
+    /// with its id is stored once, like a repeated event.
+    async fn a_batch_of_events_and_an_export_stores_both(store: Store) {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        let (ea, eb) = (ev(&a, "f"), ev(&b, "f"));
+        let points = [point("lcp", 1.0, now_ms())];
+        let export = ExportRows {
+            project: "1",
+            export_id: Some("e1"),
+            rows: &points,
+            health: None,
+        };
+        let (events, exports) = store
+            .insert_batch(&[("1", &ea, "{}"), ("1", &eb, "{}")], &[export])
+            .await
+            .unwrap();
+        assert_eq!((events, exports), (vec![true, true], vec![1]));
+        let (events, exports) = store.insert_batch(&[("1", &ea, "{}")], &[export]).await.unwrap();
+        assert_eq!((events, exports), (vec![false], vec![0]));
+        assert_eq!(store.issue("1", "f", 1).await.unwrap().unwrap().summary.count, 2);
+        assert_eq!(store.query_i64("SELECT COUNT(*) FROM metric_points").await.unwrap(), 1);
+    }
+
     /// Retention: events, issues, their hours and metric points older than the bound go,
     /// newer ones stay, and the counts say how many went.
     async fn telemetry_past_the_retention_is_pruned(store: Store) {
