@@ -16,7 +16,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-use super::checkpoint::{self, Checkpointer};
 use super::StoreError;
 
 /// SQLite's migrations (`server/migrations/sqlite/`).
@@ -199,41 +198,33 @@ impl Tx {
     }
 }
 
-/// Opens the database `url` names (of `engine`) and applies its migrations; a SQLite file
-/// gets its WAL checkpointer.
-pub async fn open(engine: Engine, url: &str) -> Result<(Pool, Option<Checkpointer>), StoreError> {
+/// Opens the database `url` names (of `engine`) and applies its migrations.
+pub async fn open(engine: Engine, url: &str) -> Result<Pool, StoreError> {
     match engine {
         Engine::Sqlite => {
-            let (pool, options) = sqlite(url).await?;
+            let pool = sqlite(url).await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            let checkpointer = options.map(|o| Checkpointer::start(o, checkpoint::PERIOD));
-            Ok((Db::Sqlite(pool), checkpointer))
+            Ok(Db::Sqlite(pool))
         }
         Engine::Postgres => {
             let pool = postgres(url).await?;
             // sqlx holds an advisory lock while it migrates: instances starting together
             // apply each migration once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            Ok((Db::Postgres(pool), None))
+            Ok(Db::Postgres(pool))
         }
     }
 }
 
 /// `sqlite://path/to/file.db` creates the parent folder; `sqlite::memory:` keeps one
-/// connection so that every query sees the same database. Returns the pool and, for a file,
-/// the options the WAL checkpointer connects with (the pool's connection checkpoints only
-/// past [`checkpoint::WRITER_AUTOCHECKPOINT_PAGES`]).
-async fn sqlite(url: &str) -> Result<(SqlitePool, Option<SqliteConnectOptions>), StoreError> {
+/// connection so that every query sees the same database.
+async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true)
-        .pragma(
-            "wal_autocheckpoint",
-            checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
-        );
+        .foreign_keys(true);
     let in_memory = url.contains(":memory:");
     if !in_memory {
         if let Some(dir) = Path::new(options.get_filename()).parent() {
@@ -260,9 +251,9 @@ async fn sqlite(url: &str) -> Result<(SqlitePool, Option<SqliteConnectOptions>),
         } else {
             Some(Duration::from_secs(3600))
         })
-        .connect_with(options.clone())
+        .connect_with(options)
         .await?;
-    Ok((pool, (!in_memory).then_some(options)))
+    Ok(pool)
 }
 
 /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`: the database must exist.

@@ -8,7 +8,6 @@ use vigil_protocol::orders::{Order, OrderItem};
 
 use crate::ingest::event::Summary;
 
-mod checkpoint;
 pub mod cluster;
 mod engine;
 mod error;
@@ -28,8 +27,6 @@ pub use issues::{decode_pair, encode_pair, IssueCursor, IssueDetail, IssuePage, 
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
-    /// A SQLite file's WAL checkpointer, stopped with the last clone.
-    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 /// One OTLP export for [`Store::insert_batch`].
@@ -72,10 +69,8 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let engine = Engine::of(url)
             .ok_or_else(|| StoreError::Unsupported(crate::config::redact_url(url)))?;
-        let (pool, checkpointer) = engine::open(engine, url).await?;
         Ok(Self {
-            pool,
-            checkpointer: checkpointer.map(std::sync::Arc::new),
+            pool: engine::open(engine, url).await?,
         })
     }
 
@@ -392,11 +387,8 @@ impl Store {
             .await)?)
     }
 
-    /// Waits for in-flight writes and closes every connection (the checkpointer's too).
+    /// Waits for in-flight writes and closes every connection.
     pub async fn close(&self) {
-        if let Some(c) = &self.checkpointer {
-            c.stop();
-        }
         self.pool.close().await;
     }
 }

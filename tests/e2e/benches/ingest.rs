@@ -27,7 +27,10 @@ const FULL_LOAD_SECONDS: u64 = 10;
 const FIXED_RATES: [u64; 2] = [2_500, 5_000];
 const FIXED_SECONDS: u64 = 10;
 const WRK_THREADS: &str = "2";
-const WRK_CONNECTIONS: &str = "64";
+/// Concurrent senders at full load: group commit batches what waits, so events/s grows with
+/// them until the machine is busy (64: about the batch the writer takes at once; 256: what a
+/// fleet's browsers easily are).
+const WRK_CONNECTIONS: [&str; 2] = ["64", "256"];
 /// The fixed-rate generator's requests in flight at most (each its own connection at worst).
 const MAX_IN_FLIGHT: usize = 1024;
 
@@ -51,6 +54,14 @@ async fn serve(database_url: Option<&str>, writer: &[&str]) -> Result<Server> {
         Some(url) => Server::start_on(url, &args).await,
         None => Server::start(&args).await,
     }
+}
+
+/// Writes the page cache back before a measured run, so that one run's writes (an earlier
+/// database file, PostgreSQL's pages) are not flushed inside the next run, where SQLite's WAL
+/// checkpoints `fsync`. (It does not make the disk quiet: on this shared machine SQLite's tail
+/// latency still follows the disk's, see README "Ingest figures".)
+async fn settle() {
+    let _ = Command::new("sync").status().await;
 }
 
 /// CPU seconds `server` used so far (user + system, from `/proc/PID/stat`).
@@ -92,10 +103,10 @@ impl WrkRun {
     }
 }
 
-async fn wrk(url: &str, seconds: u64, nonce: u32) -> Result<WrkRun> {
+async fn wrk(url: &str, connections: &str, seconds: u64, nonce: u32) -> Result<WrkRun> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/ingest.lua");
     let out = Command::new("wrk")
-        .args(["-t", WRK_THREADS, "-c", WRK_CONNECTIONS])
+        .args(["-t", WRK_THREADS, "-c", connections])
         .arg("-d")
         .arg(format!("{seconds}s"))
         .arg("-s")
@@ -210,32 +221,35 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
     println!(
         "Envelope ingest on {name}, release build, loopback, one event per request, every event id new:"
     );
-    let server = serve(database_url, &[]).await?;
-    let cpu = cpu_seconds(&server);
-    let full = wrk(&server.url, FULL_LOAD_SECONDS, 1).await?;
-    let cpu = cpu_seconds(&server) - cpu;
-    println!(
-        "  full load (wrk, {WRK_THREADS} threads, {WRK_CONNECTIONS} connections, {FULL_LOAD_SECONDS} s): {:.0} events/s stored ({} requests, {} non-2xx, {} socket errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        full.stored_per_sec(),
-        full.requests,
-        full.non2xx,
-        full.errors,
-        ms(full.p50_us),
-        ms(full.p99_us),
-        ms(full.max_us),
-    );
-    let stored = full
-        .requests
-        .saturating_sub(full.non2xx + full.errors)
-        .max(1);
-    println!(
-        "  server CPU at full load: {:.0} µs per event stored ({:.2} of {} CPUs busy in the server; what the machine's load leaves is the ceiling)",
-        cpu * 1e6 / stored as f64,
-        cpu / (full.duration_us.max(1) as f64 / 1e6),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-    );
-    drop(server);
+    for (n, connections) in (1..).zip(WRK_CONNECTIONS) {
+        settle().await;
+        let server = serve(database_url, &[]).await?;
+        let cpu = cpu_seconds(&server);
+        let full = wrk(&server.url, connections, FULL_LOAD_SECONDS, n).await?;
+        let cpu = cpu_seconds(&server) - cpu;
+        println!(
+            "  full load (wrk, {WRK_THREADS} threads, {connections} connections, {FULL_LOAD_SECONDS} s): {:.0} events/s stored ({} requests, {} non-2xx, {} socket errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            full.stored_per_sec(),
+            full.requests,
+            full.non2xx,
+            full.errors,
+            ms(full.p50_us),
+            ms(full.p99_us),
+            ms(full.max_us),
+        );
+        let stored = full
+            .requests
+            .saturating_sub(full.non2xx + full.errors)
+            .max(1);
+        println!(
+            "  server CPU at full load: {:.0} µs per event stored ({:.2} of {} CPUs busy in the server; what the machine's load leaves is the ceiling)",
+            cpu * 1e6 / stored as f64,
+            cpu / (full.duration_us.max(1) as f64 / 1e6),
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+    }
     for rate in FIXED_RATES {
+        settle().await;
         let server = serve(database_url, &[]).await?;
         let nonce = 2 + u32::try_from(rate).unwrap_or(0);
         let fixed = fixed_rate(&server.url, rate, FIXED_SECONDS, nonce).await?;
@@ -254,7 +268,10 @@ async fn round(name: &str, database_url: Option<&str>) -> Result<()> {
 
 /// Short full-load rounds over writer settings (`VIGIL_BENCH_SWEEP=1`).
 async fn sweep() -> Result<()> {
-    println!("Writer settings at full load on SQLite (wrk, 5 s each):");
+    println!(
+        "Writer settings at full load on SQLite (wrk, {} connections, 5 s each):",
+        WRK_CONNECTIONS[0]
+    );
     let mut nonce = 100;
     for batch in ["32", "256", "1024"] {
         for wait in ["0ms", "2ms", "5ms"] {
@@ -264,7 +281,7 @@ async fn sweep() -> Result<()> {
                 &["--ingest-batch", batch, "--ingest-batch-wait", wait],
             )
             .await?;
-            let run = wrk(&server.url, 5, nonce).await?;
+            let run = wrk(&server.url, WRK_CONNECTIONS[0], 5, nonce).await?;
             println!(
                 "  batch {batch:>4} rows, wait {wait:>3}: {:>6.0} events/s, p50 {:>6.2} ms, p99 {:>6.2} ms ({} non-2xx)",
                 run.stored_per_sec(),
