@@ -4,8 +4,8 @@
 //! Queries are written once, with `$1, $2, …` placeholders (SQLite reads `$N` as the Nth
 //! argument too) and `ON CONFLICT` upserts, which both engines run. Where the dialects really
 //! differ the text comes from [`Engine`]'s methods here, so every per-engine word of SQL is in
-//! this file or in `server/migrations/{sqlite,postgres}/`. The ingest hot path is written once
-//! per engine, each in one round trip: [`SQLITE_INSERT_EVENTS`] and [`POSTGRES_INSERT_EVENTS`].
+//! this file or in `server/migrations/{sqlite,postgres}/`. One statement exists for PostgreSQL
+//! alone: [`POSTGRES_INSERT_EVENTS`], the ingest hot path in one round trip.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -30,60 +30,10 @@ pub const POSTGRES_CONNECTIONS: u32 = 8;
 /// How long a PostgreSQL query waits for a free connection before it fails (`503`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// SQLite's ingest script: a batch of events, their issues and hours, in one transaction sent
-/// as one round trip to SQLite's thread (`BEGIN IMMEDIATE` … `COMMIT` in the text; SQLite has
-/// no `INSERT` inside `WITH`, so it is three statements). The rows come as one JSON array, so
-/// the text, and its prepared statements, are the same for every batch size.
-///
-/// Binds: `$1` the rows, `[[project, event_id, fingerprint, level, title, payload], …]` (at
-/// most one per `(project, event_id)`, in arrival order), `$2` the stored time, `$3` its hour.
-/// Returns the `(project, event_id)` stored. The issues and hours count the rows whose id is
-/// not stored yet, before the events are inserted: exact, since the transaction holds
-/// SQLite's one write lock from its start. Each issue takes the title, level and id of its
-/// last new event in arrival order (SQLite's bare columns beside `max()`). On an error the
-/// caller rolls back (`events.rs`).
-pub const SQLITE_INSERT_EVENTS: &str = "
-BEGIN IMMEDIATE;
-WITH batch AS (
-    SELECT value ->> 0 AS project, value ->> 1 AS event_id, value ->> 2 AS fingerprint,
-        value ->> 3 AS level, value ->> 4 AS title, CAST(key AS INTEGER) AS arrival
-    FROM json_each($1)
-), new AS (
-    SELECT * FROM batch b WHERE NOT EXISTS
-        (SELECT 1 FROM events e WHERE e.project = b.project AND e.event_id = b.event_id)
-)
-INSERT INTO issues (project, fingerprint, title, level, count, first_seen, last_seen, last_event_id)
-SELECT project, fingerprint, title, level, n, $2, $2, event_id FROM (
-    SELECT project, fingerprint, title, level, event_id, max(arrival), count(*) AS n
-    FROM new GROUP BY project, fingerprint
-) WHERE true
-ON CONFLICT (project, fingerprint) DO UPDATE SET
-    count = issues.count + excluded.count,
-    title = excluded.title,
-    level = excluded.level,
-    last_seen = excluded.last_seen,
-    last_event_id = excluded.last_event_id;
-WITH batch AS (
-    SELECT value ->> 0 AS project, value ->> 1 AS event_id, value ->> 2 AS fingerprint
-    FROM json_each($1)
-)
-INSERT INTO issue_hours (project, fingerprint, hour, count)
-SELECT project, fingerprint, $3, count(*) FROM batch b WHERE NOT EXISTS
-    (SELECT 1 FROM events e WHERE e.project = b.project AND e.event_id = b.event_id)
-GROUP BY project, fingerprint
-ON CONFLICT (project, fingerprint, hour) DO UPDATE SET
-    count = issue_hours.count + excluded.count;
-INSERT INTO events (project, event_id, fingerprint, level, title, payload, received_at)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2
-FROM json_each($1) WHERE true
-ON CONFLICT (project, event_id) DO NOTHING
-RETURNING project, event_id;
-COMMIT;";
-
 /// PostgreSQL's ingest statement: a batch of events, then the issues and hours of those it
-/// stored, in one statement (one round trip, committed on its own), where SQLite needs a
-/// script ([`SQLITE_INSERT_EVENTS`]). The rows come as arrays, so the text and its prepared
-/// plan are the same for every batch size.
+/// stored, in one statement (one round trip, committed on its own) where SQLite runs three
+/// in a transaction (`events.rs`; SQLite has no `INSERT` inside `WITH`). The rows come as
+/// arrays, so the text and its prepared plan are the same for every batch size.
 ///
 /// Binds: `$1`–`$6` the columns (`project`, `event_id`, `fingerprint`, `level`, `title`,
 /// `payload`; at most one row per `(project, event_id)`, in arrival order), `$7` the stored

@@ -223,23 +223,30 @@ impl Store {
 
     /// Stores events and OTLP exports (the group commit): says for each event whether it was
     /// new (false: its id was stored already, maybe earlier in the same batch) and for each
-    /// export how many points it stored (0: its export id was stored already). The events are
-    /// one round trip committed on its own (`events.rs`), before the exports' transaction, so a
-    /// failed export may leave the events stored (their retry is a duplicate, stored once).
+    /// export how many points it stored (0: its export id was stored already). On SQLite one
+    /// transaction holds everything and a failure stores none of it; on PostgreSQL the events
+    /// are one statement committed before the exports' transaction, so a failed export may
+    /// leave the events stored (their retry is a duplicate, stored once). Rows are locked in
+    /// key order, so concurrent batches (several connections or instances) cannot deadlock.
     pub async fn insert_batch(
         &self,
         events: &[(&str, &Summary, &str)],
         exports: &[ExportRows<'_>],
     ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
-        // The events in one round trip, committed on their own; then the exports.
-        let inserted = match &self.pool {
-            engine::Db::Sqlite(pool) => events::insert_events_sqlite(pool, events).await?,
-            engine::Db::Postgres(pool) => events::insert_events_postgres(pool, events).await?,
+        // PostgreSQL stores the events in one statement committed on its own, then the
+        // exports in their transaction; SQLite stores both in one transaction.
+        let done = match &self.pool {
+            engine::Db::Postgres(pool) => Some(events::insert_events_postgres(pool, events).await?),
+            engine::Db::Sqlite(_) => None,
         };
-        if exports.is_empty() {
-            return Ok((inserted, Vec::new()));
+        if let (Some(inserted), true) = (&done, exports.is_empty()) {
+            return Ok((inserted.clone(), Vec::new()));
         }
         let mut tx = self.pool.begin().await?;
+        let inserted = match done {
+            Some(inserted) => inserted,
+            None => events::insert_events_in(&mut tx, events).await?,
+        };
         let mut stored = Vec::with_capacity(exports.len());
         for e in exports {
             let n = insert_points_in(&mut tx, e.project, e.export_id, e.rows, e.health).await?;
