@@ -236,7 +236,7 @@ async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
     }
     // One connection: SQLite serializes writers anyway, and a pool of writers waits in
     // SQLite's sleep-based busy handler, which measured worse at p99 and max (ingest bench).
-    let pool = SqlitePoolOptions::new()
+    Ok(SqlitePoolOptions::new()
         .max_connections(1)
         // In-process: a ping before each use would only be another trip to its thread.
         .test_before_acquire(false)
@@ -252,8 +252,7 @@ async fn sqlite(url: &str) -> Result<SqlitePool, StoreError> {
             Some(Duration::from_secs(3600))
         })
         .connect_with(options)
-        .await?;
-    Ok(pool)
+        .await?)
 }
 
 /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`: the database must exist.

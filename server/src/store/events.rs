@@ -1,9 +1,11 @@
-//! Writing a batch of events with a handful of statements instead of three per event: one
-//! multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` for the events, then one upsert row per
-//! issue and one per issue-hour, each counting how many of the batch's new events it got.
+//! Writing a batch of events with a handful of statements instead of three per event. SQLite:
+//! one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` for the events, then one upsert row
+//! per issue and one per issue-hour, each counting how many of the batch's new events it got,
+//! in the caller's transaction ([`insert_events_in`]). PostgreSQL: the same three steps as one
+//! statement over arrays, one round trip ([`insert_events_postgres`]).
 //!
-//! [`Tally`] is the pure part (which events are first in their batch, what each issue and hour
-//! adds up to); [`insert_events_in`] runs the SQL inside the caller's transaction.
+//! [`Tally`] and [`first_in_batch`] are the pure part (which events are first in their batch,
+//! what each issue and hour adds up to).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -124,9 +126,10 @@ pub async fn insert_events_postgres(
 }
 
 /// Stores `events` and counts the new ones into their issues and hours, inside the caller's
-/// transaction (SQLite's way; PostgreSQL's is [`insert_events_postgres`]); says for each whether it was new (false: its id was stored already, earlier or
-/// in this batch). Issue rows are written in `(project, fingerprint)` order, so concurrent
-/// batches on PostgreSQL lock them in one order and cannot deadlock.
+/// transaction (SQLite's way; PostgreSQL's is [`insert_events_postgres`]); says for each
+/// whether it was new (false: its id was stored already, earlier or in this batch). Issue rows
+/// are written in `(project, fingerprint)` order, so concurrent batches on PostgreSQL would
+/// lock them in one order and could not deadlock.
 pub async fn insert_events_in(
     tx: &mut Tx,
     events: &[EventRow<'_>],
