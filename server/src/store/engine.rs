@@ -260,8 +260,9 @@ async fn postgres(url: &str) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url)?.application_name("vigil-server");
     Ok(PgPoolOptions::new()
         .max_connections(POSTGRES_CONNECTIONS)
-        // No ping before each use: it is a round trip per query (per ingest batch), and a
-        // connection that died fails its query, which is answered 503 and not returned.
+        // No ping before each use: it is a round trip per query (per ingest batch). A
+        // connection that died fails its query, answered 503 (`StoreError::is_unavailable`),
+        // and sqlx's ping when it is released closes it.
         .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Some(Duration::from_secs(600)))

@@ -72,6 +72,22 @@ pub fn first_in_batch(events: &[EventRow<'_>]) -> Vec<bool> {
         .collect()
 }
 
+/// For each event, whether it was new: the first of its `(project, event_id)` in the batch,
+/// and among the ids the database says it `stored`.
+fn answers(
+    events: &[EventRow<'_>],
+    first: Vec<bool>,
+    stored: &HashSet<(String, String)>,
+) -> Vec<bool> {
+    events
+        .iter()
+        .zip(first)
+        .map(|((project, summary, _), first)| {
+            first && stored.contains(&((*project).to_owned(), summary.event_id.clone()))
+        })
+        .collect()
+}
+
 /// Stores `events` and counts the new ones into their issues and hours on PostgreSQL, in one
 /// statement committed on its own ([`POSTGRES_INSERT_EVENTS`]); says for each whether it was
 /// new, as [`insert_events_in`] does.
@@ -116,13 +132,7 @@ pub async fn insert_events_postgres(
             .await?
             .into_iter()
             .collect();
-    Ok(events
-        .iter()
-        .zip(first)
-        .map(|((project, summary, _), first)| {
-            first && stored.contains(&((*project).to_owned(), summary.event_id.clone()))
-        })
-        .collect())
+    Ok(answers(events, first, &stored))
 }
 
 /// Stores `events` and counts the new ones into their issues and hours, inside the caller's
@@ -218,13 +228,7 @@ pub async fn insert_events_in(
             q.build().execute(&mut **t).await.map(drop)
         })?;
     }
-    Ok(events
-        .iter()
-        .zip(first)
-        .map(|((project, summary, _), first)| {
-            first && stored.contains(&((*project).to_owned(), summary.event_id.clone()))
-        })
-        .collect())
+    Ok(answers(events, first, &stored))
 }
 
 #[cfg(test)]

@@ -233,19 +233,20 @@ impl Store {
         events: &[(&str, &Summary, &str)],
         exports: &[ExportRows<'_>],
     ) -> Result<(Vec<bool>, Vec<usize>), StoreError> {
-        // PostgreSQL stores the events in one statement committed on its own, then the
-        // exports in their transaction; SQLite stores both in one transaction.
-        let done = match &self.pool {
-            engine::Db::Postgres(pool) => Some(events::insert_events_postgres(pool, events).await?),
-            engine::Db::Sqlite(_) => None,
-        };
-        if let (Some(inserted), true) = (&done, exports.is_empty()) {
-            return Ok((inserted.clone(), Vec::new()));
-        }
-        let mut tx = self.pool.begin().await?;
-        let inserted = match done {
-            Some(inserted) => inserted,
-            None => events::insert_events_in(&mut tx, events).await?,
+        // PostgreSQL: the events in one statement committed on its own, then the exports in
+        // their transaction. SQLite: both in one transaction.
+        let (inserted, mut tx) = match &self.pool {
+            engine::Db::Postgres(pool) => {
+                let inserted = events::insert_events_postgres(pool, events).await?;
+                if exports.is_empty() {
+                    return Ok((inserted, Vec::new()));
+                }
+                (inserted, self.pool.begin().await?)
+            }
+            engine::Db::Sqlite(_) => {
+                let mut tx = self.pool.begin().await?;
+                (events::insert_events_in(&mut tx, events).await?, tx)
+            }
         };
         let mut stored = Vec::with_capacity(exports.len());
         for e in exports {
