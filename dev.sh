@@ -176,6 +176,7 @@ build_pkg() {
     name=${v%% *}
     features=${v#* }
     if [ "$name" = vigil ]; then
+      out=pkg
       wasm-pack --quiet build --release --target web --out-dir pkg --out-name vigil
     else
       out=pkg/$name
@@ -184,6 +185,8 @@ build_pkg() {
         --no-pack -- --no-default-features ${features:+--features "$features"}
       rm -f "$out/.gitignore" "$out/README.md" "$out/package.json"
     fi
+    # Short names for what the wasm and its glue agree on (SIZE-NOTES.md, step 14).
+    node tools/short-names.mjs "$out"
   done
   # One package.json whose "exports" names every variant.
   node - "${VARIANTS[@]}" <<'JS'

@@ -1,0 +1,238 @@
+// Shortens the names the wasm and its JS glue agree on, after wasm-pack (issue 11, SIZE-NOTES.md
+// step 14). wasm-bindgen names every import `__wbg_<name>_<16 hex digits>` and every import
+// carries its module's path; the hashes hardly compress, and each name is paid twice, in the
+// wasm and in the glue. This renames, in both files at once:
+//   - the glue's own imports (module "./vigil_bg.js"): to `a`, `b`, … (keys of its import object);
+//   - every import module: to `0`, `1`, … (keys of the object passed to WebAssembly.instantiate;
+//     a snippet keeps its real path in the glue's `import` lines and its real export names);
+//   - every export but `memory`: to short names (`wasm.<name>` in the glue; the class and function
+//     names a page uses are the glue's own and do not change; `init()` still resolves to the
+//     exports, and their `memory` keeps its name, which pages read);
+// and drops the custom sections (`producers`, `target_features`), which nothing reads.
+//
+// Usage: node tools/short-names.mjs DIR   (DIR holds vigil_bg.wasm, vigil.js, vigil_bg.wasm.d.ts)
+// It checks its own work: the rewritten module must compile, every renamed name must have been
+// found in the glue, and no long name may be left; otherwise it exits non-zero and writes nothing.
+
+import fs from "node:fs";
+import path from "node:path";
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error("usage: node tools/short-names.mjs DIR");
+  process.exit(2);
+}
+const wasmPath = path.join(dir, "vigil_bg.wasm");
+const gluePath = path.join(dir, "vigil.js");
+const typesPath = path.join(dir, "vigil_bg.wasm.d.ts");
+const GLUE_MODULE = "./vigil_bg.js";
+
+function fail(why) {
+  console.error(`short-names: ${dir}: ${why}`);
+  process.exit(1);
+}
+
+// --- the wasm binary: sections, LEB128, names -------------------------------------------------
+
+class Reader {
+  constructor(bytes, at = 0) {
+    this.b = bytes;
+    this.at = at;
+  }
+  u8() {
+    if (this.at >= this.b.length) fail("truncated wasm");
+    return this.b[this.at++];
+  }
+  u32() {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = this.u8();
+      result += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return result;
+      shift += 7;
+    }
+  }
+  bytes(n) {
+    const out = this.b.subarray(this.at, this.at + n);
+    if (out.length !== n) fail("truncated wasm");
+    this.at += n;
+    return out;
+  }
+  name() {
+    return new TextDecoder().decode(this.bytes(this.u32()));
+  }
+}
+
+function leb(n) {
+  const out = [];
+  do {
+    let byte = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function encodeName(s) {
+  const b = new TextEncoder().encode(s);
+  return [...leb(b.length), ...b];
+}
+
+// Skips an import's description (function, table, memory, global or tag), returning its bytes.
+function importDesc(r, kind) {
+  const start = r.at;
+  const limits = () => {
+    const flags = r.u8();
+    r.u32();
+    if (flags & 1) r.u32();
+  };
+  switch (kind) {
+    case 0: // function: type index
+      r.u32();
+      break;
+    case 1: // table: reference type, limits
+      r.u8();
+      limits();
+      break;
+    case 2: // memory: limits
+      limits();
+      break;
+    case 3: // global: value type, mutability
+      r.u8();
+      r.u8();
+      break;
+    case 4: // tag: attribute, type index
+      r.u8();
+      r.u32();
+      break;
+    default:
+      fail(`unknown import kind ${kind}`);
+  }
+  return [...r.b.subarray(start, r.at)];
+}
+
+// a, b, …, z, A, …, Z, aa, ab, … (never a JS keyword: all keywords are longer than two letters
+// except `do`, `if`, `in`, which are skipped).
+function* shortNames() {
+  const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  for (const a of letters) yield a;
+  for (const a of letters)
+    for (const b of letters) {
+      const s = a + b;
+      if (s !== "do" && s !== "if" && s !== "in") yield s;
+    }
+  fail("more than 2,700 names");
+}
+
+const wasm = fs.readFileSync(wasmPath);
+if (wasm.readUInt32LE(0) !== 0x6d736100) fail("not a wasm module");
+const header = [...wasm.subarray(0, 8)];
+const r = new Reader(wasm, 8);
+const sections = [];
+while (r.at < wasm.length) {
+  const id = r.u8();
+  const size = r.u32();
+  sections.push({ id, body: r.bytes(size) });
+}
+
+const moduleNames = new Map(); // old module path -> new
+const importNames = new Map(); // old glue import name -> new
+const exportNames = new Map(); // old export name -> new
+const importNext = shortNames();
+const exportNext = shortNames();
+
+const out = [Uint8Array.from(header)];
+for (const s of sections) {
+  if (s.id === 0) continue; // custom sections: producers, target_features
+  let body = s.body;
+  if (s.id === 2) {
+    const sr = new Reader(s.body);
+    const count = sr.u32();
+    body = leb(count);
+    for (let i = 0; i < count; i++) {
+      const module = sr.name();
+      const name = sr.name();
+      const kind = sr.u8();
+      const desc = importDesc(sr, kind);
+      if (!moduleNames.has(module)) moduleNames.set(module, String(moduleNames.size));
+      let newName = name;
+      if (module === GLUE_MODULE) {
+        if (!importNames.has(name)) importNames.set(name, importNext.next().value);
+        newName = importNames.get(name);
+      }
+      body.push(...encodeName(moduleNames.get(module)), ...encodeName(newName), kind, ...desc);
+    }
+  } else if (s.id === 7) {
+    const sr = new Reader(s.body);
+    const count = sr.u32();
+    body = leb(count);
+    for (let i = 0; i < count; i++) {
+      const name = sr.name();
+      const kind = sr.u8();
+      const index = sr.u32();
+      // `memory` keeps its name: pages read it from what `init()` resolves to.
+      const newName = name === "memory" ? name : exportNext.next().value;
+      exportNames.set(name, newName);
+      body.push(...encodeName(newName), kind, ...leb(index));
+    }
+  }
+  out.push(Uint8Array.from([s.id, ...leb(body.length)]), Uint8Array.from(body));
+}
+const newWasm = Buffer.concat(out);
+try {
+  new WebAssembly.Module(newWasm);
+} catch (e) {
+  fail(`the rewritten module does not compile: ${e.message}`);
+}
+
+// --- the glue ---------------------------------------------------------------------------------
+
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+let glue = fs.readFileSync(gluePath, "utf8");
+const replace = (pattern, to, what) => {
+  let n = 0;
+  glue = glue.replace(pattern, (...m) => {
+    n++;
+    return to(...m);
+  });
+  if (n === 0) fail(`${what} not found in vigil.js`);
+};
+
+// The import object: `function __wbg_get_imports() { … return { "./vigil_bg.js": import0, … } }`.
+for (const [old, short] of importNames) {
+  replace(new RegExp(`(\\n\\s+)${escape(old)}(: function)`, "g"), (_, a, b) => a + short + b, old);
+}
+for (const [old, short] of moduleNames) {
+  replace(new RegExp(`(\\n\\s+)"${escape(old)}"(: import\\d+,)`, "g"), (_, a, b) => `${a}"${short}"${b}`, old);
+}
+for (const [old, short] of exportNames) {
+  // The glue uses an export only as `wasm.<name>` (a call, or `wasm.memory.buffer`).
+  const uses = new RegExp(`\\bwasm\\.${escape(old)}\\b`, "g");
+  if (uses.test(glue)) replace(uses, () => `wasm.${short}`, old);
+}
+for (const old of importNames.keys()) {
+  if (new RegExp(`\\b${escape(old)}\\b`).test(glue)) fail(`${old} is still used in vigil.js`);
+}
+for (const [old, short] of exportNames) {
+  if (old !== short && new RegExp(`\\bwasm\\.${escape(old)}\\b`).test(glue)) {
+    fail(`wasm.${old} is still used in vigil.js`);
+  }
+}
+
+// The wasm module's own types, for bundlers that read them.
+let types = fs.existsSync(typesPath) ? fs.readFileSync(typesPath, "utf8") : null;
+if (types !== null) {
+  for (const [old, short] of exportNames) {
+    types = types.replace(new RegExp(`(export const )${escape(old)}(:)`, "g"), `$1${short}$2`);
+  }
+}
+
+fs.writeFileSync(wasmPath, newWasm);
+fs.writeFileSync(gluePath, glue);
+if (types !== null) fs.writeFileSync(typesPath, types);
+console.log(
+  `short-names: ${dir}: ${importNames.size} imports, ${moduleNames.size} modules, ` +
+    `${exportNames.size} exports renamed; wasm ${wasm.length} -> ${newWasm.length} bytes`,
+);
