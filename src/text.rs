@@ -55,6 +55,61 @@ pub fn split_once<'a>(haystack: &'a str, needle: &str) -> Option<(&'a str, &'a s
     Some((haystack.get(..at)?, haystack.get(at + needle.len()..)?))
 }
 
+/// `haystack` split around the last `sep` (an ASCII byte), as `str::rsplit_once` does.
+pub fn rsplit_once(haystack: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = haystack.bytes().rposition(|b| b == sep)?;
+    Some((haystack.get(..at)?, haystack.get(at + 1..)?))
+}
+
+/// The parts of `s` between each `sep` (an ASCII byte), as `str::split` does: std's char
+/// searcher and its iterators are ~1.5 KB of wasm; this is a byte scan.
+pub fn split(s: &str, sep: u8) -> Split<'_> {
+    Split { rest: Some(s), sep }
+}
+
+/// The iterator [`split`] returns.
+#[derive(Debug, Clone)]
+pub struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match s.bytes().position(|b| b == self.sep) {
+            Some(at) => {
+                self.rest = s.get(at + 1..);
+                s.get(..at)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// `s` without any trailing `b` (an ASCII byte), as `str::trim_end_matches` does.
+pub fn trim_end_byte(s: &str, b: u8) -> &str {
+    let keep = s.bytes().rposition(|c| c != b).map_or(0, |at| at + 1);
+    s.get(..keep).unwrap_or(s)
+}
+
+/// The parts joined with `sep`, as `[String]::join` does (std's is ~1 KB of wasm).
+pub fn join(parts: &[String], sep: &str) -> String {
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(p);
+    }
+    out
+}
+
 /// The parts, joined.
 pub fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -100,5 +155,32 @@ mod tests {
             assert_eq!(find(h, n), h.find(n), "{h} {n}");
             assert_eq!(split_once(h, n), h.split_once(n), "{h} {n}");
         }
+    }
+
+    #[test]
+    fn byte_splits_match_std() {
+        for s in [
+            "",
+            ":",
+            "a",
+            "a:b",
+            "a:b:c",
+            "::",
+            "é:ü:",
+            "http://h:1/x",
+            ":a:",
+            "a::b",
+        ] {
+            assert_eq!(
+                split(s, b':').collect::<Vec<_>>(),
+                s.split(':').collect::<Vec<_>>(),
+                "{s}"
+            );
+            assert_eq!(rsplit_once(s, b':'), s.rsplit_once(':'), "{s}");
+            assert_eq!(trim_end_byte(s, b':'), s.trim_end_matches(':'), "{s}");
+        }
+        let parts: Vec<String> = ["a", "", "bc"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(join(&parts, ", "), parts.join(", "));
+        assert_eq!(join(&[], " "), "");
     }
 }

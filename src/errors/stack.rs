@@ -1,7 +1,7 @@
 //! Stack traces of Chromium (V8), Firefox (SpiderMonkey) and Safari (JavaScriptCore), wasm frames
 //! included, parsed into frames oldest first (Sentry's order), at most [`MAX_FRAMES`].
 
-use crate::text::{find, split_once};
+use crate::text::{find, rsplit_once, split_once, trim_end_byte};
 
 /// The most frames kept (the newest ones).
 pub const MAX_FRAMES: usize = 50;
@@ -26,8 +26,8 @@ pub struct Frame {
 /// Parses `stack` (the `Error.stack` string). Frames whose file starts with one of
 /// `not_in_app` (e.g. the package's own URL) are marked `in_app: false`.
 pub fn parse(stack: &str, not_in_app: &[&str]) -> Vec<Frame> {
-    let mut frames: Vec<Frame> = stack
-        .lines()
+    // `lines()` would bring std's char searcher; `parse_line` trims a `\r` with the rest.
+    let mut frames: Vec<Frame> = crate::text::split(stack, b'\n')
         .filter_map(parse_line)
         .take(MAX_FRAMES)
         .map(|mut f| {
@@ -40,19 +40,19 @@ pub fn parse(stack: &str, not_in_app: &[&str]) -> Vec<Frame> {
 }
 
 fn parse_line(line: &str) -> Option<Frame> {
-    let line = line.trim();
+    let line = line.trim_ascii();
     if line.is_empty() {
         return None; // cheap: a megabyte of blank lines is a million of them
     }
     if let Some(rest) = line.strip_prefix("at ") {
         return Some(chromium(rest));
     }
-    if let Some((function, location)) = line.split_once('@') {
+    if let Some((function, location)) = split_once(line, "@") {
         // Firefox and Safari: `function@location` (function may be empty).
         if location.is_empty() {
             return None;
         }
-        let function = function.trim();
+        let function = function.trim_ascii();
         let mut frame = location_frame(location);
         if frame.function.is_none() && !function.is_empty() && function != "global code" {
             frame.function = Some(function.to_owned());
@@ -71,11 +71,11 @@ fn chromium(rest: &str) -> Frame {
     if let (Some(open), true) = (find(rest, " ("), rest.ends_with(')')) {
         // `get`, not indexing: the positions are char boundaries, and a slice that could panic
         // pulls the panic's formatting (char `Debug`, Unicode tables) into the wasm.
-        let function = rest.get(..open).unwrap_or_default().trim();
+        let function = rest.get(..open).unwrap_or_default().trim_ascii();
         let mut location = rest.get(open + 2..rest.len() - 1).unwrap_or_default();
         // `eval at f (url:1:2), <anonymous>:3:4`: the eval's own caller is the useful place.
         if let Some(inner) = location.strip_prefix("eval at ") {
-            if let (Some(o), Some(c)) = (inner.find('('), inner.find(')')) {
+            if let (Some(o), Some(c)) = (find(inner, "("), find(inner, ")")) {
                 location = inner.get(o + 1..c).unwrap_or(location);
             }
         }
@@ -91,9 +91,8 @@ fn chromium(rest: &str) -> Frame {
 }
 
 fn ends_with_position(s: &str) -> bool {
-    let mut parts = s.rsplitn(3, ':');
-    let col = parts.next().unwrap_or_default();
-    let line = parts.next().unwrap_or_default();
+    let (head, col) = rsplit_once(s, b':').unwrap_or(("", s));
+    let line = rsplit_once(head, b':').map_or(head, |(_, l)| l);
     !col.is_empty()
         && col.bytes().all(|b| b.is_ascii_digit())
         && !line.is_empty()
@@ -102,12 +101,12 @@ fn ends_with_position(s: &str) -> bool {
 
 /// `url:line:col`, `url:line`, `url:wasm-function[N]:0xADDR`, or a marker like `<anonymous>`.
 fn location_frame(location: &str) -> Frame {
-    let location = location.trim();
+    let location = location.trim_ascii();
     if let Some(at) = find(location, ":wasm-function[") {
         let after = location
             .get(at + ":wasm-function[".len()..)
             .unwrap_or_default();
-        let (index, addr) = split_once(after, "]:").unwrap_or((after.trim_end_matches(']'), ""));
+        let (index, addr) = split_once(after, "]:").unwrap_or((trim_end_byte(after, b']'), ""));
         return Frame {
             function: Some(crate::text::concat(&["wasm-function[", index, "]"])),
             filename: location.get(..at).unwrap_or_default().to_owned(),
@@ -121,10 +120,16 @@ fn location_frame(location: &str) -> Frame {
             ..Frame::default()
         };
     }
-    let mut parts = location.rsplitn(3, ':');
-    let last = parts.next().unwrap_or_default();
-    let middle = parts.next();
-    let first = parts.next();
+    // As `rsplitn(3, ':')`: the last part, the one before it, and everything before that.
+    let (head, last) = match rsplit_once(location, b':') {
+        Some((head, last)) => (Some(head), last),
+        None => (None, location),
+    };
+    let (first, middle) = match head.map(|h| rsplit_once(h, b':').ok_or(h)) {
+        Some(Ok((first, middle))) => (Some(first), Some(middle)),
+        Some(Err(h)) => (None, Some(h)),
+        None => (None, None),
+    };
     match (first, middle.map(str::parse::<u32>), last.parse::<u32>()) {
         (Some(file), Some(Ok(line)), Ok(col)) => Frame {
             filename: file.to_owned(),

@@ -245,7 +245,7 @@ fn attach(shared: &Shared) {
             let patch = ConsolePatch::install(method, move |args: js_sys::Array| {
                 if let Some(s) = w.upgrade() {
                     let line: Vec<String> = args.iter().map(|a| text(&a)).collect();
-                    crumb(&s, "console", &line.join(" "), level);
+                    crumb(&s, "console", &crate::text::join(&line, " "), level);
                 }
             });
             // A patch refused means another live tracker holds it: a second `start` disposes
@@ -392,7 +392,10 @@ fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
             .collect();
         return (
             "Error".into(),
-            crate::text::concat(&["Object captured as exception with keys: ", &keys.join(", ")]),
+            crate::text::concat(&[
+                "Object captured as exception with keys: ",
+                &crate::text::join(&keys, ", "),
+            ]),
             Vec::new(),
         );
     }

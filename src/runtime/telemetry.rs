@@ -113,7 +113,7 @@ pub fn random_id() -> String {
         .and_then(|f| f.call0(&crypto).ok())
         .and_then(|v| v.as_string());
     match uuid {
-        Some(u) => u.replace('-', ""),
+        Some(u) => u.chars().filter(|&c| c != '-').collect(),
         None => (0..32)
             .map(|_| {
                 let n = (js_sys::Math::random() * 16.0) as u32;

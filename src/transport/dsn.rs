@@ -1,5 +1,6 @@
 //! The Sentry DSN: `{scheme}://{publicKey}@{host}[:port]{path}/{projectId}`.
 
+use crate::text::{find, rsplit_once, split_once, trim_end_byte};
 use thiserror::Error;
 
 /// A parsed DSN.
@@ -78,23 +79,24 @@ impl DsnError {
 impl Dsn {
     /// Parses a DSN string.
     pub fn parse(dsn: &str) -> Result<Self, DsnError> {
-        let dsn = dsn.trim();
-        let (scheme, rest) = crate::text::split_once(dsn, "://").ok_or(DsnError::NoScheme)?;
+        let dsn = dsn.trim_ascii();
+        let (scheme, rest) = split_once(dsn, "://").ok_or(DsnError::NoScheme)?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(DsnError::BadScheme(scheme));
         }
-        let (userinfo, rest) = rest.split_once('@').ok_or(DsnError::NoPublicKey)?;
-        let public_key = userinfo.split(':').next().unwrap_or_default();
+        let (userinfo, rest) = split_once(rest, "@").ok_or(DsnError::NoPublicKey)?;
+        let public_key = split_once(userinfo, ":").map_or(userinfo, |(key, _)| key);
         if public_key.is_empty() {
             return Err(DsnError::NoPublicKey);
         }
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find('/') {
+        let end = rest.bytes().position(|b| b == b'?' || b == b'#');
+        let rest = end.and_then(|at| rest.get(..at)).unwrap_or(rest);
+        let (authority, path) = match find(rest, "/") {
             Some(at) => (rest.get(..at).unwrap_or(rest), rest.get(at..).unwrap_or("")),
             None => (rest, ""),
         };
-        let (host, port) = match authority.rsplit_once(':') {
+        let (host, port) = match rsplit_once(authority, b':') {
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
                 let port = p
                     .parse::<u16>()
@@ -108,10 +110,10 @@ impl Dsn {
         if host.is_empty() {
             return Err(DsnError::NoHost);
         }
-        let path = path.trim_end_matches('/');
-        let (path, project_id) = match path.rsplit_once('/') {
+        let path = trim_end_byte(path, b'/');
+        let (path, project_id) = match rsplit_once(path, b'/') {
             // `…/sub//42`: the path keeps no trailing slash either (the URLs add their own).
-            Some((p, id)) if !id.is_empty() => (p.trim_end_matches('/'), id),
+            Some((p, id)) if !id.is_empty() => (trim_end_byte(p, b'/'), id),
             _ => return Err(DsnError::NoProject),
         };
         Ok(Self {

@@ -1,6 +1,8 @@
 //! What the server said about sending less: `X-Sentry-Rate-Limits`, `Retry-After`, or a bare
 //! `429` (60 s). Sending in a limited category waits until the limit ends.
 
+use crate::text::split;
+
 /// A bare `429` holds everything this long.
 pub const DEFAULT_RETRY_MS: f64 = 60_000.0;
 /// The most categories remembered (Sentry has a handful).
@@ -8,8 +10,8 @@ pub const MAX_CATEGORIES: usize = 16;
 
 /// Seconds as servers send them (`60`, `2.5`), without `f64::from_str` (~4 KB of wasm).
 fn seconds(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let text = text.trim_ascii();
+    let (whole, frac) = crate::text::split_once(text, ".").unwrap_or((text, ""));
     if whole.is_empty() || whole.len() > 12 || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -43,20 +45,19 @@ impl RateLimits {
         sentry_limits: Option<&str>,
         retry_after: Option<&str>,
     ) {
-        if let Some(header) = sentry_limits.filter(|h| !h.trim().is_empty()) {
-            for limit in header.split(',') {
-                let mut parts = limit.trim().split(':');
+        if let Some(header) = sentry_limits.filter(|h| !h.trim_ascii().is_empty()) {
+            for limit in split(header, b',') {
+                let mut parts = split(limit.trim_ascii(), b':');
                 let Some(secs) = parts.next().and_then(seconds) else {
                     continue;
                 };
                 let until = now_ms + secs * 1000.0;
                 let categories = parts.next().unwrap_or("");
-                if categories.trim().is_empty() {
+                if categories.trim_ascii().is_empty() {
                     self.all_until = self.all_until.max(until);
                 } else {
-                    for c in categories
-                        .split(';')
-                        .map(str::trim)
+                    for c in split(categories, b';')
+                        .map(str::trim_ascii)
                         .filter(|c| !c.is_empty())
                     {
                         self.limit(c, until);
