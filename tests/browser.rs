@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use gloo_timers::future::TimeoutFuture;
 use vigil::runtime::guards::{
-    ConsolePatch, DataChannel, Interval, Listener, MediaTrack, Observer, OwnedElement,
-    PeerConnection, Socket, Timeout,
+    when_settled, ConsolePatch, DataChannel, Interval, Listener, MediaTrack, Observer,
+    OwnedElement, PeerConnection, Socket, Timeout,
 };
 use vigil::runtime::ledger::counts;
 use vigil::runtime::manager::{self, Service};
@@ -120,6 +120,34 @@ async fn timeouts_fire_once_and_stop_when_dropped() {
         "a fired timeout is no longer counted"
     );
     drop(kept);
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
+async fn when_settled_runs_its_callback_once_with_the_value_and_frees_it() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    // Each callback holds a count of this until it has run.
+    let owned = Rc::new(());
+    for n in [1, 2] {
+        let promise: js_sys::Promise = js_sys::Promise::resolve(&JsValue::from(n));
+        let (s, o) = (Rc::clone(&seen), Rc::clone(&owned));
+        when_settled(&promise, move |value| {
+            let _keep = o;
+            s.borrow_mut().push(value.as_f64());
+        });
+    }
+    assert!(
+        seen.borrow().is_empty(),
+        "a promise reaction runs later, not inside the call"
+    );
+    assert_eq!(Rc::strong_count(&owned), 3);
+    TimeoutFuture::new(0).await;
+    assert_eq!(*seen.borrow(), [Some(1.0), Some(2.0)]);
+    assert_eq!(
+        Rc::strong_count(&owned),
+        1,
+        "each callback ran once and dropped what it held"
+    );
     assert_all_zero();
 }
 

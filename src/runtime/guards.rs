@@ -78,6 +78,41 @@ impl Listener {
     }
 }
 
+/// Calls `callback` once with the value `promise` fulfils with: a promise reaction instead of a
+/// Rust future (no executor in the bundle). The promise owns the callback until it settles, so
+/// the callback must hold its owner by `Weak` and do nothing once the owner is gone. Only for
+/// promises that never reject (the JS helpers answer `[ok, value]`-style arrays); a rejection
+/// would drop the callback unrun.
+///
+/// ```no_run
+/// use vigil::runtime::guards::when_settled;
+/// let answer: js_sys::Promise = js_sys::Promise::resolve(&wasm_bindgen::JsValue::from(42));
+/// when_settled(&answer, |value| assert_eq!(value.as_f64(), Some(42.0)));
+/// ```
+pub fn when_settled<F>(promise: &js_sys::Promise, callback: F)
+where
+    F: FnOnce(JsValue) + 'static,
+{
+    when_settled_boxed(promise, Box::new(callback));
+}
+
+#[inline(never)]
+fn when_settled_boxed(promise: &js_sys::Promise, callback: Box<dyn FnOnce(JsValue)>) {
+    // Freed by wasm-bindgen when it runs; the promise keeps it until then.
+    let reaction = Closure::once_into_js(callback);
+    let _ = promise
+        .unchecked_ref::<Thenable>()
+        .then(reaction.unchecked_ref());
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A promise, for `then` with a plain function (js-sys's takes a `Closure` it does not own).
+    type Thenable;
+    #[wasm_bindgen(method)]
+    fn then(this: &Thenable, on_fulfilled: &js_sys::Function) -> JsValue;
+}
+
 /// `online` and `offline` on the window, calling `on_change(&owner, true | false)` while `owner`
 /// is alive (a `Weak`: the owner holds the pair, so an `Rc` here would be a cycle). `None`
 /// outside a page. Services that wait for the network hold the pair.

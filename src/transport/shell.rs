@@ -9,7 +9,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 use super::machine::{Config, Effect, Event, Machine, Stats};
-use crate::runtime::guards::{network_listeners, Listener, Timeout};
+use crate::runtime::guards::{network_listeners, when_settled, Listener, Timeout};
 use crate::runtime::report;
 
 /// At most this many `flush()` calls wait at once; more resolve `false` at once.
@@ -206,11 +206,10 @@ fn post(shared: &Shared, id: u64, category: &str, body: String, keepalive: bool)
     };
     let weak = Rc::downgrade(shared);
     let sent = js_post(&url, content_type, &body, keepalive);
-    wasm_bindgen_futures::spawn_local(async move {
-        let outcome = wasm_bindgen_futures::JsFuture::from(sent).await;
+    when_settled(&sent, move |outcome| {
         // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
         let Some(s) = weak.upgrade() else { return };
-        let outcome = js_sys::Array::from(&outcome.unwrap_or_else(|e| e));
+        let outcome = js_sys::Array::from(&outcome);
         let header = |at| outcome.get(at).as_string();
         let event = match outcome.get(0).as_f64() {
             Some(status) if status >= 1.0 => Event::Answered {

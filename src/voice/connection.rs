@@ -15,11 +15,12 @@ use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::machine::{ConnectError, Counters, Effect, Event, Machine, State, Step};
 use crate::options::Bag;
-use crate::runtime::guards::{DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout};
+use crate::runtime::guards::{
+    when_settled, DataChannel, MediaTrack, OwnedElement, PeerConnection, Timeout,
+};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
 use crate::runtime::subscribers::{Subscribers, TooManySubscriptions};
@@ -396,17 +397,20 @@ fn abort_signal(shared: &Shared) -> Option<web_sys::AbortSignal> {
         .map(web_sys::AbortController::signal)
 }
 
-/// What to do with the outcome of one step's promise (rejections are the step's detail text).
+/// What to do with the outcome of one step's promise (a failure is the step's detail text).
 type Done = fn(&Shared, u64, Result<JsValue, String>);
 
-/// Awaits a step's promise, then hands the outcome to `done` if the connection still exists.
-/// One generic runner for every step keeps one future type in the bundle.
+/// Waits for a step's promise (`[true, value]` or `[false, detail]`: the JS steps never reject),
+/// then hands the outcome to `done` if the connection still exists.
 fn run(shared: &Shared, g: u64, promise: js_sys::Promise, done: Done) {
     let weak = Rc::downgrade(shared);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = JsFuture::from(promise)
-            .await
-            .map_err(|e| e.as_string().unwrap_or_default());
+    when_settled(&promise, move |outcome| {
+        let outcome = js_sys::Array::from(&outcome);
+        let result = if outcome.get(0).is_truthy() {
+            Ok(outcome.get(1))
+        } else {
+            Err(outcome.get(1).as_string().unwrap_or_default())
+        };
         match weak.upgrade() {
             Some(s) => done(&s, g, result),
             // Disposed meanwhile: a microphone granted now is stopped at once.
