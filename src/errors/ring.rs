@@ -1,15 +1,16 @@
 //! A bounded ring: the oldest entry goes when a new one arrives at the bound, and drops are
 //! counted. Holds the breadcrumbs.
 
-use std::collections::VecDeque;
-
 /// Breadcrumb messages are cut to this many characters (Sentry's limit).
 pub const MAX_MESSAGE_CHARS: usize = 2048;
 
-/// A bounded ring, oldest first.
+/// A bounded ring, oldest first: a `Vec` that grows to the bound, then overwrites its oldest
+/// entry (no `VecDeque`: its code is ~1 KB of wasm per element type).
 #[derive(Debug, Clone)]
 pub struct Ring<T> {
-    items: VecDeque<T>,
+    items: Vec<T>,
+    /// Where the oldest entry is once the ring is full (0 before).
+    head: usize,
     bound: usize,
     dropped: u64,
 }
@@ -18,7 +19,8 @@ impl<T> Ring<T> {
     /// A ring holding at most `bound` entries (0 holds nothing and counts every push as dropped).
     pub fn new(bound: usize) -> Self {
         Self {
-            items: VecDeque::with_capacity(bound.min(1024)),
+            items: Vec::with_capacity(bound.min(1024)),
+            head: 0,
             bound,
             dropped: 0,
         }
@@ -30,16 +32,21 @@ impl<T> Ring<T> {
             self.dropped += 1;
             return;
         }
-        if self.items.len() == self.bound {
-            self.items.pop_front();
-            self.dropped += 1;
+        if self.items.len() < self.bound {
+            self.items.push(item);
+            return;
         }
-        self.items.push_back(item);
+        if let Some(oldest) = self.items.get_mut(self.head) {
+            *oldest = item;
+        }
+        self.head = (self.head + 1) % self.bound;
+        self.dropped += 1;
     }
 
     /// Entries, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.items.iter()
+        let (newer, older) = self.items.split_at(self.head.min(self.items.len()));
+        older.iter().chain(newer)
     }
 
     /// How many entries are held.
@@ -60,6 +67,7 @@ impl<T> Ring<T> {
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.items.clear();
+        self.head = 0;
     }
 }
 
@@ -90,6 +98,27 @@ mod tests {
         none.push(1);
         assert!(none.is_empty());
         assert_eq!(none.dropped(), 1);
+    }
+
+    #[test]
+    fn keeps_the_newest_in_order_like_a_bounded_deque() {
+        for bound in 0..6 {
+            let mut ring = Ring::new(bound);
+            let mut model = std::collections::VecDeque::new();
+            for i in 0..20 {
+                if i == 11 {
+                    ring.clear();
+                    model.clear();
+                }
+                ring.push(i);
+                model.push_back(i);
+                if model.len() > bound {
+                    model.pop_front();
+                }
+                let held: Vec<i32> = ring.iter().copied().collect();
+                assert_eq!(held, Vec::from(model.clone()), "bound {bound}, after {i}");
+            }
+        }
     }
 
     #[test]

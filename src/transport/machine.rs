@@ -6,8 +6,6 @@
 //! Delivery is at least once: a request whose answer never came is sent again (from the
 //! persistent copy after a reload); the server dedupes by `event_id`.
 
-use std::collections::VecDeque;
-
 use super::ratelimit::RateLimits;
 use crate::backoff::{Backoff, Jitter};
 
@@ -145,7 +143,9 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Machine {
     config: Config,
-    queue: VecDeque<Envelope>,
+    /// Oldest first. A `Vec`, not a `VecDeque` (~1 KB of wasm): dropping the oldest at the
+    /// bound shifts the rest, at most `maxQueuedEvents` (≤ 10,000) envelope headers.
+    queue: Vec<Envelope>,
     in_flight: Vec<Envelope>,
     next_id: u64,
     online: bool,
@@ -171,7 +171,7 @@ impl Machine {
         let rng = Jitter::new(config.seed);
         Self {
             config,
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             in_flight: Vec::new(),
             next_id: 1,
             online,
@@ -222,14 +222,15 @@ impl Machine {
                     return fx;
                 }
                 while self.queue.len() + self.in_flight.len() >= self.config.max_queued {
-                    if self.queue.pop_front().is_some() {
+                    if !self.queue.is_empty() {
+                        self.queue.remove(0);
                         self.stats.dropped += 1;
                     } else {
                         break; // everything is in flight; let this one wait behind them
                     }
                 }
                 let id = self.take_id();
-                self.queue.push_back(Envelope { id, category, body });
+                self.queue.push(Envelope { id, category, body });
                 fx.push(Effect::Persist);
                 self.parked = false; // new data: one more try
                 self.pump(now_ms, &mut fx, false);
@@ -261,7 +262,7 @@ impl Machine {
                         self.attempts = 0;
                         fx.push(Effect::Persist);
                     }
-                    429 => self.queue.push_front(envelope), // held until the limit ends
+                    429 => self.queue.insert(0, envelope), // held until the limit ends
                     408 | 500..=599 => self.retry_later(now_ms, envelope, &mut fx),
                     _ => {
                         // 413 (too large), 400 (never retried), 401/403 (bad key): drop.
@@ -278,7 +279,7 @@ impl Machine {
                     self.failures += 1;
                     if self.failures >= MAX_FAILED_SENDS {
                         // Not retried forever: parked until something new happens.
-                        self.queue.push_front(envelope);
+                        self.queue.insert(0, envelope);
                         self.parked = true;
                         self.backing_off = false;
                         if self.timer_due.take().is_some() {
@@ -346,7 +347,7 @@ impl Machine {
     }
 
     fn retry_later(&mut self, now_ms: f64, envelope: Envelope, fx: &mut Vec<Effect>) {
-        self.queue.push_front(envelope);
+        self.queue.insert(0, envelope);
         self.attempts += 1;
         self.backing_off = true;
         let unit = self.rng.next_unit();
@@ -393,7 +394,7 @@ impl Machine {
                 i += 1; // cannot survive the page: stays in the persistent copy
                 continue;
             }
-            let envelope = self.queue.remove(i).unwrap_or_else(|| unreachable!());
+            let envelope = self.queue.remove(i);
             if keepalive {
                 budget -= len;
             }
