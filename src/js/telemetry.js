@@ -47,6 +47,15 @@ export function vigilHealth() {
   return [m ? m.usedJSHeapSize : heapBytes, (p.now() - healthT0) / 1000];
 }
 
+/** A random id: 32 lowercase hex digits. */
+export function vigilRandomId() {
+  const c = globalThis.crypto;
+  if (c && c.randomUUID) return c.randomUUID().replaceAll("-", "");
+  let id = "";
+  while (id.length < 32) id += (Math.random() * 16 | 0).toString(16);
+  return id;
+}
+
 // --- transport/shell.rs: the send ------------------------------------------------------------
 
 // What it resolves to is documented at its import in transport/shell.rs.

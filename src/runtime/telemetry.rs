@@ -106,21 +106,7 @@ impl Common {
 
 /// 32 lowercase hex characters (a v4 UUID without dashes): event ids, view ids, instance ids.
 pub fn random_id() -> String {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).unwrap_or_default();
-    let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-        .and_then(|f| f.call0(&crypto).ok())
-        .and_then(|v| v.as_string());
-    match uuid {
-        Some(u) => u.chars().filter(|&c| c != '-').collect(),
-        None => (0..32)
-            .map(|_| {
-                let n = (js_sys::Math::random() * 16.0) as u32;
-                char::from_digit(n.min(15), 16).unwrap_or('0')
-            })
-            .collect(),
-    }
+    js_random_id()
 }
 
 /// Builds the shared transport: envelopes to the DSN's envelope URL, metrics to `metricsUrl`
@@ -220,6 +206,8 @@ pub fn stats(shared: &transport::Shared) -> js_sys::Object {
 extern "C" {
     #[wasm_bindgen(js_name = vigilHealth)]
     fn read_health() -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilRandomId)]
+    fn js_random_id() -> String;
 }
 
 /// Reads `health` from the `Vigil.start` options: the interval, `None` when off.
