@@ -56,6 +56,35 @@ export function vigilRandomId() {
   return id;
 }
 
+// --- localStorage (the transport's queue, the health instance id), never throwing ------------
+
+export function vigilLoad(key) {
+  try { return globalThis.localStorage.getItem(key) ?? undefined; } catch (_) { return undefined; }
+}
+export function vigilSave(key, value) {
+  try {
+    if (value === undefined) globalThis.localStorage.removeItem(key);
+    else globalThis.localStorage.setItem(key, value);
+  } catch (_) { /* no storage, a quota or privacy mode: only the persistent copy is lost */ }
+}
+// The transport's undelivered envelopes, stored as [[category, body], …]; `flat` is
+// [category, body, …] both ways.
+export function vigilSaveQueue(key, flat) {
+  const pairs = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
+  vigilSave(key, pairs.length ? JSON.stringify(pairs) : undefined);
+}
+export function vigilLoadQueue(key) {
+  const flat = [];
+  try {
+    const pairs = JSON.parse(vigilLoad(key) ?? "[]");
+    if (Array.isArray(pairs)) for (const p of pairs) {
+      if (Array.isArray(p) && typeof p[0] === "string" && typeof p[1] === "string") flat.push(p[0], p[1]);
+    }
+  } catch (_) { /* unreadable: nothing to restore */ }
+  return flat;
+}
+
 // --- transport/shell.rs: the send ------------------------------------------------------------
 
 // What it resolves to is documented at its import in transport/shell.rs.

@@ -208,6 +208,12 @@ extern "C" {
     fn read_health() -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilRandomId)]
     fn js_random_id() -> String;
+    /// `localStorage.getItem`, `None` when storage is missing or refuses.
+    #[wasm_bindgen(js_name = vigilLoad)]
+    fn js_load(key: &str) -> Option<String>;
+    /// `localStorage.setItem`, nothing when storage is missing or refuses.
+    #[wasm_bindgen(js_name = vigilSave)]
+    fn js_save(key: &str, value: &str);
 }
 
 /// Reads `health` from the `Vigil.start` options: the interval, `None` when off.
@@ -304,17 +310,11 @@ thread_local! {
 
 /// The instance id kept in `localStorage` (written the first time), else one per page.
 fn instance_id() -> String {
-    let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-    let stored = storage
-        .as_ref()
-        .and_then(|s| s.get_item(health::INSTANCE_KEY).ok().flatten());
-    if let Some(id) = health::stored_instance_id(stored) {
+    if let Some(id) = health::stored_instance_id(js_load(health::INSTANCE_KEY)) {
         return id;
     }
     let id = PAGE_ID.with(String::clone);
-    if let Some(s) = storage {
-        let _ = s.set_item(health::INSTANCE_KEY, &id); // quota or privacy mode: per page
-    }
+    js_save(health::INSTANCE_KEY, &id); // quota or privacy mode: one per page
     id
 }
 

@@ -243,46 +243,38 @@ extern "C" {
     fn js_post(url: &str, content_type: &str, body: &str, keepalive: bool) -> js_sys::Promise;
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
-/// Writes `[[category, body], …]` of every undelivered envelope (or removes the key).
+/// Writes `[[category, body], …]` of every undelivered envelope to `localStorage` (or removes
+/// the key when nothing is left). Quota errors lose only the persistent copy; the in-memory queue
+/// still sends.
 fn persist(shared: &Shared) {
-    let Some(store) = storage() else { return };
     let i = shared.borrow();
-    if i.machine.is_settled() {
-        let _ = store.remove_item(&i.storage_key);
-        return;
-    }
-    let list = js_sys::Array::new();
+    let flat = js_sys::Array::new();
     for e in i.machine.undelivered() {
-        let pair = js_sys::Array::new();
-        pair.push(&JsValue::from_str(&e.category));
-        pair.push(&JsValue::from_str(&e.body));
-        list.push(&pair);
+        flat.push(&JsValue::from_str(&e.category));
+        flat.push(&JsValue::from_str(&e.body));
     }
-    if let Ok(text) = js_sys::JSON::stringify(&list) {
-        // Quota errors lose only the persistent copy; the in-memory queue still sends.
-        let _ = store.set_item(&i.storage_key, &String::from(text));
-    }
+    js_save_queue(&i.storage_key, &flat);
 }
 
+/// What the last page left undelivered: `(category, body)` pairs.
 fn restore(key: &str) -> Vec<(String, String)> {
-    let Some(text) = storage().and_then(|s| s.get_item(key).ok().flatten()) else {
-        return Vec::new();
-    };
-    let Ok(list) = js_sys::JSON::parse(&text) else {
-        return Vec::new();
-    };
-    if !js_sys::Array::is_array(&list) {
-        return Vec::new();
-    }
-    js_sys::Array::from(&list)
-        .iter()
-        .filter_map(|pair| {
-            let pair = js_sys::Array::from(&pair);
-            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+    let flat = js_load_queue(key);
+    (0..flat.length() / 2)
+        .filter_map(|n| {
+            Some((
+                flat.get(2 * n).as_string()?,
+                flat.get(2 * n + 1).as_string()?,
+            ))
         })
         .collect()
+}
+
+// The transport's copy in `localStorage`, never throwing (privacy modes, quotas): `flat` is
+// `[category, body, …]`; loading answers the same, or `[]` for anything unreadable.
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilSaveQueue)]
+    fn js_save_queue(key: &str, flat: &js_sys::Array);
+    #[wasm_bindgen(js_name = vigilLoadQueue)]
+    fn js_load_queue(key: &str) -> js_sys::Array;
 }
