@@ -21,16 +21,6 @@ pub fn push_uint(out: &mut String, n: u64) {
     }
 }
 
-/// Appends `n` in decimal with at least `width` digits (leading zeros).
-pub fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut s = String::new();
-    push_uint(&mut s, n);
-    for _ in s.len()..width {
-        out.push('0');
-    }
-    out.push_str(&s);
-}
-
 /// `n` in decimal.
 pub fn uint(n: u64) -> String {
     let mut s = String::new();
@@ -139,11 +129,6 @@ mod tests {
         ] {
             assert_eq!(uint(n), n.to_string());
         }
-        let mut s = String::new();
-        push_padded(&mut s, 7, 3);
-        push_padded(&mut s, 2026, 2);
-        push_padded(&mut s, 0, 4);
-        assert_eq!(s, "00720260000");
         assert_eq!(concat(&["a", "", "bc"]), "abc");
         for (h, n) in [
             ("a (b)", " ("),

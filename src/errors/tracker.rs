@@ -262,6 +262,9 @@ fn attach(shared: &Shared) {
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
+    /// `new Date().toISOString()`: the envelope's `sent_at` (RFC 3339, milliseconds, UTC).
+    #[wasm_bindgen(js_name = vigilIsoNow)]
+    fn js_iso_now() -> String;
     #[wasm_bindgen(js_name = vigilCrumb)]
     fn js_crumb(category: &str, message: &str, level: &str) -> JsValue;
     #[wasm_bindgen(js_name = vigilCopyCrumb)]
@@ -513,7 +516,7 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
         (
             envelope::header(
                 Some(&id),
-                &envelope::rfc3339(js_sys::Date::now()),
+                &js_iso_now(),
                 &i.settings.dsn_text,
                 (SDK_NAME, env!("CARGO_PKG_VERSION")),
             ),

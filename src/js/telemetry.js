@@ -104,6 +104,9 @@ export function vigilPost(url, type, body, keepalive) {
 
 const isObject = (v) => typeof v === "object" && v !== null;
 
+/** The envelope's `sent_at`. */
+export function vigilIsoNow() { return new Date().toISOString(); }
+
 /** A breadcrumb, timestamped now (seconds). */
 export function vigilCrumb(category, message, level) {
   return { timestamp: Date.now() / 1000, category, message, level };

@@ -73,47 +73,6 @@ pub fn encode(header: &str, items: &[Item<'_>]) -> String {
     out
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (no clock needed: pure).
-pub fn rfc3339(epoch_ms: f64) -> String {
-    let ms = if epoch_ms.is_finite() && epoch_ms > 0.0 {
-        epoch_ms as u64
-    } else {
-        0
-    };
-    let (days, rem) = (ms / 86_400_000, ms % 86_400_000);
-    let (h, m, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = String::with_capacity(24);
-    let year = year.max(0) as u64;
-    for (n, width, after) in [
-        (year, 4, '-'),
-        (month as u64, 2, '-'),
-        (day as u64, 2, 'T'),
-        (h, 2, ':'),
-        (m, 2, ':'),
-        (s, 2, '.'),
-        (milli, 3, 'Z'),
-    ] {
-        crate::text::push_padded(&mut out, n, width);
-        out.push(after);
-    }
-    out
-}
-
 // Native only: the independent parsers (serde_json, sentry-types) are not built for wasm.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
@@ -126,15 +85,6 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000.0), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_305_600_123.0), "2026-11-22T00:00:00.123Z");
-        assert_eq!(rfc3339(1_795_392_000_000.0), "2026-11-23T00:00:00.000Z");
-        assert_eq!(rfc3339(f64::NAN), "1970-01-01T00:00:00.000Z");
     }
 
     /// Sentry's own Rust types read what we write: header, lengths and the event itself.
@@ -156,7 +106,7 @@ mod tests {
         .to_string();
         let h = header(
             Some(id),
-            &rfc3339(1_795_392_000_500.0),
+            "2026-11-23T00:00:00.500Z",
             "http://dev@127.0.0.1:8080/1",
             ("vigil.javascript", "0.1.0"),
         );
