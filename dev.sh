@@ -3,7 +3,7 @@
 #
 #   ./dev.sh run [server flags…]  set up, build the package, start the server with --demo, print the demo URL
 #   ./dev.sh test                 set up, build, and run every test suite (on a throwaway PostgreSQL too)
-#   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz; every variant) and the server
+#   ./dev.sh build                build pkg/ (wasm-pack, release, wasm-opt -Oz, tools/short-names.mjs; every variant) and the server
 #   ./dev.sh size                 build pkg/ and print each variant's gzipped size (wasm + JS glue)
 #   ./dev.sh bench                build, then print the benchmark figures (not asserted)
 #   ./dev.sh fuzz [SECONDS]       run every fuzz target (fuzz/) for an equal share of SECONDS (default 60 in all)
@@ -170,7 +170,7 @@ VARIANTS=(
 )
 
 build_pkg() {
-  say "building pkg/ (wasm-pack, release, wasm-opt -Oz): ${#VARIANTS[@]} variants"
+  say "building pkg/ (wasm-pack, release, wasm-opt -Oz, short names): ${#VARIANTS[@]} variants"
   local v name features out
   for v in "${VARIANTS[@]}"; do
     name=${v%% *}
