@@ -51,6 +51,18 @@ pub fn rsplit_once(haystack: &str, sep: u8) -> Option<(&str, &str)> {
     Some((haystack.get(..at)?, haystack.get(at + 1..)?))
 }
 
+/// `(first, middle, last)` as `s.rsplitn(3, sep)` yields them (`last`, then `middle`, then the
+/// rest): `url:line:col` is `(Some(url), Some(line), col)`, `a:b` is `(None, Some(a), b)`.
+pub fn rsplit3(s: &str, sep: u8) -> (Option<&str>, Option<&str>, &str) {
+    match rsplit_once(s, sep) {
+        None => (None, None, s),
+        Some((head, last)) => match rsplit_once(head, sep) {
+            None => (None, Some(head), last),
+            Some((first, middle)) => (Some(first), Some(middle), last),
+        },
+    }
+}
+
 /// The parts of `s` between each `sep` (an ASCII byte), as `str::split` does: std's char
 /// searcher and its iterators are ~1.5 KB of wasm; this is a byte scan.
 pub fn split(s: &str, sep: u8) -> Split<'_> {
@@ -162,6 +174,10 @@ mod tests {
                 "{s}"
             );
             assert_eq!(rsplit_once(s, b':'), s.rsplit_once(':'), "{s}");
+            let (first, middle, last) = rsplit3(s, b':');
+            let std: Vec<&str> = s.rsplitn(3, ':').collect();
+            let ours: Vec<&str> = [Some(last), middle, first].into_iter().flatten().collect();
+            assert_eq!(ours, std, "{s}");
             assert_eq!(trim_end_byte(s, b':'), s.trim_end_matches(':'), "{s}");
         }
         let parts: Vec<String> = ["a", "", "bc"].iter().map(|s| (*s).to_owned()).collect();

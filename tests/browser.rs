@@ -128,8 +128,17 @@ async fn when_settled_runs_its_callback_once_with_the_value_and_frees_it() {
     let seen = Rc::new(RefCell::new(Vec::new()));
     // Each callback holds a count of this until it has run.
     let owned = Rc::new(());
-    for n in [1, 2] {
-        let promise: js_sys::Promise = js_sys::Promise::resolve(&JsValue::from(n));
+    // A rejection (which the JS helpers never make) still reaches the callback, with the
+    // reason, instead of leaving it unrun and an unhandled rejection behind.
+    let rejections = Rc::new(Cell::new(0));
+    let r = Rc::clone(&rejections);
+    let on_rejection = Listener::new(&window(), "unhandledrejection", move |_| r.set(r.get() + 1));
+    for n in [1, 2, 3] {
+        let promise: js_sys::Promise = if n == 3 {
+            js_sys::Promise::reject(&JsValue::from(n))
+        } else {
+            js_sys::Promise::resolve(&JsValue::from(n))
+        };
         let (s, o) = (Rc::clone(&seen), Rc::clone(&owned));
         when_settled(&promise, move |value| {
             let _keep = o;
@@ -140,9 +149,11 @@ async fn when_settled_runs_its_callback_once_with_the_value_and_frees_it() {
         seen.borrow().is_empty(),
         "a promise reaction runs later, not inside the call"
     );
-    assert_eq!(Rc::strong_count(&owned), 3);
+    assert_eq!(Rc::strong_count(&owned), 4);
     TimeoutFuture::new(0).await;
-    assert_eq!(*seen.borrow(), [Some(1.0), Some(2.0)]);
+    assert_eq!(*seen.borrow(), [Some(1.0), Some(2.0), Some(3.0)]);
+    assert_eq!(rejections.get(), 0, "no unhandled rejection");
+    drop(on_rejection);
     assert_eq!(
         Rc::strong_count(&owned),
         1,

@@ -11,8 +11,9 @@
 // and drops the custom sections (`producers`, `target_features`), which nothing reads.
 //
 // Usage: node tools/short-names.mjs DIR   (DIR holds vigil_bg.wasm, vigil.js, vigil_bg.wasm.d.ts)
-// It checks its own work: the rewritten module must compile, every renamed name must have been
-// found in the glue, and no long name may be left; otherwise it exits non-zero and writes nothing.
+// It checks its own work: the rewritten module must compile, every renamed import and module
+// must have been found in the glue, no old import name may be left, and every `wasm.<name>` the
+// glue uses must be an export of the new module; otherwise it exits non-zero and writes nothing.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -143,41 +144,41 @@ const exportNames = new Map(); // old export name -> new
 const importNext = shortNames();
 const exportNext = shortNames();
 
+// A section that is a vector of entries, each rewritten by `entry(reader)` into bytes.
+function rewriteVector(bytes, entry) {
+  const r = new Reader(bytes);
+  const count = r.u32();
+  const out = leb(count);
+  for (let i = 0; i < count; i++) out.push(...entry(r));
+  return out;
+}
+
+function importEntry(r) {
+  const module = r.name();
+  const name = r.name();
+  const kind = r.u8();
+  const desc = importDesc(r, kind);
+  if (!moduleNames.has(module)) moduleNames.set(module, String(moduleNames.size));
+  if (module === GLUE_MODULE && !importNames.has(name)) importNames.set(name, importNext.next().value);
+  const newName = module === GLUE_MODULE ? importNames.get(name) : name;
+  return [...encodeName(moduleNames.get(module)), ...encodeName(newName), kind, ...desc];
+}
+
+function exportEntry(r) {
+  const name = r.name();
+  const kind = r.u8();
+  const index = r.u32();
+  // `memory` keeps its name: pages read it from what `init()` resolves to.
+  const newName = name === "memory" ? name : exportNext.next().value;
+  exportNames.set(name, newName);
+  return [...encodeName(newName), kind, ...leb(index)];
+}
+
 const out = [Uint8Array.from(header)];
 for (const s of sections) {
   if (s.id === 0) continue; // custom sections: producers, target_features
-  let body = s.body;
-  if (s.id === 2) {
-    const sr = new Reader(s.body);
-    const count = sr.u32();
-    body = leb(count);
-    for (let i = 0; i < count; i++) {
-      const module = sr.name();
-      const name = sr.name();
-      const kind = sr.u8();
-      const desc = importDesc(sr, kind);
-      if (!moduleNames.has(module)) moduleNames.set(module, String(moduleNames.size));
-      let newName = name;
-      if (module === GLUE_MODULE) {
-        if (!importNames.has(name)) importNames.set(name, importNext.next().value);
-        newName = importNames.get(name);
-      }
-      body.push(...encodeName(moduleNames.get(module)), ...encodeName(newName), kind, ...desc);
-    }
-  } else if (s.id === 7) {
-    const sr = new Reader(s.body);
-    const count = sr.u32();
-    body = leb(count);
-    for (let i = 0; i < count; i++) {
-      const name = sr.name();
-      const kind = sr.u8();
-      const index = sr.u32();
-      // `memory` keeps its name: pages read it from what `init()` resolves to.
-      const newName = name === "memory" ? name : exportNext.next().value;
-      exportNames.set(name, newName);
-      body.push(...encodeName(newName), kind, ...leb(index));
-    }
-  }
+  const body =
+    s.id === 2 ? rewriteVector(s.body, importEntry) : s.id === 7 ? rewriteVector(s.body, exportEntry) : s.body;
   out.push(Uint8Array.from([s.id, ...leb(body.length)]), Uint8Array.from(body));
 }
 const newWasm = Buffer.concat(out);
@@ -208,17 +209,16 @@ for (const [old, short] of moduleNames) {
   replace(new RegExp(`(\\n\\s+)"${escape(old)}"(: import\\d+,)`, "g"), (_, a, b) => `${a}"${short}"${b}`, old);
 }
 for (const [old, short] of exportNames) {
-  // The glue uses an export only as `wasm.<name>` (a call, or `wasm.memory.buffer`).
-  const uses = new RegExp(`\\bwasm\\.${escape(old)}\\b`, "g");
-  if (uses.test(glue)) replace(uses, () => `wasm.${short}`, old);
+  // The glue uses an export only as `wasm.<name>` (a call, or `wasm.memory.buffer`); it need
+  // not use every export.
+  glue = glue.replace(new RegExp(`\\bwasm\\.${escape(old)}\\b`, "g"), `wasm.${short}`);
 }
 for (const old of importNames.keys()) {
   if (new RegExp(`\\b${escape(old)}\\b`).test(glue)) fail(`${old} is still used in vigil.js`);
 }
-for (const [old, short] of exportNames) {
-  if (old !== short && new RegExp(`\\bwasm\\.${escape(old)}\\b`).test(glue)) {
-    fail(`wasm.${old} is still used in vigil.js`);
-  }
+const exported = new Set(exportNames.values());
+for (const [, name] of glue.matchAll(/\bwasm\.([A-Za-z_$][\w$]*)/g)) {
+  if (!exported.has(name)) fail(`vigil.js uses wasm.${name}, which the rewritten module does not export`);
 }
 
 // The wasm module's own types, for bundlers that read them.

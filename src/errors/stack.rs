@@ -1,7 +1,7 @@
 //! Stack traces of Chromium (V8), Firefox (SpiderMonkey) and Safari (JavaScriptCore), wasm frames
 //! included, parsed into frames oldest first (Sentry's order), at most [`MAX_FRAMES`].
 
-use crate::text::{find, rsplit_once, split_once, trim_end_byte};
+use crate::text::{find, rsplit3, split_once, trim_end_byte};
 
 /// The most frames kept (the newest ones).
 pub const MAX_FRAMES: usize = 50;
@@ -91,8 +91,8 @@ fn chromium(rest: &str) -> Frame {
 }
 
 fn ends_with_position(s: &str) -> bool {
-    let (head, col) = rsplit_once(s, b':').unwrap_or(("", s));
-    let line = rsplit_once(head, b':').map_or(head, |(_, l)| l);
+    let (_, line, col) = rsplit3(s, b':');
+    let line = line.unwrap_or_default();
     !col.is_empty()
         && col.bytes().all(|b| b.is_ascii_digit())
         && !line.is_empty()
@@ -120,16 +120,7 @@ fn location_frame(location: &str) -> Frame {
             ..Frame::default()
         };
     }
-    // As `rsplitn(3, ':')`: the last part, the one before it, and everything before that.
-    let (head, last) = match rsplit_once(location, b':') {
-        Some((head, last)) => (Some(head), last),
-        None => (None, location),
-    };
-    let (first, middle) = match head.map(|h| rsplit_once(h, b':').ok_or(h)) {
-        Some(Ok((first, middle))) => (Some(first), Some(middle)),
-        Some(Err(h)) => (None, Some(h)),
-        None => (None, None),
-    };
+    let (first, middle, last) = rsplit3(location, b':');
     match (first, middle.map(str::parse::<u32>), last.parse::<u32>()) {
         (Some(file), Some(Ok(line)), Ok(col)) => Frame {
             filename: file.to_owned(),

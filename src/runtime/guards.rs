@@ -78,11 +78,11 @@ impl Listener {
     }
 }
 
-/// Calls `callback` once with the value `promise` fulfils with: a promise reaction instead of a
-/// Rust future (no executor in the bundle). The promise owns the callback until it settles, so
-/// the callback must hold its owner by `Weak` and do nothing once the owner is gone. Only for
-/// promises that never reject (the JS helpers answer `[ok, value]`-style arrays); a rejection
-/// would drop the callback unrun.
+/// Calls `callback` once with what `promise` settles to: a promise reaction instead of a Rust
+/// future (no executor in the bundle). The promise owns the callback until it settles, so the
+/// callback must hold its owner by `Weak` and do nothing once the owner is gone. Meant for
+/// promises that never reject (the JS helpers answer `[ok, value]`-style arrays); should one
+/// reject, the callback gets the reason instead, and no unhandled rejection is left.
 ///
 /// ```no_run
 /// use vigil::runtime::guards::when_settled;
@@ -100,9 +100,9 @@ where
 fn when_settled_boxed(promise: &js_sys::Promise, callback: Box<dyn FnOnce(JsValue)>) {
     // Freed by wasm-bindgen when it runs; the promise keeps it until then.
     let reaction = Closure::once_into_js(callback);
-    let _ = promise
-        .unchecked_ref::<Thenable>()
-        .then(reaction.unchecked_ref());
+    let reaction: &js_sys::Function = reaction.unchecked_ref();
+    // One function for both outcomes: it runs exactly once either way, and is freed then.
+    let _ = promise.unchecked_ref::<Thenable>().then(reaction, reaction);
 }
 
 #[wasm_bindgen]
@@ -110,7 +110,11 @@ extern "C" {
     /// A promise, for `then` with a plain function (js-sys's takes a `Closure` it does not own).
     type Thenable;
     #[wasm_bindgen(method)]
-    fn then(this: &Thenable, on_fulfilled: &js_sys::Function) -> JsValue;
+    fn then(
+        this: &Thenable,
+        on_fulfilled: &js_sys::Function,
+        on_rejected: &js_sys::Function,
+    ) -> JsValue;
 }
 
 /// `online` and `offline` on the window, calling `on_change(&owner, true | false)` while `owner`

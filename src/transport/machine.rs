@@ -222,12 +222,11 @@ impl Machine {
                     return fx;
                 }
                 while self.queue.len() + self.in_flight.len() >= self.config.max_queued {
-                    if !self.queue.is_empty() {
-                        self.queue.remove(0);
-                        self.stats.dropped += 1;
-                    } else {
+                    if self.queue.is_empty() {
                         break; // everything is in flight; let this one wait behind them
                     }
+                    self.queue.remove(0);
+                    self.stats.dropped += 1;
                 }
                 let id = self.take_id();
                 self.queue.push(Envelope { id, category, body });
