@@ -257,7 +257,8 @@ browser_tests() {
   local log attempt
   log=$(mktemp)
   for attempt in 1 2 3 4; do
-    if wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" 2>&1 | tee "$log"; then
+    # `--features std`: the test harness links std, which brings its own panic handler.
+    if wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" -- --features std 2>&1 | tee "$log"; then
       rm -f "$log"
       return 0
     fi
@@ -342,7 +343,7 @@ case "$cmd" in
     say "format and lints"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+    cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --features std --quiet -- -D warnings
     # The variants' feature sets (and each module alone) compile without warnings too.
     for features in "" errors perf ws voice errors,perf; do
       cargo clippy -p vigil --target wasm32-unknown-unknown --lib --quiet --no-default-features \

@@ -33,11 +33,24 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay before attempt `n` (1-based); `unit` is a random number in `[0, 1)`.
     pub fn delay_ms(&self, n: u32, unit: f64) -> f64 {
-        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
-        let base = (self.initial_delay_ms * self.factor.powi(exponent)).min(self.max_delay_ms);
+        let base =
+            (self.initial_delay_ms * powu(self.factor, n.saturating_sub(1))).min(self.max_delay_ms);
         let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
         (base * scale).max(0.0)
     }
+}
+
+/// `base` to the power `exponent`, by squaring (`f64::powi` needs `std`).
+fn powu(mut base: f64, mut exponent: u32) -> f64 {
+    let mut result = 1.0;
+    while exponent > 0 {
+        if exponent & 1 == 1 {
+            result *= base;
+        }
+        base *= base;
+        exponent >>= 1;
+    }
+    result
 }
 
 /// xorshift64*: uniform numbers in `[0, 1)` for jitter, deterministic under a seed (tests).
@@ -64,6 +77,22 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
+
+    #[test]
+    fn powu_is_powi() {
+        for base in [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 10.0] {
+            for e in 0..40u32 {
+                let want = f64::powi(base, e as i32);
+                let got = powu(base, e);
+                assert!(
+                    (got - want).abs() <= want.abs() * 1e-12,
+                    "{base}^{e}: {got} vs {want}"
+                );
+            }
+        }
+        assert_eq!(powu(2.0, u32::MAX), f64::INFINITY);
+    }
 
     #[test]
     fn backoff_stays_within_jitter_bounds_and_the_cap() {

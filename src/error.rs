@@ -1,6 +1,7 @@
 //! The crate's error type, and how it crosses into JS: a `TypeError` for bad arguments, an `Error`
 //! for everything else, each with a message that names what went wrong.
 
+use crate::prelude::*;
 use thiserror::Error;
 use wasm_bindgen::JsValue;
 

@@ -12,6 +12,14 @@
 //! Rust users get the same guarantees with RAII: dropping a guard or a
 //! [`runtime::manager::Registration`] releases what it holds.
 
+#![no_std]
+
+extern crate alloc;
+// Natively (the unit tests) and with the `std` feature (the browser tests).
+#[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
+#[cfg_attr(test, macro_use)]
+extern crate std;
+
 pub mod backoff;
 pub mod error;
 #[cfg(feature = "errors")]
@@ -20,6 +28,7 @@ pub mod js;
 pub mod options;
 #[cfg(feature = "perf")]
 pub mod perf;
+pub mod prelude;
 pub mod runtime;
 pub mod text;
 #[cfg(feature = "telemetry")]

@@ -1,5 +1,6 @@
 //! Reading JS option objects: each getter names the option in its error.
 
+use crate::prelude::*;
 use wasm_bindgen::JsValue;
 
 use crate::error::VigilError;
@@ -47,7 +48,7 @@ impl Options<'_> {
         &self,
         name: &'static str,
         default: f64,
-        range: std::ops::RangeInclusive<f64>,
+        range: core::ops::RangeInclusive<f64>,
         expected: &'static str,
     ) -> Result<f64, VigilError> {
         match self.get(name) {

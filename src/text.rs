@@ -3,6 +3,7 @@
 //! Error types keep their `thiserror` `Display` for Rust callers and native tests, and add a
 //! `message()` built here for the JS path; a native test checks that both say the same.
 
+use crate::prelude::*;
 /// Appends `n` in decimal.
 pub fn push_uint(out: &mut String, n: u64) {
     let mut digits = [0_u8; 20];

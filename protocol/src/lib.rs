@@ -8,6 +8,11 @@
 //! This crate has no I/O and no dependencies beyond `serde`, so the wasm bundle can use it without
 //! pulling in `serde_json`.
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
 /// One WebSocket frame, in either direction: a JSON text frame
@@ -44,6 +49,8 @@ impl<P> Envelope<P> {
 
 /// Message types of the `/ws` hub, so that neither side spells them by hand.
 pub mod ws {
+    #[allow(unused_imports)]
+    use alloc::{string::String, vec::Vec};
     use serde::{Deserialize, Serialize};
 
     /// Sent by the server first on every connection.
@@ -95,6 +102,8 @@ pub mod ws {
 
 /// The demo orders feed: `POST /api/orders`, topic `orders`, `orders:sync`.
 pub mod orders {
+    #[allow(unused_imports)]
+    use alloc::{string::String, vec::Vec};
     use serde::{Deserialize, Serialize};
 
     /// The topic order messages go to.
@@ -147,6 +156,8 @@ pub mod orders {
 /// The web vitals both halves agree on: names, metric names and rating thresholds
 /// (reference.md, the `web-vitals` library's values).
 pub mod vitals {
+    #[allow(unused_imports)]
+    use alloc::{string::String, vec::Vec};
     /// The five vitals.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum Vital {
@@ -316,7 +327,7 @@ pub struct MetricPoint {
     /// The value.
     pub value: f64,
     /// The point's attributes, as a JSON object of strings.
-    pub attributes: std::collections::BTreeMap<String, String>,
+    pub attributes: alloc::collections::BTreeMap<String, String>,
 }
 
 /// The JSON body of every 4xx/5xx answer of the server: `{ "error": "…" }`.
@@ -329,7 +340,9 @@ pub struct ErrorBody {
 /// Fleet health (server-api.md, "Fleet health"): what the runtime exports and the fleet route
 /// answers.
 pub mod health {
-    use std::collections::BTreeMap;
+    use alloc::collections::BTreeMap;
+    #[allow(unused_imports)]
+    use alloc::{string::String, vec::Vec};
 
     use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //! message is dropped, as a page that throws in a loop would otherwise flood the server.
 
 use super::stack::Frame;
+use crate::prelude::*;
 
 /// What makes two events the same.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! A bounded ring: the oldest entry goes when a new one arrives at the bound, and drops are
 //! counted. Holds the breadcrumbs.
 
+use crate::prelude::*;
 /// Breadcrumb messages are cut to this many characters (Sentry's limit).
 pub const MAX_MESSAGE_CHARS: usize = 2048;
 
@@ -104,7 +105,7 @@ mod tests {
     fn keeps_the_newest_in_order_like_a_bounded_deque() {
         for bound in 0..6 {
             let mut ring = Ring::new(bound);
-            let mut model = std::collections::VecDeque::new();
+            let mut model = alloc::collections::VecDeque::new();
             for i in 0..20 {
                 if i == 11 {
                     ring.clear();

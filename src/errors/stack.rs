@@ -1,6 +1,7 @@
 //! Stack traces of Chromium (V8), Firefox (SpiderMonkey) and Safari (JavaScriptCore), wasm frames
 //! included, parsed into frames oldest first (Sentry's order), at most [`MAX_FRAMES`].
 
+use crate::prelude::*;
 use crate::text::{find, rsplit3, split_once, trim_end_byte};
 
 /// The most frames kept (the newest ones).

@@ -2,8 +2,9 @@
 //! building, and delivery through the transport. Events are built as JS objects so `beforeSend`
 //! receives an object and the browser's `JSON.stringify` encodes them (no serializer in wasm).
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -107,8 +108,8 @@ impl Drop for TrackerService {
         let (listeners, patches) = {
             let mut i = self.shared.borrow_mut();
             (
-                std::mem::take(&mut i.listeners),
-                std::mem::take(&mut i.patches),
+                core::mem::take(&mut i.listeners),
+                core::mem::take(&mut i.patches),
             )
         };
         drop((listeners, patches)); // console restored, handlers removed

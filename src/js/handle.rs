@@ -3,8 +3,8 @@
 //! removes the entry, and `[Symbol.dispose]` is `dispose` (or `unsubscribe`), not wasm-bindgen's
 //! `free`.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::JsValue;
 

@@ -28,7 +28,8 @@ pub use websocket::WebSocketService;
 /// the page loads: seven snippets hung the suite at "Loading scripts..." in one run of four.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod snippet_tests {
-    use std::collections::BTreeSet;
+    use crate::prelude::*;
+    use alloc::collections::BTreeSet;
     use std::path::Path;
 
     /// Every `.rs` file under `dir`, recursively.

@@ -1,8 +1,9 @@
 //! The lifecycle core's functions: `version`, `resources`, `disposeAll`, `onDispose`, `listen`,
 //! `every`, `after`, and the start-up hook.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 use wasm_bindgen::prelude::*;
 

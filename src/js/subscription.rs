@@ -2,9 +2,9 @@
 //! `subscribe`/`on`/`onState` return.
 
 #[cfg(any(feature = "ws", feature = "voice"))]
-use std::cell::RefCell;
+use alloc::rc::{Rc, Weak};
 #[cfg(any(feature = "ws", feature = "voice"))]
-use std::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
@@ -72,7 +72,7 @@ impl Subscription {
 
     /// Points `Subscription.prototype[Symbol.dispose]` at `unsubscribe`, once.
     pub(crate) fn fix_symbol_dispose() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
+        static ONCE: crate::runtime::local::Once = crate::runtime::local::Once::new();
         ONCE.call_once(|| {
             let probe = Subscription {
                 target: Target::Entry(EntryId::from_raw(0)),

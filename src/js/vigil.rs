@@ -2,8 +2,9 @@
 //! transport; converts and delegates to [`crate::errors::tracker`], [`crate::perf::shell`] and
 //! [`crate::runtime::telemetry`].
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
@@ -112,8 +113,8 @@ export interface Vitals {
 }
 "#;
 
-thread_local! {
-    static CURRENT: RefCell<Option<Vigil>> = const { RefCell::new(None) };
+crate::local! {
+    static CURRENT: RefCell<Option<Vigil>> = RefCell::new(None);
 }
 
 /// The error tracker, the performance monitor and the fleet health sampler of this page, sharing
@@ -215,7 +216,7 @@ impl Vigil {
             register(&mut vigil.entries, 0, priority::HEALTH, service)?;
         }
         CURRENT.with(|c| *c.borrow_mut() = Some(vigil.clone()));
-        static ONCE: std::sync::Once = std::sync::Once::new();
+        static ONCE: crate::runtime::local::Once = crate::runtime::local::Once::new();
         ONCE.call_once(|| {
             let probe = Vigil {
                 transport: Weak::new(),

@@ -1,5 +1,6 @@
 //! `VoiceConnection` (issue #6): converts and delegates to [`crate::voice::connection`].
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use super::handle::{alias_symbol_dispose, Handle};
@@ -52,7 +53,7 @@ impl VoiceConnection {
         let service = voice_conn::create(voice_conn::parse_options(&options)?);
         let weak = service.downgrade();
         let handle = Handle::register(manager::priority::NETWORK, service, weak)?;
-        static ONCE: std::sync::Once = std::sync::Once::new();
+        static ONCE: crate::runtime::local::Once = crate::runtime::local::Once::new();
         ONCE.call_once(|| {
             let probe = VoiceConnection {
                 handle: Handle::none(),

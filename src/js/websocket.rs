@@ -1,5 +1,6 @@
 //! `WebSocketService`: converts and delegates to [`crate::ws::service`].
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use super::handle::{alias_symbol_dispose, Handle};
@@ -53,7 +54,7 @@ impl WebSocketService {
         let service = ws_service::create(url, protocols, config);
         let weak = service.downgrade();
         let handle = Handle::register(manager::priority::NETWORK, service, weak)?;
-        static ONCE: std::sync::Once = std::sync::Once::new();
+        static ONCE: crate::runtime::local::Once = crate::runtime::local::Once::new();
         ONCE.call_once(|| {
             let probe = WebSocketService {
                 handle: Handle::none(),

@@ -2,6 +2,7 @@
 //! stays small: the last value of each series, how many points it summarized, and its min and
 //! max. Bounded: beyond [`MAX_SERIES`] new series are dropped and counted.
 
+use crate::prelude::*;
 /// The most series held between two exports.
 pub const MAX_SERIES: usize = 256;
 /// The most attributes a point keeps (the first ones given).
@@ -92,7 +93,7 @@ impl Aggregator {
 
     /// Takes every series (for an export) and starts over.
     pub fn drain(&mut self) -> Vec<Series> {
-        std::mem::take(&mut self.series)
+        core::mem::take(&mut self.series)
     }
 
     /// True when nothing waits for an export.

@@ -9,6 +9,7 @@
 
 use super::aggregate::Aggregator;
 use super::vitals::{self, Cls, Inp, Lcp, Rating, Vital};
+use crate::prelude::*;
 use crate::transport::otlp::{Gauge, Point};
 
 /// The point attribute naming the page view a vital belongs to.

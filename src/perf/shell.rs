@@ -4,8 +4,9 @@
 //! Entries are read into plain numbers by a small JS function and handed to [`Monitor`].
 //! Every closure holds a `Weak` reference.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -106,8 +107,8 @@ impl Drop for MonitorService {
             let mut i = self.shared.borrow_mut();
             (
                 i.observer.take(),
-                std::mem::take(&mut i.listeners),
-                std::mem::take(&mut i.inputs),
+                core::mem::take(&mut i.listeners),
+                core::mem::take(&mut i.inputs),
                 i.load.take(),
                 i.retire.take(),
                 i.interval.take(),
@@ -272,7 +273,7 @@ fn listen(shared: &Shared) {
         inputs.push(Listener::new_with_options(
             &window,
             name,
-            gloo_events::EventListenerOptions::run_in_capture_phase(),
+            crate::runtime::guards::ListenerOptions::capture(),
             move |event| {
                 if !event.is_trusted() {
                     return; // a script's synthetic click is not the user's first input
@@ -286,7 +287,7 @@ fn listen(shared: &Shared) {
                 let w = Rc::downgrade(&s);
                 let retire = Timeout::new(0, move || {
                     let Some(s) = w.upgrade() else { return };
-                    let inputs = std::mem::take(&mut s.borrow_mut().inputs);
+                    let inputs = core::mem::take(&mut s.borrow_mut().inputs);
                     drop(inputs);
                 });
                 s.borrow_mut().retire = Some(retire);

@@ -2,6 +2,7 @@
 //! taken from performance entries. The observer shell feeds entries in; nothing here touches the
 //! browser.
 
+use crate::prelude::*;
 pub use vigil_protocol::vitals::{Rating, Vital};
 
 /// LCP: the last `largest-contentful-paint` entry's `startTime - activationStart`, counting only

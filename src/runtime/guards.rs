@@ -5,16 +5,95 @@
 //! (`addEventListener`, timers, `Closure`, patching `console`). Everything else in the crate holds
 //! these guards, and the guards offer no `forget()`: a leak cannot be written with them.
 
-use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use alloc::borrow::Cow;
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
 
-use gloo_events::{EventListener, EventListenerOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, EventTarget};
 
 use super::ledger::{ResourceKind, Ticket};
+use crate::prelude::*;
+
+/// How a [`Listener`] is added: passive, in the bubbling phase unless [`ListenerOptions::capture`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenerOptions {
+    capture: bool,
+}
+
+impl ListenerOptions {
+    /// Passive, in the capture phase (sees events whose propagation a page stops).
+    pub fn capture() -> Self {
+        Self { capture: true }
+    }
+}
+
+/// An `addEventListener` undone on drop: the raw call inside [`Listener`] and [`Handlers`].
+#[derive(Debug)]
+struct RawListener {
+    target: EventTarget,
+    event_type: Cow<'static, str>,
+    capture: bool,
+    callback: Closure<dyn FnMut(&Event)>,
+}
+
+impl RawListener {
+    fn add(
+        target: &EventTarget,
+        event_type: Cow<'static, str>,
+        options: ListenerOptions,
+        callback: Box<dyn FnMut(&Event)>,
+    ) -> Self {
+        let callback = Closure::wrap(callback);
+        let add = web_sys::AddEventListenerOptions::new();
+        add.set_capture(options.capture);
+        add.set_passive(true);
+        let _ = target.add_event_listener_with_callback_and_add_event_listener_options(
+            &event_type,
+            callback.as_ref().unchecked_ref(),
+            &add,
+        );
+        Self {
+            target: target.clone(),
+            event_type,
+            capture: options.capture,
+            callback,
+        }
+    }
+}
+
+impl Drop for RawListener {
+    fn drop(&mut self) {
+        let _ = self.target.remove_event_listener_with_callback_and_bool(
+            &self.event_type,
+            self.callback.as_ref().unchecked_ref(),
+            self.capture,
+        );
+    }
+}
+
+// The global timer functions (a page's and a worker's), as gloo-timers binds them.
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setInterval)]
+    fn set_interval(handler: &js_sys::Function, millis: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearInterval)]
+    fn clear_interval(id: &JsValue);
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, millis: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+    #[wasm_bindgen(js_name = requestAnimationFrame)]
+    fn request_animation_frame(callback: &js_sys::Function) -> JsValue;
+    #[wasm_bindgen(js_name = cancelAnimationFrame)]
+    fn cancel_animation_frame(id: &JsValue);
+}
+
+/// Milliseconds as the timer functions take them (a longer delay waits as long as they allow).
+fn timer_millis(millis: u32) -> i32 {
+    i32::try_from(millis).unwrap_or(i32::MAX)
+}
 
 /// An event listener, removed when the guard is dropped.
 ///
@@ -27,7 +106,7 @@ use super::ledger::{ResourceKind, Ticket};
 #[derive(Debug)]
 #[must_use = "the listener is removed as soon as this guard is dropped: keep it for as long as you want events"]
 pub struct Listener {
-    _inner: EventListener,
+    _inner: RawListener,
     _ticket: Ticket,
 }
 
@@ -41,19 +120,14 @@ impl Listener {
     where
         F: FnMut(&Event) + 'static,
     {
-        Self::new_with_options(
-            target,
-            event_type,
-            EventListenerOptions::default(),
-            callback,
-        )
+        Self::new_with_options(target, event_type, ListenerOptions::default(), callback)
     }
 
     /// Listens with explicit options (capture phase, or able to call `preventDefault`).
     pub fn new_with_options<F>(
         target: &EventTarget,
         event_type: impl Into<Cow<'static, str>>,
-        options: EventListenerOptions,
+        options: ListenerOptions,
         callback: F,
     ) -> Self
     where
@@ -62,17 +136,17 @@ impl Listener {
         Self::boxed(target, event_type.into(), options, Box::new(callback))
     }
 
-    // Every call site boxes its closure and shares this one body (and one instantiation of
-    // gloo's generic code): ~300 bytes of wasm less per listener site.
+    // Every call site boxes its closure and shares this one body: ~300 bytes of wasm less per
+    // listener site.
     #[inline(never)]
     fn boxed(
         target: &EventTarget,
         event_type: Cow<'static, str>,
-        options: EventListenerOptions,
+        options: ListenerOptions,
         callback: Box<dyn FnMut(&Event)>,
     ) -> Self {
         Self {
-            _inner: EventListener::new_with_options(target, event_type, options, callback),
+            _inner: RawListener::add(target, event_type, options, callback),
             _ticket: Ticket::new(ResourceKind::Listener),
         }
     }
@@ -121,12 +195,12 @@ extern "C" {
 /// is alive (a `Weak`: the owner holds the pair, so an `Rc` here would be a cycle). `None`
 /// outside a page. Services that wait for the network hold the pair.
 pub fn network_listeners<T: 'static>(
-    owner: std::rc::Weak<T>,
+    owner: alloc::rc::Weak<T>,
     on_change: fn(&Rc<T>, bool),
 ) -> Option<(Listener, Listener)> {
     let window = web_sys::window()?;
     let on = |name: &'static str, online: bool| {
-        let owner = std::rc::Weak::clone(&owner);
+        let owner = alloc::rc::Weak::clone(&owner);
         Listener::new(&window, name, move |_| {
             if let Some(o) = owner.upgrade() {
                 on_change(&o, online);
@@ -146,7 +220,8 @@ pub fn network_listeners<T: 'static>(
 #[derive(Debug)]
 #[must_use = "the interval is cleared as soon as this guard is dropped: keep it for as long as it should tick"]
 pub struct Interval {
-    _inner: gloo_timers::callback::Interval,
+    id: JsValue,
+    _callback: Closure<dyn FnMut()>,
     _ticket: Ticket,
 }
 
@@ -161,10 +236,18 @@ impl Interval {
 
     #[inline(never)]
     fn boxed(millis: u32, callback: Box<dyn FnMut()>) -> Self {
+        let callback = Closure::wrap(callback);
         Self {
-            _inner: gloo_timers::callback::Interval::new(millis, callback),
+            id: set_interval(callback.as_ref().unchecked_ref(), timer_millis(millis)),
+            _callback: callback,
             _ticket: Ticket::new(ResourceKind::Interval),
         }
+    }
+}
+
+impl Drop for Interval {
+    fn drop(&mut self) {
+        clear_interval(&self.id);
     }
 }
 
@@ -179,12 +262,13 @@ impl Interval {
 /// ```
 #[must_use = "the timeout is cleared as soon as this guard is dropped: keep it until it fires"]
 pub struct Timeout {
-    _inner: gloo_timers::callback::Timeout,
+    id: JsValue,
+    _callback: Closure<dyn FnMut()>,
     ticket: Rc<Cell<Option<Ticket>>>,
 }
 
-impl std::fmt::Debug for Timeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Timeout")
             .field("pending", &self.is_pending())
             .finish()
@@ -204,13 +288,14 @@ impl Timeout {
     fn boxed(millis: u32, callback: Box<dyn FnOnce()>) -> Self {
         let ticket = Rc::new(Cell::new(Some(Ticket::new(ResourceKind::Timeout))));
         let fired = Rc::clone(&ticket);
-        let inner = gloo_timers::callback::Timeout::new(millis, move || {
+        let callback = Closure::once(move || {
             // Count it out before the callback runs: the timer is no longer pending.
             drop(fired.take());
             callback();
         });
         Self {
-            _inner: inner,
+            id: set_timeout(callback.as_ref().unchecked_ref(), timer_millis(millis)),
+            _callback: callback,
             ticket,
         }
     }
@@ -224,6 +309,12 @@ impl Timeout {
     }
 }
 
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
+
 /// An animation frame callback (`requestAnimationFrame`), cancelled when the guard is dropped
 /// before the frame. Counted as a pending timeout until it runs or is dropped.
 ///
@@ -234,12 +325,13 @@ impl Timeout {
 /// ```
 #[must_use = "the frame callback is cancelled as soon as this guard is dropped: keep it until it runs"]
 pub struct AnimationFrame {
-    _inner: gloo_render::AnimationFrame,
+    id: JsValue,
+    _callback: Closure<dyn FnMut(f64)>,
     ticket: Rc<Cell<Option<Ticket>>>,
 }
 
-impl std::fmt::Debug for AnimationFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for AnimationFrame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let t = self.ticket.take();
         let pending = t.is_some();
         self.ticket.set(t);
@@ -262,14 +354,21 @@ impl AnimationFrame {
     fn boxed(callback: Box<dyn FnOnce(f64)>) -> Self {
         let ticket = Rc::new(Cell::new(Some(Ticket::new(ResourceKind::Timeout))));
         let ran = Rc::clone(&ticket);
-        let inner = gloo_render::request_animation_frame(move |time| {
+        let callback = Closure::once(move |time: f64| {
             drop(ran.take());
             callback(time);
         });
         Self {
-            _inner: inner,
+            id: request_animation_frame(callback.as_ref().unchecked_ref()),
+            _callback: callback,
             ticket,
         }
+    }
+}
+
+impl Drop for AnimationFrame {
+    fn drop(&mut self) {
+        cancel_animation_frame(&self.id);
     }
 }
 
@@ -277,15 +376,19 @@ impl AnimationFrame {
 /// objects that emit events (sockets, peer connections, data channels); the owning guard counts
 /// the object, not each handler.
 #[derive(Debug, Default)]
-struct Handlers(Vec<EventListener>);
+struct Handlers(Vec<RawListener>);
 
 impl Handlers {
     fn add<F>(&mut self, target: &EventTarget, event_type: &'static str, callback: F)
     where
         F: FnMut(&Event) + 'static,
     {
-        self.0
-            .push(EventListener::new(target, event_type, callback));
+        self.0.push(RawListener::add(
+            target,
+            Cow::Borrowed(event_type),
+            ListenerOptions::default(),
+            Box::new(callback),
+        ));
     }
 }
 
@@ -546,8 +649,8 @@ pub enum ConsolePatchError {
     AlreadyPatched(String),
 }
 
-thread_local! {
-    static PATCHED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+crate::local! {
+    static PATCHED: RefCell<Vec<String>> = RefCell::new(Vec::new());
 }
 
 /// `console[method]` wrapped so `hook` sees every call's arguments before the original runs;

@@ -3,6 +3,7 @@
 //! [`super::telemetry`]: an `Interval` guard, memory reads, the export through the transport.
 
 use crate::error::VigilError;
+use crate::prelude::*;
 use crate::runtime::ledger::Counts;
 use crate::transport::otlp::{Gauge, Point};
 

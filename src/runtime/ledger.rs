@@ -7,7 +7,7 @@
 //! This file is plain Rust (no browser), so its arithmetic is tested natively. The ledger is
 //! per-thread: the browser runs one thread, and native tests each get a fresh one.
 
-use std::cell::Cell;
+use core::cell::Cell;
 
 /// The kinds of resource the ledger counts, one per guard type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,7 +134,7 @@ impl Ledger {
     }
 }
 
-thread_local! {
+crate::local! {
     static LEDGER: Ledger = Ledger::default();
 }
 
@@ -190,6 +190,7 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     #[test]
     fn starts_at_zero() {

@@ -6,8 +6,9 @@
 //! No `RefCell` borrow is held while a service or callback runs, so a callback may register,
 //! unregister or call `disposeAll()` again without a panic.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::cell::RefCell;
 
 use wasm_bindgen::JsCast;
 
@@ -62,7 +63,7 @@ struct Manager {
     listeners: Option<(Listener, Listener)>,
 }
 
-thread_local! {
+crate::local! {
     static MANAGER: RefCell<Manager> = RefCell::new(Manager {
         registry: Registry::new(MAX_ENTRIES),
         lifecycle: Lifecycle::default(),
@@ -236,7 +237,7 @@ mod tests {
     //! The manager natively, with Rust services: the browser listeners are skipped off-wasm.
     use super::*;
     use crate::runtime::ledger::counts;
-    use std::cell::Cell;
+    use core::cell::Cell;
 
     type Log = Rc<RefCell<Vec<String>>>;
 

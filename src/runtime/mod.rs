@@ -9,6 +9,7 @@ pub mod guards;
 #[cfg(feature = "telemetry")]
 pub mod health;
 pub mod ledger;
+pub mod local;
 pub mod manager;
 pub mod panic;
 pub mod registry;

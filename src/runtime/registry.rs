@@ -5,6 +5,7 @@
 //! [`Lifecycle`]; everything that decides *what* happens and *in which order* lives here and is
 //! tested natively.
 
+use crate::prelude::*;
 use thiserror::Error;
 
 /// The id of one entry in a [`Registry`]. Ids are never reused within a registry.
@@ -127,7 +128,7 @@ impl<T> Registry<T> {
 
     /// Empties the registry and returns every entry in dispose order.
     pub fn drain_in_order(&mut self) -> Vec<T> {
-        std::mem::take(&mut self.entries)
+        core::mem::take(&mut self.entries)
             .into_iter()
             .rev()
             .map(|e| e.value)

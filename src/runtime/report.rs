@@ -2,16 +2,16 @@
 //! that threw, a panic). Today the report goes to the browser console; the error tracker installs
 //! itself as the sink when it runs.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use core::cell::RefCell;
 
 use wasm_bindgen::JsValue;
 
 /// A report sink: `(what the runtime was doing, the value that was thrown)`.
 pub type Sink = Rc<dyn Fn(&str, &JsValue)>;
 
-thread_local! {
-    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+crate::local! {
+    static SINK: RefCell<Option<Sink>> = RefCell::new(None);
 }
 
 /// Routes later reports to `sink` (the error tracker); `None` routes them back to the console.

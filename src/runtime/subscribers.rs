@@ -3,6 +3,7 @@
 //! `Subscription`, matched by message type. Handlers are cloned out before they are called, so
 //! the owner's `RefCell` borrow ends first and a handler may call back into the service.
 
+use crate::prelude::*;
 /// The most subscriptions one service holds; more are refused.
 pub const MAX_SUBSCRIBERS: usize = 1024;
 
@@ -106,7 +107,7 @@ impl Subscribers {
     pub fn take(&mut self) -> Self {
         Self {
             owner: self.owner,
-            list: std::mem::take(&mut self.list),
+            list: core::mem::take(&mut self.list),
             next_id: self.next_id,
         }
     }

@@ -6,8 +6,9 @@
 //! sample when the page is hidden for good (the manager's flush, before the transport's final
 //! flush). Every closure holds a `Weak` reference.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -303,7 +304,7 @@ pub fn start(settings: Settings, transport: transport::Shared) -> HealthService 
     HealthService { shared }
 }
 
-thread_local! {
+crate::local! {
     /// The id used when `localStorage` keeps nothing: one per page.
     static PAGE_ID: String = random_id();
 }

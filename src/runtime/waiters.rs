@@ -2,6 +2,7 @@
 //! channel: bounded, settled all together. The owner takes them out of its `RefCell` before
 //! settling them (settling runs no page code at once, but the owner's borrow must still end).
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 /// The most promises one [`Waiters`] holds; more are rejected at once.
@@ -39,7 +40,7 @@ impl Waiters {
 
     /// Takes every waiting promise out.
     pub fn take(&mut self) -> Taken {
-        Taken(std::mem::take(&mut self.0))
+        Taken(core::mem::take(&mut self.0))
     }
 }
 

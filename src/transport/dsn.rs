@@ -1,5 +1,6 @@
 //! The Sentry DSN: `{scheme}://{publicKey}@{host}[:port]{path}/{projectId}`.
 
+use crate::prelude::*;
 use crate::text::{find, rsplit_once, split_once, trim_end_byte};
 use thiserror::Error;
 

@@ -2,6 +2,7 @@
 //! the payload. JSON strings are escaped here; payloads arrive already encoded (the browser's
 //! `JSON.stringify` in the shell), so the wasm bundle carries no JSON serializer.
 
+use crate::prelude::*;
 /// One item to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item<'a> {

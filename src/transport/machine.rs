@@ -8,6 +8,7 @@
 
 use super::ratelimit::RateLimits;
 use crate::backoff::{Backoff, Jitter};
+use crate::prelude::*;
 
 /// Browsers refuse `keepalive` requests beyond 64 KiB in flight; stay under it as Sentry does.
 pub const KEEPALIVE_BUDGET: usize = 60_000;
@@ -362,9 +363,7 @@ impl Machine {
             return;
         }
         self.timer_due = Some(due);
-        fx.push(Effect::Arm(
-            (due - now_ms).clamp(0.0, f64::from(u32::MAX)).ceil() as u32,
-        ));
+        fx.push(Effect::Arm(ceil_u32(due - now_ms)));
     }
 
     /// Sends what may go now. Normally one request at a time, and none while backing off; a
@@ -411,9 +410,39 @@ impl Machine {
     }
 }
 
+/// `ms` rounded up, within `0..=u32::MAX` (`f64::ceil` needs `std`).
+fn ceil_u32(ms: f64) -> u32 {
+    let ms = ms.clamp(0.0, f64::from(u32::MAX));
+    let whole = ms as u32;
+    if f64::from(whole) < ms {
+        whole.saturating_add(1)
+    } else {
+        whole
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ceil_u32_is_ceil_within_u32() {
+        for ms in [
+            -5.0_f64,
+            0.0,
+            0.2,
+            1.0,
+            1.5,
+            999.999,
+            4_294_967_294.5,
+            4_294_967_295.0,
+            1e12,
+        ] {
+            let want = ms.clamp(0.0, f64::from(u32::MAX)).ceil() as u32;
+            assert_eq!(ceil_u32(ms), want, "{ms}");
+        }
+        assert_eq!(ceil_u32(f64::NAN), 0);
+    }
 
     fn enqueue(body: &str) -> Event {
         Event::Enqueue {

@@ -3,6 +3,7 @@
 //! to JS (`Number.prototype.toString`), so Rust's float formatting (~10 KB) stays out of the wasm
 //! bundle; native tests use Rust's.
 
+use crate::prelude::*;
 use crate::transport::envelope::quote;
 
 /// Resource attributes of every export.

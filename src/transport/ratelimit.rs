@@ -1,6 +1,7 @@
 //! What the server said about sending less: `X-Sentry-Rate-Limits`, `Retry-After`, or a bare
 //! `429` (60 s). Sending in a limited category waits until the limit ends.
 
+use crate::prelude::*;
 use crate::text::split;
 
 /// A bare `429` holds everything this long.

@@ -3,8 +3,9 @@
 //! what is undelivered (restored and sent on the next page load), and `flush(timeoutMs)` waiters.
 //! Every closure holds a `Weak` reference.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
@@ -143,7 +144,7 @@ pub fn close(shared: &Shared) {
         (
             i.timer.take(),
             i.network.take(),
-            std::mem::take(&mut i.waiters),
+            core::mem::take(&mut i.waiters),
         )
     };
     drop((timer, network));
@@ -186,7 +187,7 @@ fn feed(shared: &Shared, event: Event) {
                 report::report("transport", &failure);
             }
             Effect::Settled => {
-                let waiters = std::mem::take(&mut shared.borrow_mut().waiters);
+                let waiters = core::mem::take(&mut shared.borrow_mut().waiters);
                 for (_, resolve, timeout) in waiters {
                     drop(timeout);
                     let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::TRUE);

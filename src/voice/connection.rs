@@ -10,8 +10,9 @@
 //! Closures given to the browser hold a `Weak` reference to the connection, never an `Rc`: the
 //! guards live inside it, so an `Rc` there would be a cycle that never drops.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -364,7 +365,7 @@ fn apply(shared: &Shared, effect: Effect) {
         Effect::SendSessionUpdate => send_session_update(shared),
         Effect::Dispatch => dispatch(shared),
         Effect::Release => {
-            let attempt = std::mem::take(&mut shared.borrow_mut().attempt);
+            let attempt = core::mem::take(&mut shared.borrow_mut().attempt);
             drop(attempt); // outside the borrow
         }
         Effect::Resolve => {

@@ -9,7 +9,8 @@
 //! leave a peer connection, a track or an element alive after a failure or a disconnect (a
 //! randomized test checks it).
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// The connection state, as `onState` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

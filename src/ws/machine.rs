@@ -6,8 +6,9 @@
 //! generation are ignored, so no order of close, error, timeout, `online` and `connect()` can leave
 //! two sockets open.
 
-use std::borrow::Cow;
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::borrow::Cow;
+use alloc::collections::VecDeque;
 
 pub use crate::backoff::Backoff;
 use crate::backoff::Jitter;

@@ -4,8 +4,9 @@
 //! Closures given to the browser hold a `Weak` reference to the service, never an `Rc`: the
 //! socket guard lives inside the service, so an `Rc` there would be a cycle that never drops.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -68,7 +69,7 @@ impl Drop for WsService {
             let mut i = self.shared.borrow_mut();
             (
                 i.socket.take(),
-                std::mem::take(&mut i.timers),
+                core::mem::take(&mut i.timers),
                 i.network.take(),
                 i.pending.take(),
                 i.subs.take(),
