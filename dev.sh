@@ -215,6 +215,15 @@ build_example() {
   )
 }
 
+# A build with the panic probe (feature `panic-probe`: an export that panics) and the error
+# tracker, for the e2e test of the package's own panic handler; never part of pkg/.
+build_panic_probe() {
+  say "target/panic-probe: the error tracker and an export that panics (e2e test of the panic handler)"
+  rm -rf target/panic-probe
+  wasm-pack --quiet build --release --target web --out-dir target/panic-probe --out-name vigil \
+    --no-pack -- --no-default-features --features errors,panic-probe
+}
+
 # reference.md "Size": gzip -9 of the .wasm, plus gzip -9 of the JS glue and its snippets bundled
 # and minified as a bundler ships them (esbuild --bundle --minify --format=esm).
 gz_glue() {
@@ -340,12 +349,13 @@ case "$cmd" in
     setup
     build_pkg
     build_example
+    build_panic_probe
     say "format and lints"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy -p vigil --target wasm32-unknown-unknown --all-targets --features std --quiet -- -D warnings
     # The variants' feature sets (and each module alone) compile without warnings too.
-    for features in "" errors perf ws voice errors,perf; do
+    for features in "" errors perf ws voice errors,perf errors,panic-probe; do
       cargo clippy -p vigil --target wasm32-unknown-unknown --lib --quiet --no-default-features \
         ${features:+--features "$features"} -- -D warnings
     done

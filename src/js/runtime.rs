@@ -42,6 +42,17 @@ pub fn start() {
     Subscription::fix_symbol_dispose();
 }
 
+/// Panics on purpose (feature `panic-probe`, for the end-to-end test of the panic handler; never
+/// in a package variant): with a plain message, or with a formatted one when `formatted`.
+#[cfg(feature = "panic-probe")]
+#[wasm_bindgen(js_name = panicProbe)]
+pub fn panic_probe(formatted: bool) {
+    if formatted {
+        panic!("vigil panic probe, formatted: {}", u32::from(formatted));
+    }
+    panic!("vigil panic probe");
+}
+
 /// The crate version, e.g. `"0.1.0"`.
 #[wasm_bindgen]
 pub fn version() -> String {

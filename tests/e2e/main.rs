@@ -7,6 +7,7 @@ mod dashboard;
 mod demo;
 mod hardening;
 mod page_close;
+mod panic;
 mod perf;
 mod server_process;
 mod soak;
