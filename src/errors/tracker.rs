@@ -161,7 +161,7 @@ pub fn start(settings: Settings, t: transport::Shared) -> TrackerService {
 }
 
 fn attach(shared: &Shared) {
-    let Some(window) = web_sys::window() else {
+    let Some(window) = crate::runtime::window() else {
         return;
     };
     let (globals, navigation, console) = {
@@ -204,7 +204,7 @@ fn attach(shared: &Shared) {
         let Some(s) = w.upgrade() else { return };
         // `document.hidden` (a boolean), not `visibilityState`: web-sys's enum conversion
         // brings its own panic path into the wasm.
-        let hidden = web_sys::window()
+        let hidden = crate::runtime::window()
             .and_then(|w| w.document())
             .is_some_and(|d| d.hidden());
         if navigation {
@@ -228,7 +228,7 @@ fn attach(shared: &Shared) {
             listeners.push(Listener::new(&window, name, move |_| {
                 if let Some(s) = w.upgrade() {
                     let message = if name == "popstate" {
-                        web_sys::window()
+                        crate::runtime::window()
                             .and_then(|w| w.location().href().ok())
                             .unwrap_or_default()
                     } else {

@@ -65,13 +65,18 @@ impl<T> Handle<T> {
 /// `[Symbol.dispose]` of its class at `method` (`unsubscribe` / `dispose`). `probe` is any
 /// instance of the class.
 pub fn alias_symbol_dispose(probe: &JsValue, method: &str) {
+    let Some(symbol) = SYMBOL_DISPOSE.with(Clone::clone) else {
+        return; // a browser without explicit resource management
+    };
     let proto = js_sys::Object::get_prototype_of(probe);
-    let symbol = js_sys::Reflect::get(&js_sys::global(), &"Symbol".into())
-        .and_then(|symbol| js_sys::Reflect::get(&symbol, &"dispose".into()));
-    let target = js_sys::Reflect::get(&proto, &method.into());
-    if let (Ok(symbol), Ok(target)) = (symbol, target) {
-        if !symbol.is_undefined() {
-            let _ = js_sys::Reflect::set(&proto, &symbol, &target);
-        }
+    if let Ok(target) = js_sys::Reflect::get(&proto, &method.into()) {
+        let _ = js_sys::Reflect::set(&proto, &symbol, &target);
     }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `Symbol.dispose`, when the browser has it.
+    #[wasm_bindgen(thread_local_v2, js_namespace = Symbol, js_name = dispose)]
+    static SYMBOL_DISPOSE: Option<JsValue>;
 }

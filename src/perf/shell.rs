@@ -262,7 +262,7 @@ fn observe(shared: &Shared) {
 }
 
 fn listen(shared: &Shared) {
-    let Some(window) = web_sys::window() else {
+    let Some(window) = crate::runtime::window() else {
         return;
     };
     let mut listeners = Vec::new();
@@ -396,7 +396,7 @@ pub fn export(shared: &Shared) {
         let mut export_id = i.settings.view_id.clone();
         export_id.push('.');
         crate::text::push_uint(&mut export_id, i.exports);
-        let page_url = web_sys::window()
+        let page_url = crate::runtime::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
         let body = otlp::encode(

@@ -99,7 +99,7 @@ fn timer_millis(millis: u32) -> i32 {
 ///
 /// ```no_run
 /// use vigil::runtime::guards::Listener;
-/// let window = web_sys::window().unwrap();
+/// let window = vigil::runtime::window().unwrap();
 /// let online = Listener::new(&window, "online", |_event| { /* reconnect */ });
 /// drop(online); // removeEventListener: the callback never runs again
 /// ```
@@ -198,7 +198,7 @@ pub fn network_listeners<T: 'static>(
     owner: alloc::rc::Weak<T>,
     on_change: fn(&Rc<T>, bool),
 ) -> Option<(Listener, Listener)> {
-    let window = web_sys::window()?;
+    let window = crate::runtime::window()?;
     let on = |name: &'static str, online: bool| {
         let owner = alloc::rc::Weak::clone(&owner);
         Listener::new(&window, name, move |_| {

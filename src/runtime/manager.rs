@@ -208,7 +208,7 @@ fn ensure_listening() {
     if !needed || cfg!(not(target_arch = "wasm32")) {
         return; // native tests have no page to listen to
     }
-    let Some(window) = web_sys::window() else {
+    let Some(window) = crate::runtime::window() else {
         return; // not in a page (a worker, or native code): nothing to listen to
     };
     let on = |name: &'static str, hide: bool| {

@@ -18,3 +18,19 @@ pub mod subscribers;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod waiters;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `window`, read once (`typeof window` checked): a direct binding instead of web-sys's
+    /// `window()`, which looks through `globalThis`, `global`, `window` and `self` (four imports
+    /// and their glue in every variant).
+    #[wasm_bindgen(thread_local_v2, js_name = window)]
+    static WINDOW: Option<web_sys::Window>;
+}
+
+/// The page's `window`; `None` outside a page (a worker).
+pub fn window() -> Option<web_sys::Window> {
+    WINDOW.with(Clone::clone)
+}

@@ -355,7 +355,7 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         let mut export_id = i.settings.view_id.clone();
         export_id.push_str(".health.");
         crate::text::push_uint(&mut export_id, i.exports);
-        let page_url = web_sys::window()
+        let page_url = crate::runtime::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
         let s = &i.settings;

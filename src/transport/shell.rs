@@ -41,7 +41,7 @@ pub type Route = (String, String, &'static str);
 /// Creates the transport, restores what the last page left undelivered and starts sending it.
 /// Envelopes go to `url` as [`TEXT`]; the categories in `routes` go to their own endpoint.
 pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Config) -> Shared {
-    let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
+    let online = crate::runtime::window().is_none_or(|w| w.navigator().on_line());
     let shared: Shared = Rc::new(RefCell::new(Inner {
         machine: Machine::new(config, online),
         url,

@@ -605,7 +605,7 @@ fn play_remote(shared: &Shared) {
 
 /// `<audio autoplay>` appended to `<body>`, in a guard that removes it.
 fn create_audio_element() -> Option<OwnedElement> {
-    let document = web_sys::window()?.document()?;
+    let document = crate::runtime::window()?.document()?;
     let element = document.create_element("audio").ok()?;
     let guard = OwnedElement::new(element);
     let _ = guard.raw().set_attribute("autoplay", "");

@@ -85,7 +85,7 @@ impl Drop for WsService {
 
 /// Creates the service (not connected yet) and its `online`/`offline` listeners.
 pub fn create(url: String, protocols: Vec<String>, config: super::machine::Config) -> WsService {
-    let online = web_sys::window()
+    let online = crate::runtime::window()
         .map(|w| w.navigator().on_line())
         .unwrap_or(true);
     let shared: Shared = Rc::new(RefCell::new(Inner {
