@@ -123,7 +123,7 @@ impl Listener {
         Self::new_with_options(target, event_type, ListenerOptions::default(), callback)
     }
 
-    /// Listens with explicit options (capture phase, or able to call `preventDefault`).
+    /// Listens with explicit options (the capture phase).
     pub fn new_with_options<F>(
         target: &EventTarget,
         event_type: impl Into<Cow<'static, str>>,

@@ -2,8 +2,8 @@
 //! that owns every service, the panic hook and the report sink.
 //!
 //! Pure parts (no browser): [`ledger`], [`registry`], [`health`]. Browser shell: [`guards`],
-//! [`manager`], [`panic`], [`report`], [`subscribers`], [`waiters`], [`telemetry`] (the health
-//! sampler).
+//! [`manager`], [`panic`](mod@panic), [`report`], [`subscribers`], [`waiters`], [`telemetry`]
+//! (the health sampler), [`window`]. Per-page statics: [`local`].
 
 pub mod guards;
 #[cfg(feature = "telemetry")]
