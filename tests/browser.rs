@@ -253,6 +253,24 @@ fn final_pagehide_flushes_and_disposes_everything() {
 }
 
 #[wasm_bindgen_test]
+fn listen_refuses_a_type_that_is_not_a_string() {
+    let Err(err) = vigil::listen(
+        &window(),
+        JsValue::from(5),
+        js_sys::Function::new_no_args(""),
+    ) else {
+        panic!("a number was taken as an event type");
+    };
+    let err: js_sys::Error = err.unchecked_into();
+    assert_eq!(String::from(err.name()), "TypeError");
+    assert_eq!(
+        String::from(err.message()),
+        "type: expected a string, got a value of another type"
+    );
+    assert_all_zero();
+}
+
+#[wasm_bindgen_test]
 fn bfcache_pagehide_suspends_and_pageshow_resumes() {
     let log = Rc::new(RefCell::new(Vec::new()));
     probe(&log, "ws", 0);

@@ -99,11 +99,27 @@ pub fn on_dispose(
 #[wasm_bindgen]
 pub fn listen(
     target: &web_sys::EventTarget,
-    #[wasm_bindgen(js_name = "type")] event_type: String,
+    #[wasm_bindgen(js_name = "type", unchecked_param_type = "string")] event_type: JsValue,
     callback: js_sys::Function,
 ) -> Result<Subscription, JsValue> {
+    if !event_type.is_string() {
+        return Err(VigilError::BadArgument {
+            name: "type",
+            expected: "a string",
+            // Not `options::type_name`: its number check brings glue `vigil/core` has no other
+            // use for.
+            got: if event_type.is_undefined() {
+                "undefined"
+            } else if event_type.is_null() {
+                "null"
+            } else {
+                "a value of another type"
+            },
+        }
+        .into());
+    }
     let this = JsValue::from(target.clone());
-    let listener = Listener::new(target, event_type, move |event| {
+    let listener = Listener::for_js_type(target, event_type, move |event| {
         if let Err(e) = callback.call1(&this, event) {
             report::report("a listen() callback threw", &e);
         }

@@ -30,10 +30,12 @@ impl ListenerOptions {
 }
 
 /// An `addEventListener` undone on drop: the raw call inside [`Listener`] and [`Handlers`].
+/// The event type is a JS string, so a page's `listen(target, type, …)` never copies it into
+/// the wasm (which would bring wasm-bindgen's string-passing glue into `vigil/core`).
 #[derive(Debug)]
 struct RawListener {
     target: EventTarget,
-    event_type: Cow<'static, str>,
+    event_type: JsValue,
     capture: bool,
     callback: Closure<dyn FnMut(&Event)>,
 }
@@ -41,7 +43,7 @@ struct RawListener {
 impl RawListener {
     fn add(
         target: &EventTarget,
-        event_type: Cow<'static, str>,
+        event_type: JsValue,
         options: ListenerOptions,
         callback: Box<dyn FnMut(&Event)>,
     ) -> Self {
@@ -49,7 +51,8 @@ impl RawListener {
         let add = web_sys::AddEventListenerOptions::new();
         add.set_capture(options.capture);
         add.set_passive(true);
-        let _ = target.add_event_listener_with_callback_and_add_event_listener_options(
+        // A target that is not an `EventTarget` (a page's mistake) throws: nothing to undo.
+        let _ = target.unchecked_ref::<Target>().add_listener(
             &event_type,
             callback.as_ref().unchecked_ref(),
             &add,
@@ -65,12 +68,33 @@ impl RawListener {
 
 impl Drop for RawListener {
     fn drop(&mut self) {
-        let _ = self.target.remove_event_listener_with_callback_and_bool(
+        let _ = self.target.unchecked_ref::<Target>().remove_listener(
             &self.event_type,
             self.callback.as_ref().unchecked_ref(),
             self.capture,
         );
     }
+}
+
+// `addEventListener` and `removeEventListener` with the type as a JS value (web-sys's take `&str`).
+#[wasm_bindgen]
+extern "C" {
+    /// An `EventTarget`, for the two calls below.
+    type Target;
+    #[wasm_bindgen(method, catch, js_name = addEventListener)]
+    fn add_listener(
+        this: &Target,
+        event_type: &JsValue,
+        callback: &js_sys::Function,
+        options: &web_sys::AddEventListenerOptions,
+    ) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = removeEventListener)]
+    fn remove_listener(
+        this: &Target,
+        event_type: &JsValue,
+        callback: &js_sys::Function,
+        capture: bool,
+    ) -> Result<(), JsValue>;
 }
 
 // The global timer functions (a page's and a worker's), as gloo-timers binds them.
@@ -136,12 +160,36 @@ impl Listener {
         Self::boxed(target, event_type.into(), options, Box::new(callback))
     }
 
+    /// Listens for a type given as a JS string (the page's `listen(target, type, …)`), passive,
+    /// in the bubbling phase.
+    pub fn for_js_type<F>(target: &EventTarget, event_type: JsValue, callback: F) -> Self
+    where
+        F: FnMut(&Event) + 'static,
+    {
+        Self::boxed_js(
+            target,
+            event_type,
+            ListenerOptions::default(),
+            Box::new(callback),
+        )
+    }
+
     // Every call site boxes its closure and shares this one body: ~300 bytes of wasm less per
     // listener site.
     #[inline(never)]
     fn boxed(
         target: &EventTarget,
         event_type: Cow<'static, str>,
+        options: ListenerOptions,
+        callback: Box<dyn FnMut(&Event)>,
+    ) -> Self {
+        Self::boxed_js(target, JsValue::from_str(&event_type), options, callback)
+    }
+
+    #[inline(never)]
+    fn boxed_js(
+        target: &EventTarget,
+        event_type: JsValue,
         options: ListenerOptions,
         callback: Box<dyn FnMut(&Event)>,
     ) -> Self {
@@ -385,7 +433,7 @@ impl Handlers {
     {
         self.0.push(RawListener::add(
             target,
-            Cow::Borrowed(event_type),
+            JsValue::from_str(event_type),
             ListenerOptions::default(),
             Box::new(callback),
         ));
