@@ -49,7 +49,6 @@ impl<P> Envelope<P> {
 
 /// Message types of the `/ws` hub, so that neither side spells them by hand.
 pub mod ws {
-    #[allow(unused_imports)]
     use alloc::{string::String, vec::Vec};
     use serde::{Deserialize, Serialize};
 
@@ -102,7 +101,6 @@ pub mod ws {
 
 /// The demo orders feed: `POST /api/orders`, topic `orders`, `orders:sync`.
 pub mod orders {
-    #[allow(unused_imports)]
     use alloc::{string::String, vec::Vec};
     use serde::{Deserialize, Serialize};
 
@@ -156,8 +154,6 @@ pub mod orders {
 /// The web vitals both halves agree on: names, metric names and rating thresholds
 /// (reference.md, the `web-vitals` library's values).
 pub mod vitals {
-    #[allow(unused_imports)]
-    use alloc::{string::String, vec::Vec};
     /// The five vitals.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum Vital {
@@ -341,7 +337,6 @@ pub struct ErrorBody {
 /// answers.
 pub mod health {
     use alloc::collections::BTreeMap;
-    #[allow(unused_imports)]
     use alloc::{string::String, vec::Vec};
 
     use serde::{Deserialize, Serialize};

@@ -5,7 +5,6 @@
 //! (`addEventListener`, timers, `Closure`, patching `console`). Everything else in the crate holds
 //! these guards, and the guards offer no `forget()`: a leak cannot be written with them.
 
-use alloc::borrow::Cow;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
@@ -136,11 +135,7 @@ pub struct Listener {
 
 impl Listener {
     /// Listens for `event_type` on `target` (passive, bubbling phase).
-    pub fn new<F>(
-        target: &EventTarget,
-        event_type: impl Into<Cow<'static, str>>,
-        callback: F,
-    ) -> Self
+    pub fn new<F>(target: &EventTarget, event_type: &str, callback: F) -> Self
     where
         F: FnMut(&Event) + 'static,
     {
@@ -150,14 +145,14 @@ impl Listener {
     /// Listens with explicit options (the capture phase).
     pub fn new_with_options<F>(
         target: &EventTarget,
-        event_type: impl Into<Cow<'static, str>>,
+        event_type: &str,
         options: ListenerOptions,
         callback: F,
     ) -> Self
     where
         F: FnMut(&Event) + 'static,
     {
-        Self::boxed(target, event_type.into(), options, Box::new(callback))
+        Self::boxed(target, event_type, options, Box::new(callback))
     }
 
     /// Listens for a type given as a JS string (the page's `listen(target, type, …)`), passive,
@@ -179,11 +174,11 @@ impl Listener {
     #[inline(never)]
     fn boxed(
         target: &EventTarget,
-        event_type: Cow<'static, str>,
+        event_type: &str,
         options: ListenerOptions,
         callback: Box<dyn FnMut(&Event)>,
     ) -> Self {
-        Self::boxed_js(target, JsValue::from_str(&event_type), options, callback)
+        Self::boxed_js(target, JsValue::from_str(event_type), options, callback)
     }
 
     #[inline(never)]

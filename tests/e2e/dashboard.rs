@@ -10,10 +10,10 @@ const WAIT: Duration = Duration::from_secs(40);
 
 /// Loads the package in `page` and starts a runtime that sends a health sample every 200 ms.
 async fn start_with_health(page: &Page<'_>, server: &Server) -> Result<String> {
-    let addr = server.url.trim_start_matches("http://");
+    let dsn = server.dsn();
     page.load_package().await?;
     page.eval(&format!(
-        "window.v = vigil.Vigil.start({{ dsn: 'http://dev@{addr}/1', release: 'kiosk@2.0.0',
+        "window.v = vigil.Vigil.start({{ dsn: '{dsn}', release: 'kiosk@2.0.0',
            health: {{ intervalMs: 200 }} }}); true"
     ))
     .await?;

@@ -72,14 +72,10 @@ async fn a_panic_is_reported_to_the_tracker_then_traps() -> Result<()> {
     std::fs::write(dir.join("index.html"), PAGE)?;
     let site = StaticSite::serve(&dir).await?;
     let server = Server::start(&[]).await?;
-    let addr = server.url.trim_start_matches("http://");
     let browser = Browser::launch().await?;
     let page = browser
-        .open(&format!("{}/?dsn=http://dev@{addr}/1", site.url))
+        .open_app(&site, &server, "window.ready === true")
         .await?;
-    page.wait_for("window.ready === true", WAIT)
-        .await
-        .map_err(|e| format!("{e}; console: {:?}", browser.console()))?;
 
     // A plain message: kept, with the file and line of the panic.
     let seen = page.eval("window.probe(false)").await?;

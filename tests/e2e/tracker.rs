@@ -33,12 +33,12 @@ async fn wait_events(server: &Server, events: u64) -> Result<Value> {
 }
 
 async fn start_vigil(page: &Page<'_>, server: &Server, extra: &str) -> Result<()> {
-    let addr = server.url.trim_start_matches("http://");
+    let dsn = server.dsn();
     page.load_package().await?;
     page.eval(&format!(
         "(async () => {{
             const m = vigil;
-            window.v = m.Vigil.start({{ dsn: 'http://dev@{addr}/1', release: 'kiosk@1.0.0' {extra} }});
+            window.v = m.Vigil.start({{ dsn: '{dsn}', release: 'kiosk@1.0.0' {extra} }});
             return true;
         }})()"
     ))

@@ -10,11 +10,11 @@ use vigil_e2e::{require_pkg, Browser, Page, Result, Server};
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn start(page: &Page<'_>, server: &Server, extra: &str) -> Result<()> {
-    let addr = server.url.trim_start_matches("http://");
+    let dsn = server.dsn();
     page.load_package().await?;
     page.eval(&format!(
         "window.reports = [];
-         window.v = vigil.Vigil.start({{ dsn: 'http://dev@{addr}/1', release: 'kiosk@1.0.0',
+         window.v = vigil.Vigil.start({{ dsn: '{dsn}', release: 'kiosk@1.0.0',
              health: false,
              beforeSend: (e) => {{ reports.push(e.tags?.['vigil.context'] ?? null); return e; }}
              {extra} }});

@@ -284,6 +284,11 @@ impl Server {
         Ok(self.request("GET", path, None).await?.1)
     }
 
+    /// The DSN of project 1 (public key `dev`) on this server, as a page passes to `Vigil.start`.
+    pub fn dsn(&self) -> String {
+        format!("http://dev@{}/1", self.url.trim_start_matches("http://"))
+    }
+
     /// `GET path` with the admin token, parsed as JSON.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
         Ok(serde_json::from_str(&self.get(path).await?)?)
@@ -521,6 +526,23 @@ impl Browser {
     pub async fn open(&self, url: &str) -> Result<Page<'_>> {
         let page = self.open_blank(None).await?;
         page.goto(url).await?;
+        Ok(page)
+    }
+
+    /// Opens a built app served by `site` at `/?dsn=` `server`'s DSN and waits until `ready`
+    /// (a JS expression) is true; the page's console is in the error when it never is.
+    pub async fn open_app(
+        &self,
+        site: &StaticSite,
+        server: &Server,
+        ready: &str,
+    ) -> Result<Page<'_>> {
+        let page = self
+            .open(&format!("{}/?dsn={}", site.url, server.dsn()))
+            .await?;
+        page.wait_for(ready, Duration::from_secs(20))
+            .await
+            .map_err(|e| format!("{e}; console: {:?}", self.console()))?;
         Ok(page)
     }
 

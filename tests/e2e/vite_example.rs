@@ -38,14 +38,10 @@ async fn the_vite_app_reports_a_thrown_error_and_leaves_nothing_behind() -> Resu
     );
     let site = StaticSite::serve(&dist).await?;
     let server = Server::start(&[]).await?;
-    let addr = server.url.trim_start_matches("http://");
     let browser = Browser::launch().await?;
     let page = browser
-        .open(&format!("{}/?dsn=http://dev@{addr}/1", site.url))
+        .open_app(&site, &server, "window.vigilExample !== undefined")
         .await?;
-    page.wait_for("window.vigilExample !== undefined", WAIT)
-        .await
-        .map_err(|e| format!("{e}; console: {:?}", browser.console()))?;
 
     // Bundled by Vite: the wasm is an asset of the app's own origin, not the server's /pkg/.
     let wasm: String = page
