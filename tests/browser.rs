@@ -204,7 +204,7 @@ fn dispose_all_runs_in_priority_order_survives_throws_and_is_idempotent() {
     probe(&log, "tracker", 0);
     // A JS callback that throws, registered through the page API, between the two.
     let thrower = js_sys::Function::new_no_args("throw new Error('a dispose callback failed')");
-    vigil::on_dispose(thrower, Some(5)).unwrap();
+    vigil::on_dispose(thrower, 5).unwrap();
     let l = Rc::clone(&log);
     let after_throw = Closure::<dyn FnMut()>::new(move || l.borrow_mut().push("js 4".into()));
     vigil::on_dispose(
@@ -212,7 +212,7 @@ fn dispose_all_runs_in_priority_order_survives_throws_and_is_idempotent() {
             .as_ref()
             .unchecked_ref::<js_sys::Function>()
             .clone(),
-        Some(4),
+        4,
     )
     .unwrap();
     // The manager listens to pagehide/pageshow while it holds anything.

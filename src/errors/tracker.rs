@@ -116,9 +116,9 @@ impl Drop for TrackerService {
     }
 }
 
+/// Sets a fixed key on an object the tracker made (so it cannot throw).
 fn set(target: &JsValue, key: &str, value: &JsValue) {
-    // Setting a data property on a plain object cannot fail.
-    let _ = js_sys::Reflect::set(target, &key.into(), value);
+    crate::runtime::set_own(target, &key.into(), value);
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
@@ -339,7 +339,8 @@ pub fn set_tag(shared: &Shared, key: &str, value: &JsValue) {
     if value.is_undefined() || value.is_null() {
         let _ = js_sys::Reflect::delete_property(&tags, &key.into());
     } else {
-        set(&tags, key, &text(value).into());
+        // A page's key (`__proto__` included), so through the binding that catches.
+        let _ = js_sys::Reflect::set(&tags, &key.into(), &text(value).into());
     }
 }
 
@@ -349,7 +350,9 @@ pub fn set_context(shared: &Shared, name: &str, value: &JsValue) {
     if value.is_undefined() || value.is_null() {
         let _ = js_sys::Reflect::delete_property(&contexts, &name.into());
     } else {
-        set(&contexts, name, value);
+        // A page's name and value (a cyclic `__proto__` throws), so through the binding that
+        // catches.
+        let _ = js_sys::Reflect::set(&contexts, &name.into(), value);
     }
 }
 

@@ -69,9 +69,8 @@ pub fn alias_symbol_dispose(probe: &JsValue, method: &str) {
         return; // a browser without explicit resource management
     };
     let proto = js_sys::Object::get_prototype_of(probe);
-    if let Ok(target) = js_sys::Reflect::get(&proto, &method.into()) {
-        let _ = js_sys::Reflect::set(&proto, &symbol, &target);
-    }
+    let target = crate::runtime::get_own(&proto, &method.into());
+    crate::runtime::set_own(&proto, &symbol, &target);
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]

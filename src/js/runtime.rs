@@ -1,7 +1,6 @@
 //! The lifecycle core's functions: `version`, `resources`, `disposeAll`, `onDispose`, `listen`,
 //! `every`, `after`, and the start-up hook.
 
-use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::Cell;
 
@@ -34,12 +33,11 @@ export interface ResourceCounts {
 }
 "#;
 
-/// Runs once when the module is instantiated: installs the panic hook and the
-/// `Subscription[Symbol.dispose]` fix.
+/// Runs once when the module is instantiated: installs the panic hook. (The
+/// `Subscription[Symbol.dispose]` fix runs when the first `Subscription` is made.)
 #[wasm_bindgen(start)]
 pub fn start() {
     crate::runtime::panic::install();
-    Subscription::fix_symbol_dispose();
 }
 
 /// Panics on purpose (feature `panic-probe`, for the end-to-end test of the panic handler; never
@@ -54,9 +52,10 @@ pub fn panic_probe(formatted: bool) {
 }
 
 /// The crate version, e.g. `"0.1.0"`.
-#[wasm_bindgen]
-pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
+#[wasm_bindgen(unchecked_return_type = "string")]
+pub fn version() -> JsValue {
+    // A JS string made from the static text: no Rust `String` crosses, so no deferred free.
+    JsValue::from_str(env!("CARGO_PKG_VERSION"))
 }
 
 /// What is live right now, counted by the guards themselves.
@@ -65,8 +64,7 @@ pub fn resources() -> js_sys::Object {
     let counts = ledger::counts();
     let out = js_sys::Object::new();
     for (kind, live) in counts.iter() {
-        // Setting a data property on a fresh plain object cannot fail.
-        let _ = js_sys::Reflect::set(&out, &kind.js_name().into(), &live.into());
+        crate::runtime::set_own(&out, &kind.js_name().into(), &live.into());
     }
     out
 }
@@ -80,12 +78,15 @@ pub fn dispose_all() {
 
 /// Runs `callback` when the page's services are disposed; higher `priority` first. A callback
 /// that throws is reported, and the others still run.
+///
+/// `priority` is a plain `i32`: JS converts a missing one (`undefined`) to `0`, the default, on
+/// the way in, so no `Option` check is needed on either side.
 #[wasm_bindgen(js_name = onDispose)]
 pub fn on_dispose(
     callback: js_sys::Function,
-    priority: Option<i32>,
+    #[wasm_bindgen(unchecked_optional_param_type = "number")] priority: i32,
 ) -> Result<Subscription, JsValue> {
-    let registration = manager::on_dispose(priority.unwrap_or(0), move || {
+    let registration = manager::on_dispose(priority, move || {
         if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
             report::report("an onDispose callback threw", &e);
         }

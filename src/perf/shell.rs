@@ -251,10 +251,10 @@ fn observe(shared: &Shared) {
     };
     for kind in supported_types().iter() {
         let options = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&options, &"type".into(), &kind);
-        let _ = js_sys::Reflect::set(&options, &"buffered".into(), &JsValue::TRUE);
+        crate::runtime::set_own(&options, &"type".into(), &kind);
+        crate::runtime::set_own(&options, &"buffered".into(), &JsValue::TRUE);
         if kind.as_string().as_deref() == Some("event") {
-            let _ = js_sys::Reflect::set(&options, &"durationThreshold".into(), &40.into());
+            crate::runtime::set_own(&options, &"durationThreshold".into(), &40.into());
         }
         let _ = observer.observe(&options);
     }
@@ -424,9 +424,9 @@ pub fn vitals(shared: &Shared) -> js_sys::Object {
     let out = js_sys::Object::new();
     for m in shared.borrow().monitor.vitals(count) {
         let v = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&v, &"value".into(), &m.value.into());
-        let _ = js_sys::Reflect::set(&v, &"rating".into(), &m.rating.as_str().into());
-        let _ = js_sys::Reflect::set(&out, &m.vital.name().into(), &v);
+        crate::runtime::set_own(&v, &"value".into(), &m.value.into());
+        crate::runtime::set_own(&v, &"rating".into(), &m.rating.as_str().into());
+        crate::runtime::set_own(&out, &m.vital.name().into(), &v);
     }
     out
 }
@@ -474,7 +474,7 @@ pub fn mark(name: &str) -> Result<(), JsValue> {
 pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
     let i = shared.borrow();
     let set = |k: &str, v: f64| {
-        let _ = js_sys::Reflect::set(o, &k.into(), &v.into());
+        crate::runtime::set_own(o, &k.into(), &v.into());
     };
     set("metricExports", i.exports as f64);
     set("lastExportBytes", i.last_export_bytes as f64);

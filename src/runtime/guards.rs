@@ -36,8 +36,13 @@ struct RawListener {
     target: EventTarget,
     event_type: JsValue,
     capture: bool,
-    callback: Closure<dyn FnMut(&Event)>,
+    callback: Tick,
 }
+
+/// The one closure type behind [`Listener`], [`Interval`] and [`Timeout`]: each distinct type
+/// is an invoke shim in the wasm and a wrapper in the glue, so the three share it (a timer's
+/// callback ignores its argument, which the browser leaves `undefined`).
+type Tick = Closure<dyn FnMut(&JsValue)>;
 
 impl RawListener {
     fn add(
@@ -46,7 +51,10 @@ impl RawListener {
         options: ListenerOptions,
         callback: Box<dyn FnMut(&Event)>,
     ) -> Self {
-        let callback = Closure::wrap(callback);
+        let mut callback = callback;
+        let callback: Tick = Closure::wrap(Box::new(move |event: &JsValue| {
+            callback(event.unchecked_ref())
+        }));
         let add = web_sys::AddEventListenerOptions::new();
         add.set_capture(options.capture);
         add.set_passive(true);
@@ -264,7 +272,7 @@ pub fn network_listeners<T: 'static>(
 #[must_use = "the interval is cleared as soon as this guard is dropped: keep it for as long as it should tick"]
 pub struct Interval {
     id: JsValue,
-    _callback: Closure<dyn FnMut()>,
+    _callback: Tick,
     _ticket: Ticket,
 }
 
@@ -278,8 +286,8 @@ impl Interval {
     }
 
     #[inline(never)]
-    fn boxed(millis: u32, callback: Box<dyn FnMut()>) -> Self {
-        let callback = Closure::wrap(callback);
+    fn boxed(millis: u32, mut callback: Box<dyn FnMut()>) -> Self {
+        let callback: Tick = Closure::wrap(Box::new(move |_: &JsValue| callback()));
         Self {
             id: set_interval(callback.as_ref().unchecked_ref(), timer_millis(millis)),
             _callback: callback,
@@ -306,7 +314,7 @@ impl Drop for Interval {
 #[must_use = "the timeout is cleared as soon as this guard is dropped: keep it until it fires"]
 pub struct Timeout {
     id: JsValue,
-    _callback: Closure<dyn FnMut()>,
+    _callback: Tick,
     ticket: Rc<Cell<Option<Ticket>>>,
 }
 
@@ -331,11 +339,14 @@ impl Timeout {
     fn boxed(millis: u32, callback: Box<dyn FnOnce()>) -> Self {
         let ticket = Rc::new(Cell::new(Some(Ticket::new(ResourceKind::Timeout))));
         let fired = Rc::clone(&ticket);
-        let callback = Closure::once(move || {
+        let mut callback = Some(callback);
+        let callback: Tick = Closure::wrap(Box::new(move |_: &JsValue| {
             // Count it out before the callback runs: the timer is no longer pending.
             drop(fired.take());
-            callback();
-        });
+            if let Some(callback) = callback.take() {
+                callback();
+            }
+        }));
         Self {
             id: set_timeout(callback.as_ref().unchecked_ref(), timer_millis(millis)),
             _callback: callback,

@@ -10,8 +10,6 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
-use wasm_bindgen::JsCast;
-
 use super::guards::Listener;
 use super::ledger::{ResourceKind, Ticket};
 use super::registry::{Action, EntryId, Lifecycle, PageEvent, Registry, RegistryFull};
@@ -77,29 +75,31 @@ crate::local! {
 #[derive(Debug)]
 #[must_use = "dropping a Registration disposes the service at once; call hand_over() to let the cleanup manager own it"]
 pub struct Registration {
-    id: Option<EntryId>,
+    id: EntryId,
+    /// Cleared by [`Registration::hand_over`]: then dropping ends nothing. (A flag, not an
+    /// `Option` taken with `expect`: its panic message is formatted with `core::fmt`'s string
+    /// padding, which would be the only use of it in `vigil/core`.)
+    owns: bool,
 }
 
 impl Registration {
     /// The entry's id.
     pub fn id(&self) -> EntryId {
         self.id
-            .expect("a Registration holds its id until hand_over")
     }
 
     /// Gives up the right to end the entry by dropping; it now ends only on [`remove`] or
     /// [`dispose_all`].
     pub fn hand_over(mut self) -> EntryId {
+        self.owns = false;
         self.id
-            .take()
-            .expect("a Registration holds its id until hand_over")
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            remove(id);
+        if self.owns {
+            remove(self.id);
         }
     }
 }
@@ -124,7 +124,7 @@ fn insert(priority: i32, held: Held) -> Result<Registration, RegistryFull> {
     };
     let id = MANAGER.with(|m| m.borrow_mut().registry.insert(priority, entry))?;
     ensure_listening();
-    Ok(Registration { id: Some(id) })
+    Ok(Registration { id, owns: true })
 }
 
 /// Disposes one entry now (a dispose callback is dropped without running). Returns false when it
@@ -213,9 +213,9 @@ fn ensure_listening() {
     };
     let on = |name: &'static str, hide: bool| {
         Listener::new(&window, name, move |event| {
-            let persisted = event
-                .dyn_ref::<web_sys::PageTransitionEvent>()
-                .is_some_and(|e| e.persisted());
+            // `event.persisted`: a browser's own event, whose getter cannot throw (read
+            // without web-sys's `instanceof PageTransitionEvent` check and its getter import).
+            let persisted = crate::runtime::get_own(event, &"persisted".into()).is_truthy();
             handle(if hide {
                 PageEvent::PageHide { persisted }
             } else {

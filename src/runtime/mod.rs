@@ -19,7 +19,7 @@ pub mod subscribers;
 pub mod telemetry;
 pub mod waiters;
 
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 
 #[wasm_bindgen]
 extern "C" {
@@ -28,6 +28,29 @@ extern "C" {
     /// and their glue in every variant).
     #[wasm_bindgen(thread_local_v2, js_name = window)]
     static WINDOW: Option<web_sys::Window>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Reflect.set` without `catch`, for a data property on a plain object the runtime made
+    /// itself (or a class prototype): that cannot throw. js-sys's binding catches, which costs
+    /// an exception check in the wasm and a wrapper in the glue at every use.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> bool;
+    /// `Reflect.get` without `catch`, for the same kind of object (no getter to throw).
+    #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
+    fn reflect_get(target: &JsValue, key: &JsValue) -> JsValue;
+}
+
+/// Sets `key` on `target`, an object the runtime made (never a page's object: a page's proxy
+/// or setter could throw, and a throw must not unwind through the wasm).
+pub fn set_own(target: &JsValue, key: &JsValue, value: &JsValue) {
+    reflect_set(target, key, value);
+}
+
+/// Reads `key` from `target`, an object the runtime made or a class prototype of its own.
+pub fn get_own(target: &JsValue, key: &JsValue) -> JsValue {
+    reflect_get(target, key)
 }
 
 /// The page's `window`; `None` outside a page (a worker).

@@ -126,13 +126,13 @@ impl<T> Registry<T> {
         self.entries.iter().rev().map(|e| &e.value)
     }
 
-    /// Empties the registry and returns every entry in dispose order.
-    pub fn drain_in_order(&mut self) -> Vec<T> {
+    /// Empties the registry and returns every entry in dispose order. The iterator owns the
+    /// entries (the registry is empty at once), and yields them without collecting them again.
+    pub fn drain_in_order(&mut self) -> impl Iterator<Item = T> + use<T> {
         core::mem::take(&mut self.entries)
             .into_iter()
             .rev()
             .map(|e| e.value)
-            .collect()
     }
 }
 
@@ -225,10 +225,10 @@ mod tests {
         r.insert(10, "high-new").unwrap();
         let order: Vec<_> = r.iter_in_order().copied().collect();
         assert_eq!(order, ["high-new", "high", "low-new", "low-old", "lowest"]);
-        assert_eq!(r.drain_in_order(), order);
+        assert_eq!(r.drain_in_order().collect::<Vec<_>>(), order);
         assert!(r.is_empty());
         assert!(
-            r.drain_in_order().is_empty(),
+            r.drain_in_order().next().is_none(),
             "a second drain finds nothing"
         );
     }

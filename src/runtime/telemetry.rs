@@ -182,7 +182,7 @@ pub fn stats(shared: &transport::Shared) -> js_sys::Object {
     let ts = transport::stats(shared);
     let o = js_sys::Object::new();
     let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+        crate::runtime::set_own(&o, &k.into(), &v);
     };
     set("eventsCaptured", 0.into());
     set("eventsSent", (ts.sent as f64).into());
