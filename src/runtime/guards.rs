@@ -44,17 +44,23 @@ struct RawListener {
 /// callback ignores its argument, which the browser leaves `undefined`).
 type Tick = Closure<dyn FnMut(&JsValue)>;
 
+/// What a [`Tick`] wraps. A listener's callback is wrapped once, where its type is known
+/// (`move |e| f(e.unchecked_ref())`), so each listener is one allocation, not a box in a box.
+type TickFn = Box<dyn FnMut(&JsValue)>;
+
+/// A listener callback as a [`TickFn`]: the browser passes listeners an `Event`.
+fn on_event<F: FnMut(&Event) + 'static>(mut callback: F) -> TickFn {
+    Box::new(move |event: &JsValue| callback(event.unchecked_ref()))
+}
+
 impl RawListener {
     fn add(
         target: &EventTarget,
         event_type: JsValue,
         options: ListenerOptions,
-        callback: Box<dyn FnMut(&Event)>,
+        callback: TickFn,
     ) -> Self {
-        let mut callback = callback;
-        let callback: Tick = Closure::wrap(Box::new(move |event: &JsValue| {
-            callback(event.unchecked_ref())
-        }));
+        let callback: Tick = Closure::wrap(callback);
         let add = web_sys::AddEventListenerOptions::new();
         add.set_capture(options.capture);
         add.set_passive(true);
@@ -160,7 +166,7 @@ impl Listener {
     where
         F: FnMut(&Event) + 'static,
     {
-        Self::boxed(target, event_type, options, Box::new(callback))
+        Self::boxed(target, event_type, options, on_event(callback))
     }
 
     /// Listens for a type given as a JS string (the page's `listen(target, type, …)`), passive,
@@ -173,7 +179,7 @@ impl Listener {
             target,
             event_type,
             ListenerOptions::default(),
-            Box::new(callback),
+            on_event(callback),
         )
     }
 
@@ -184,7 +190,7 @@ impl Listener {
         target: &EventTarget,
         event_type: &str,
         options: ListenerOptions,
-        callback: Box<dyn FnMut(&Event)>,
+        callback: TickFn,
     ) -> Self {
         Self::boxed_js(target, JsValue::from_str(event_type), options, callback)
     }
@@ -194,7 +200,7 @@ impl Listener {
         target: &EventTarget,
         event_type: JsValue,
         options: ListenerOptions,
-        callback: Box<dyn FnMut(&Event)>,
+        callback: TickFn,
     ) -> Self {
         Self {
             _inner: RawListener::add(target, event_type, options, callback),
@@ -282,12 +288,13 @@ impl Interval {
     where
         F: FnMut() + 'static,
     {
-        Self::boxed(millis, Box::new(callback))
+        let mut callback = callback;
+        Self::boxed(millis, Box::new(move |_: &JsValue| callback()))
     }
 
     #[inline(never)]
-    fn boxed(millis: u32, mut callback: Box<dyn FnMut()>) -> Self {
-        let callback: Tick = Closure::wrap(Box::new(move |_: &JsValue| callback()));
+    fn boxed(millis: u32, callback: TickFn) -> Self {
+        let callback: Tick = Closure::wrap(callback);
         Self {
             id: set_interval(callback.as_ref().unchecked_ref(), timer_millis(millis)),
             _callback: callback,
@@ -441,7 +448,7 @@ impl Handlers {
             target,
             JsValue::from_str(event_type),
             ListenerOptions::default(),
-            Box::new(callback),
+            on_event(callback),
         ));
     }
 }
