@@ -349,7 +349,7 @@ fn console_is_patched_once_and_restored() {
     let original = js_sys::Reflect::get(&console, &"warn".into()).unwrap();
     let seen = Rc::new(RefCell::new(Vec::<String>::new()));
     let s = Rc::clone(&seen);
-    let patch = ConsolePatch::install("warn", move |args| {
+    let patch = ConsolePatch::install("warn", move |args: &js_sys::Array| {
         s.borrow_mut()
             .push(args.get(0).as_string().unwrap_or_default());
         // Logging from inside the hook must not loop.
@@ -446,11 +446,11 @@ fn peer_connections_channels_and_tracks_are_released() {
 async fn observers_disconnect_when_dropped() {
     let seen = Rc::new(Cell::new(0));
     let s = Rc::clone(&seen);
-    let observer = Observer::new(move |list, _| {
-        let get: js_sys::Function = js_sys::Reflect::get(&list, &"getEntries".into())
+    let observer = Observer::new(move |list: &JsValue| {
+        let get: js_sys::Function = js_sys::Reflect::get(list, &"getEntries".into())
             .unwrap()
             .unchecked_into();
-        let entries: js_sys::Array = get.call0(&list).unwrap().unchecked_into();
+        let entries: js_sys::Array = get.call0(list).unwrap().unchecked_into();
         s.set(s.get() + entries.length());
     })
     .unwrap();
@@ -690,7 +690,9 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
     ] {
         let id = v
             .capture_exception(js_sys::eval(value).unwrap(), JsValue::UNDEFINED)
-            .unwrap();
+            .unwrap()
+            .as_string()
+            .expect("the event id is a JS string");
         assert_eq!(id.len(), 32, "{value}");
         assert!(id
             .chars()
@@ -755,7 +757,11 @@ fn vigil_events_have_the_sentry_shape() {
     .unwrap();
     let hint =
         js_sys::eval("({ tags: { lane: 'a' }, extra: { n: 1 }, fingerprint: ['x'] })").unwrap();
-    let id = v.capture_exception(error, hint).unwrap();
+    let id = v
+        .capture_exception(error, hint)
+        .unwrap()
+        .as_string()
+        .unwrap();
     v.capture_message("hello".into(), "warning".into()).unwrap();
     let events: js_sys::Array = js_sys::eval("window.__events").unwrap().unchecked_into();
     assert_eq!(events.length(), 2);

@@ -243,7 +243,7 @@ fn attach(shared: &Shared) {
     if console {
         for (method, level) in [("error", "error"), ("warn", "warning")] {
             let w = Weak::clone(&weak);
-            let patch = ConsolePatch::install(method, move |args: js_sys::Array| {
+            let patch = ConsolePatch::install(method, move |args: &js_sys::Array| {
                 if let Some(s) = w.upgrade() {
                     let line: Vec<String> = args.iter().map(|a| text(&a)).collect();
                     crumb(&s, "console", &crate::text::join(&line, " "), level);

@@ -302,39 +302,40 @@ impl Vigil {
     }
     /// Captures any value (an `Error`, a string, an object, `undefined`); returns the event id.
     /// `hint` = `{ level?, tags?, extra?, fingerprint? }`.
-    #[wasm_bindgen(js_name = captureException)]
+    ///
+    /// The id goes back as a JS string made here (not a returned `String`, whose deferred free
+    /// is more glue per method); the same for `captureMessage`.
+    #[wasm_bindgen(js_name = captureException, unchecked_return_type = "string")]
     pub fn capture_exception(
         &self,
         #[wasm_bindgen(unchecked_param_type = "unknown")] error: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "CaptureHint")] hint: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let s = self.live()?;
         if let Some(level) = get_prop(&hint, "level") {
             check_level(&level)?;
         }
         let hint = hint.is_object().then_some(&hint);
-        Ok(tracker::capture_exception(
-            &s,
-            &error,
-            ("generic", true),
-            hint,
-        ))
+        let id = tracker::capture_exception(&s, &error, ("generic", true), hint);
+        Ok(JsValue::from_str(&id))
     }
 
     /// Captures a message at `level` (default `info`); returns the event id.
-    #[wasm_bindgen(js_name = captureMessage)]
+    #[wasm_bindgen(js_name = captureMessage, unchecked_return_type = "string")]
     pub fn capture_message(
         &self,
         message: String,
         #[wasm_bindgen(unchecked_optional_param_type = "VigilLevel")] level: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let s = self.live()?;
         let level = if level.is_undefined() {
             "info".to_owned()
         } else {
             check_level(&level)?
         };
-        Ok(tracker::capture_message(&s, &message, &level))
+        Ok(JsValue::from_str(&tracker::capture_message(
+            &s, &message, &level,
+        )))
     }
 
     /// Adds a breadcrumb `{ category?, message?, level?, data? }`, timestamped now.

@@ -118,11 +118,13 @@ impl VoiceConnection {
     /// `"idle" | "connecting" | "connected" | "disconnected" | "failed"` (`"disconnected"` once
     /// disposed).
     #[wasm_bindgen(getter, unchecked_return_type = "VoiceState")]
-    pub fn state(&self) -> String {
-        self.handle
-            .upgrade()
-            .map_or("disconnected", |s| voice_conn::state(&s).as_str())
-            .to_owned()
+    pub fn state(&self) -> JsValue {
+        // A JS string made from the static name (no returned `String`, no deferred free).
+        JsValue::from_str(
+            self.handle
+                .upgrade()
+                .map_or("disconnected", |s| voice_conn::state(&s).as_str()),
+        )
     }
 
     /// Audio packet and byte counts and the round trip from `getStats()`, plus event counters.

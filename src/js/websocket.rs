@@ -123,11 +123,13 @@ impl WebSocketService {
     /// `"idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed"` (`"closed"` once
     /// disposed).
     #[wasm_bindgen(getter, unchecked_return_type = "WebSocketState")]
-    pub fn state(&self) -> String {
-        self.handle
-            .upgrade()
-            .map_or("closed", |s| ws_service::state(&s).as_str())
-            .to_owned()
+    pub fn state(&self) -> JsValue {
+        // A JS string made from the static name (no returned `String`, no deferred free).
+        JsValue::from_str(
+            self.handle
+                .upgrade()
+                .map_or("closed", |s| ws_service::state(&s).as_str()),
+        )
     }
 
     /// Reconnect attempts since the last stable open.

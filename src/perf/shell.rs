@@ -242,9 +242,9 @@ pub fn start(settings: Settings, transport: transport::Shared) -> MonitorService
 
 fn observe(shared: &Shared) {
     let weak = Rc::downgrade(shared);
-    let Ok(observer) = Observer::new(move |list: JsValue, _observer: JsValue| {
+    let Ok(observer) = Observer::new(move |list: &JsValue| {
         if let Some(s) = weak.upgrade() {
-            feed(&s, &read_entries(&list));
+            feed(&s, &read_entries(list));
         }
     }) else {
         return; // no PerformanceObserver: nothing to measure
