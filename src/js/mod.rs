@@ -44,6 +44,32 @@ mod snippet_tests {
         }
     }
 
+    /// Architecture: every closure handed to the browser is a `guards::Tick` (one closure
+    /// signature in the bundle; SIZE-NOTES.md, step 26).
+    #[test]
+    fn every_closure_is_a_tick() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut closure_types = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for banned in [
+                concat!("Closure::", "once"),
+                concat!("Closure::", "new"),
+                concat!("once_into", "_js"),
+            ] {
+                assert!(
+                    !text.contains(banned),
+                    "{} uses {banned}: wrap a guards::Tick instead",
+                    file.display()
+                );
+            }
+            closure_types += text.matches(concat!("Closure<", "dyn")).count();
+        }
+        assert_eq!(closure_types, 1, "one closure type: guards::Tick");
+    }
+
     #[test]
     fn js_lives_in_one_snippet_module_per_feature() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -39,9 +39,11 @@ struct RawListener {
     callback: Tick,
 }
 
-/// The one closure type behind [`Listener`], [`Interval`] and [`Timeout`]: each distinct type
-/// is an invoke shim in the wasm and a wrapper in the glue, so the three share it (a timer's
-/// callback ignores its argument, which the browser leaves `undefined`).
+/// The one closure type of the whole bundle, behind every guard that hands the browser a
+/// callback ([`Listener`], [`Interval`], [`Timeout`], [`AnimationFrame`], [`Observer`],
+/// [`ConsolePatch`], [`when_settled`]): each distinct closure type is an invoke shim in the wasm
+/// and a wrapper in the glue. A callback that needs no argument ignores it (a timer's is
+/// `undefined`); a one-shot callback is taken out of an `Option` on its first call.
 type Tick = Closure<dyn FnMut(&JsValue)>;
 
 /// What a [`Tick`] wraps. A listener's callback is wrapped once, where its type is known
@@ -229,8 +231,8 @@ where
 
 #[inline(never)]
 fn when_settled_boxed(promise: &js_sys::Promise, callback: Box<dyn FnOnce(JsValue)>) {
-    // A `Tick` like the other guards' (one closure type fewer in the bundle than
-    // `Closure::once_into_js`). It runs at most once: the callback is taken on the first call,
+    // A `Tick` like the other guards' (one closure type fewer in the bundle than wasm-bindgen's
+    // self-freeing once-closure). It runs at most once: the callback is taken on the first call,
     // which frees what it holds at once; the small closure itself is freed by wasm-bindgen when
     // the promise, which alone holds it, is collected.
     let mut callback = Some(callback);
