@@ -79,12 +79,12 @@ pub fn dispose_all() {
 /// Runs `callback` when the page's services are disposed; higher `priority` first. A callback
 /// that throws is reported, and the others still run.
 ///
-/// `priority` is a plain `i32`: JS converts a missing one (`undefined`) to `0`, the default, on
-/// the way in, so no `Option` check is needed on either side.
+/// `priority` is a plain `i32`: JS converts a missing one (`undefined` or `null`) to `0`, the
+/// default, on the way in, so no `Option` check is needed on either side.
 #[wasm_bindgen(js_name = onDispose)]
 pub fn on_dispose(
     callback: js_sys::Function,
-    #[wasm_bindgen(unchecked_optional_param_type = "number")] priority: i32,
+    #[wasm_bindgen(unchecked_optional_param_type = "number | null")] priority: i32,
 ) -> Result<Subscription, JsValue> {
     let registration = manager::on_dispose(priority, move || {
         if let Err(e) = callback.call0(&JsValue::UNDEFINED) {
