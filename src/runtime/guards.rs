@@ -232,15 +232,17 @@ where
 #[inline(never)]
 fn when_settled_boxed(promise: &js_sys::Promise, callback: Box<dyn FnOnce(JsValue)>) {
     // A `Tick` like the other guards' (one closure type fewer in the bundle than wasm-bindgen's
-    // self-freeing once-closure). It runs at most once: the callback is taken on the first call,
-    // which frees what it holds at once; the small closure itself is freed by wasm-bindgen when
-    // the promise, which alone holds it, is collected.
+    // self-freeing once-closure). It runs at most once, and its callback, with everything the
+    // callback holds, is freed on that first call.
     let mut callback = Some(callback);
     let reaction: Tick = Closure::wrap(Box::new(move |value: &JsValue| {
         if let Some(callback) = callback.take() {
             callback(value.clone());
         }
     }));
+    // Cannot leak: the promise is the only holder of the JS function (the runtime keeps no
+    // reference), so once it settles and is collected, wasm-bindgen frees the small closure
+    // left (an empty `Option`); a promise that never settles keeps it as it keeps any reaction.
     let reaction = reaction.into_js_value();
     let reaction: &js_sys::Function = reaction.unchecked_ref();
     // One function for both outcomes: it runs exactly once either way.
@@ -295,11 +297,10 @@ pub struct Interval {
 
 impl Interval {
     /// Calls `callback` every `millis` milliseconds.
-    pub fn new<F>(millis: u32, callback: F) -> Self
+    pub fn new<F>(millis: u32, mut callback: F) -> Self
     where
         F: FnMut() + 'static,
     {
-        let mut callback = callback;
         Self::boxed(millis, Box::new(move |_: &JsValue| callback()))
     }
 
@@ -743,7 +744,7 @@ pub struct ConsolePatch {
 
 impl ConsolePatch {
     /// Wraps `console[method]` (`"error"`, `"warn"`, …).
-    pub fn install<F>(method: &str, hook: F) -> Result<Self, ConsolePatchError>
+    pub fn install<F>(method: &str, mut hook: F) -> Result<Self, ConsolePatchError>
     where
         F: FnMut(&js_sys::Array) + 'static,
     {
@@ -759,7 +760,6 @@ impl ConsolePatch {
         if taken {
             return Err(ConsolePatchError::AlreadyPatched(method.to_owned()));
         }
-        let mut hook = hook;
         let hook: Tick = Closure::wrap(Box::new(move |args: &JsValue| hook(args.unchecked_ref())));
         let pair = patch_console(method, &hook);
         Ok(Self {

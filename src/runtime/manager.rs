@@ -213,8 +213,10 @@ fn ensure_listening() {
     };
     let on = |name: &'static str, hide: bool| {
         Listener::new(&window, name, move |event| {
-            // `event.persisted`: a browser's own event, whose getter cannot throw (read
-            // without web-sys's `instanceof PageTransitionEvent` check and its getter import).
+            // `event.persisted`, read without web-sys's `instanceof PageTransitionEvent` check
+            // and getter import. The browser's own event cannot throw here; a page that
+            // dispatches a `pagehide` of its own with a throwing `persisted` getter gets the
+            // throw back before anything is borrowed, as with web-sys's getter.
             let persisted = crate::runtime::get_own(event, &"persisted".into()).is_truthy();
             handle(if hide {
                 PageEvent::PageHide { persisted }
