@@ -174,13 +174,9 @@ impl Cluster {
         ttl: Duration,
         cap: usize,
     ) -> Result<Result<i64, Full>, StoreError> {
-        let now = store::now_ms();
-        let expires_at = keys::expiry(now, ttl);
-        let minted =
-            store::cluster::mint_key(&self.inner.pool, &keys::hash(key), now, expires_at, cap)
-                .await?;
+        let minted = store::cluster::mint_key(&self.inner.pool, &keys::hash(key), ttl, cap).await?;
         self.count_expired(minted.purged);
-        Ok(minted.stored.map(|()| expires_at))
+        Ok(minted.stored)
     }
 
     /// Spends `key` for whichever instance asks first; a second try anywhere is refused.

@@ -20,19 +20,22 @@ pub async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<(), S
 /// What a mint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Minted {
-    /// The key was stored (else the table is full of live keys).
-    pub stored: Result<(), Full>,
+    /// The key was stored until this time (ms since the epoch), else the table is full of live
+    /// keys.
+    pub stored: Result<i64, Full>,
     /// Expired keys deleted on the way.
     pub purged: u64,
 }
 
-/// Stores the hash of a new key valid until `expires_at`, unless `cap` live keys are out.
-/// Mints from every instance are serialized by an advisory lock, so the cap holds exactly.
+/// Stores the hash of a new key valid for `ttl`, unless `cap` live keys are out.
+/// Mints from every instance are serialized by an advisory lock, so the cap holds exactly. The
+/// clock is read once the lock is held: a mint that waited for it must not judge, or date its
+/// key, by a time older than the keys stored while it waited (its `retry_after` would exceed
+/// the TTL).
 pub async fn mint_key(
     pool: &PgPool,
     key_hash: &str,
-    now_ms: i64,
-    expires_at: i64,
+    ttl: std::time::Duration,
     cap: usize,
 ) -> Result<Minted, StoreError> {
     let mut tx = pool.begin().await?;
@@ -40,6 +43,8 @@ pub async fn mint_key(
         .bind(keys::MINT_LOCK)
         .execute(&mut *tx)
         .await?;
+    let now_ms = super::now_ms();
+    let expires_at = keys::expiry(now_ms, ttl);
     let purged = sqlx::query("DELETE FROM voice_keys WHERE expires_at <= $1")
         .bind(now_ms)
         .execute(&mut *tx)
@@ -49,7 +54,7 @@ pub async fn mint_key(
         sqlx::query_as("SELECT count(*), min(expires_at) FROM voice_keys")
             .fetch_one(&mut *tx)
             .await?;
-    let stored = keys::admit(live, first, cap, now_ms);
+    let stored = keys::admit(live, first, cap, now_ms).map(|()| expires_at);
     if stored.is_ok() {
         sqlx::query("INSERT INTO voice_keys (key_hash, expires_at) VALUES ($1, $2)")
             .bind(key_hash)
