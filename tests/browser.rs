@@ -1525,3 +1525,206 @@ async fn voice_bfcache_pagehide_closes_the_call_and_a_final_pagehide_disposes() 
     remove_voice_stub();
     assert_all_zero();
 }
+
+// --- Bodies the browser writes (transport::envelope, transport::otlp) ----------------------
+
+fn utf8_len(s: &JsValue) -> f64 {
+    js_sys::Function::new_with_args("s", "return new TextEncoder().encode(s).length")
+        .call1(&JsValue::UNDEFINED, s)
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+/// `v.a.0.b` for the path `a.0.b`; `undefined` once a step is missing.
+fn prop(v: &JsValue, path: &str) -> JsValue {
+    path.split('.').fold(v.clone(), |v, k| {
+        let key = k
+            .parse::<u32>()
+            .map_or_else(|_| JsValue::from_str(k), JsValue::from);
+        if v.is_object() {
+            js_sys::Reflect::get(&v, &key).unwrap()
+        } else {
+            JsValue::UNDEFINED
+        }
+    })
+}
+
+#[wasm_bindgen_test]
+fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
+    use vigil::transport::envelope;
+    let message = "line one\nline \"two\" é 😀 \u{2028} \u{1}";
+    let event = js_sys::Object::new();
+    js_sys::Reflect::set(&event, &"message".into(), &message.into()).unwrap();
+    js_sys::Reflect::set(&event, &"level".into(), &"error".into()).unwrap();
+    let id = "9ec79c33ec9942ab8353589fcb2e04dc";
+    let dsn = "http://dev@127.0.0.1:8080/1";
+    let body = envelope::event(id, dsn, "vigil.javascript", &event).expect("encoded");
+    assert_eq!(
+        body.bytes as f64,
+        utf8_len(&body.text),
+        "bytes are UTF-8 bytes"
+    );
+    let text = body.text.as_string().unwrap();
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "header, item header, payload, then a final newline: {text}"
+    );
+    assert_eq!(lines[3], "");
+    let header = js_sys::JSON::parse(lines[0]).unwrap();
+    assert_eq!(prop(&header, "event_id").as_string().as_deref(), Some(id));
+    assert_eq!(prop(&header, "dsn").as_string().as_deref(), Some(dsn));
+    assert_eq!(
+        prop(&header, "sdk.name").as_string().as_deref(),
+        Some("vigil.javascript")
+    );
+    assert_eq!(
+        prop(&header, "sdk.version").as_string().as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let sent_at = prop(&header, "sent_at").as_string().unwrap();
+    assert!(
+        sent_at.len() == 24 && sent_at.ends_with('Z') && sent_at.as_bytes()[10] == b'T',
+        "{sent_at}"
+    );
+    let item = js_sys::JSON::parse(lines[1]).unwrap();
+    assert_eq!(prop(&item, "type").as_string().as_deref(), Some("event"));
+    let payload = JsValue::from_str(lines[2]);
+    assert_eq!(prop(&item, "length").as_f64(), Some(utf8_len(&payload)));
+    let back = js_sys::JSON::parse(lines[2]).unwrap();
+    assert_eq!(prop(&back, "message").as_string().as_deref(), Some(message));
+
+    // What the browser cannot encode is refused, not sent half-written.
+    js_sys::Reflect::set(&event, &"self".into(), &event).unwrap();
+    assert!(
+        envelope::event(id, dsn, "vigil.javascript", &event).is_none(),
+        "a cycle"
+    );
+}
+
+#[wasm_bindgen_test]
+fn otlp_bodies_are_written_by_the_browser() {
+    use vigil::transport::otlp::{encode, Gauge, Point, Resource};
+    let now_ns = (1_795_305_600_123.457_f64 * 1e6) as u64;
+    let gauges = vec![
+        Gauge {
+            name: "web_vitals.lcp".into(),
+            unit: "ms".into(),
+            description: "Largest Contentful Paint".into(),
+            points: vec![Point {
+                value: 1234.5,
+                time_unix_nano: now_ns,
+                attributes: vec![("rating".into(), "good".into())],
+            }],
+        },
+        Gauge {
+            name: "checkout \"time\" é".into(),
+            unit: "1".into(),
+            description: String::new(),
+            points: vec![
+                Point {
+                    value: 3.0,
+                    time_unix_nano: 1,
+                    attributes: vec![],
+                },
+                Point {
+                    value: f64::NAN,
+                    time_unix_nano: 2,
+                    attributes: vec![],
+                },
+            ],
+        },
+    ];
+    let body = encode(
+        &Resource {
+            service_name: "kiosk@1.4.0",
+            environment: "production",
+            page_url: "http://k/lobby?a=1",
+            export_id: "view.1",
+            extra: &[("service.instance.id", "0123456789abcdef0123456789abcdef")],
+        },
+        &gauges,
+    );
+    assert_eq!(body.bytes as f64, utf8_len(&body.text));
+    let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
+    let rm = prop(&req, "resourceMetrics.0");
+    let attr = |n: u32, field: &str| prop(&rm, &format!("resource.attributes.{n}.{field}"));
+    assert_eq!(attr(0, "key").as_string().as_deref(), Some("service.name"));
+    assert_eq!(
+        attr(0, "value.stringValue").as_string().as_deref(),
+        Some("kiosk@1.4.0")
+    );
+    assert_eq!(
+        attr(3, "key").as_string().as_deref(),
+        Some("vigil.export_id")
+    );
+    assert_eq!(
+        attr(4, "key").as_string().as_deref(),
+        Some("service.instance.id")
+    );
+    assert!(attr(5, "key").is_undefined());
+    let sm = prop(&rm, "scopeMetrics.0");
+    assert_eq!(
+        prop(&sm, "scope.name").as_string().as_deref(),
+        Some("vigil")
+    );
+    assert_eq!(
+        prop(&sm, "scope.version").as_string().as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let point = prop(&sm, "metrics.0.gauge.dataPoints.0");
+    assert_eq!(prop(&point, "asDouble").as_f64(), Some(1234.5));
+    assert_eq!(
+        prop(&point, "timeUnixNano").as_string(),
+        Some(now_ns.to_string()),
+        "nanoseconds exactly, as a decimal string"
+    );
+    assert_eq!(
+        prop(&point, "attributes.0.value.stringValue")
+            .as_string()
+            .as_deref(),
+        Some("good")
+    );
+    assert_eq!(
+        prop(&sm, "metrics.1.name").as_string().as_deref(),
+        Some("checkout \"time\" é")
+    );
+    assert_eq!(
+        prop(&sm, "metrics.1.gauge.dataPoints.1.asDouble").as_f64(),
+        Some(0.0),
+        "NaN written as 0"
+    );
+}
+
+/// One health export as the server receives it, and its size (the figure in SIZE-NOTES.md).
+#[wasm_bindgen_test]
+fn a_health_export_stays_small() {
+    use vigil::runtime::health::{gauges, Sample};
+    use vigil::transport::otlp::{encode, Resource};
+    let sample = Sample {
+        counts: counts(),
+        js_heap: Some(12_345_678.0),
+        wasm_bytes: 1_179_648.0,
+        uptime_s: 86_399.123,
+        now_ms: 1_795_305_600_000.0,
+    };
+    let body = encode(
+        &Resource {
+            service_name: "kiosk@1.4.0",
+            environment: "production",
+            page_url: "https://kiosk.example/lobby",
+            export_id: "0123456789abcdef0123456789abcdef.health.1440",
+            extra: &[
+                ("service.instance.id", "fedcba9876543210fedcba9876543210"),
+                ("service.version", "kiosk@1.4.0"),
+            ],
+        },
+        &gauges(&sample),
+    );
+    let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
+    let metrics = prop(&req, "resourceMetrics.0.scopeMetrics.0.metrics");
+    assert_eq!(prop(&metrics, "length").as_f64(), Some(4.0));
+    assert!(body.bytes < 3000, "{} bytes", body.bytes);
+}

@@ -263,9 +263,6 @@ fn attach(shared: &Shared) {
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
-    /// `new Date().toISOString()`: the envelope's `sent_at` (RFC 3339, milliseconds, UTC).
-    #[wasm_bindgen(js_name = vigilIsoNow)]
-    fn js_iso_now() -> String;
     #[wasm_bindgen(js_name = vigilCrumb)]
     fn js_crumb(category: &str, message: &str, level: &str) -> JsValue;
     #[wasm_bindgen(js_name = vigilCopyCrumb)]
@@ -510,30 +507,15 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
             }
         }
     }
-    let Ok(payload) = js_sys::JSON::stringify(&event) else {
+    // No borrow held while the browser encodes: a `toJSON` may call back into the tracker.
+    let (dsn, t) = {
+        let i = shared.borrow();
+        (i.settings.dsn_text.clone(), Rc::clone(&i.transport))
+    };
+    let Some(body) = envelope::event(&id, &dsn, SDK_NAME, &event) else {
         shared.borrow_mut().counters.dropped += 1;
         return id;
     };
-    let payload = String::from(payload);
-    let (header, t) = {
-        let i = shared.borrow();
-        (
-            envelope::header(
-                Some(&id),
-                &js_iso_now(),
-                &i.settings.dsn_text,
-                (SDK_NAME, env!("CARGO_PKG_VERSION")),
-            ),
-            Rc::clone(&i.transport),
-        )
-    };
-    let body = envelope::encode(
-        &header,
-        &[envelope::Item {
-            kind: "event",
-            payload: &payload,
-        }],
-    );
     transport::send(&t, "error", body);
     id
 }

@@ -68,7 +68,7 @@ export function vigilSave(key, value) {
   } catch (_) { /* no storage, a quota or privacy mode: only the persistent copy is lost */ }
 }
 // The transport's undelivered envelopes, stored as [[category, body], …]; `flat` is
-// [category, body, …] both ways.
+// [category, body, …] to save and [category, body, UTF-8 bytes, …] when loaded.
 export function vigilSaveQueue(key, flat) {
   const pairs = [];
   for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
@@ -79,7 +79,7 @@ export function vigilLoadQueue(key) {
   try {
     const pairs = JSON.parse(vigilLoad(key) ?? "[]");
     if (Array.isArray(pairs)) for (const p of pairs) {
-      if (Array.isArray(p) && typeof p[0] === "string" && typeof p[1] === "string") flat.push(p[0], p[1]);
+      if (Array.isArray(p) && typeof p[0] === "string" && typeof p[1] === "string") flat.push(p[0], p[1], utf8Bytes(p[1]));
     }
   } catch (_) { /* unreadable: nothing to restore */ }
   return flat;
@@ -99,13 +99,52 @@ export function vigilPost(url, type, body, keepalive) {
   }
 }
 
+// --- transport/envelope.rs and otlp.rs: bodies, written by the browser's JSON -----------------
+// Each answers [body, UTF-8 bytes]; the body stays a JS string the wasm never copies.
+
+/** Bytes of `s` in UTF-8. Surrogates come in pairs here (`JSON.stringify` escapes a lone one). */
+function utf8Bytes(s) {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c & 0xf800) === 0xd800 ? 1 : 2;
+  }
+  return n;
+}
+
+/** A Sentry envelope of one event, or `undefined` when the event cannot be encoded. */
+export function vigilEnvelope(id, dsn, name, version, event) {
+  let payload;
+  try { payload = JSON.stringify(event); } catch (_) { return undefined; }
+  if (typeof payload !== "string") return undefined;
+  const bytes = utf8Bytes(payload);
+  const head = JSON.stringify({ event_id: id, sent_at: new Date().toISOString(), dsn, sdk: { name, version } })
+    + "\n" + JSON.stringify({ type: "event", length: bytes }) + "\n";
+  return [head + payload + "\n", utf8Bytes(head) + bytes + 1];
+}
+
+// An OTLP/HTTP JSON metrics body, built call by call from transport/otlp.rs: attributes wait
+// for what comes next (a point, or at the end the resource); consecutive points of one name
+// make one gauge.
+const pending = (acc) => acc.a || (acc.a = []);
+export function vigilOtlpAttr(acc, key, value) { pending(acc).push({ key, value: { stringValue: value } }); }
+export function vigilOtlpPoint(acc, name, unit, description, value, time) {
+  const m = acc.m || (acc.m = []);
+  let g = m[m.length - 1];
+  if (!g || g.name !== name) m.push(g = { name, unit, description, gauge: { dataPoints: [] } });
+  g.gauge.dataPoints.push({ asDouble: Number.isFinite(value) ? value : 0, timeUnixNano: BigInt(time).toString(),
+    attributes: pending(acc).splice(0) });
+}
+export function vigilOtlp(acc, version) {
+  const body = JSON.stringify({ resourceMetrics: [{ resource: { attributes: pending(acc) },
+    scopeMetrics: [{ scope: { name: "vigil", version }, metrics: acc.m || [] }] }] });
+  return [body, utf8Bytes(body)];
+}
+
 // --- errors/tracker.rs: events, exceptions, frames, breadcrumbs -------------------------------
 // An object literal here is a few bytes; each property set from wasm is a call with its key.
 
 const isObject = (v) => typeof v === "object" && v !== null;
-
-/** The envelope's `sent_at`. */
-export function vigilIsoNow() { return new Date().toISOString(); }
 
 /** A breadcrumb, timestamped now (seconds). */
 export function vigilCrumb(category, message, level) {

@@ -407,11 +407,9 @@ pub fn export(shared: &Shared) {
                 export_id: &export_id,
                 extra: &[],
             },
-            ("vigil", env!("CARGO_PKG_VERSION")),
             &gauges,
-            &telemetry::js_number,
         );
-        i.last_export_bytes = body.len();
+        i.last_export_bytes = body.bytes;
         body
     };
     let t = Rc::clone(&shared.borrow().transport);

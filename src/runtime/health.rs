@@ -255,40 +255,4 @@ mod tests {
         });
         assert_eq!(names(&g), [RESOURCES, WASM, UPTIME]);
     }
-
-    /// One health export as the server receives it: read back by `opentelemetry-proto`, and
-    /// its size (printed with `--nocapture`; the figure in SIZE-NOTES.md).
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn a_health_export_reads_back_and_stays_small() {
-        use crate::transport::otlp::{encode, Resource};
-        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-        let sample = Sample {
-            counts: counts(),
-            js_heap: Some(12_345_678.0),
-            wasm_bytes: 1_179_648.0,
-            uptime_s: 86_399.123,
-            now_ms: 1_795_305_600_000.0,
-        };
-        let body = encode(
-            &Resource {
-                service_name: "kiosk@1.4.0",
-                environment: "production",
-                page_url: "https://kiosk.example/lobby",
-                export_id: "0123456789abcdef0123456789abcdef.health.1440",
-                extra: &[
-                    ("service.instance.id", "fedcba9876543210fedcba9876543210"),
-                    ("service.version", "kiosk@1.4.0"),
-                ],
-            },
-            ("vigil", "0.1.0"),
-            &gauges(&sample),
-            &|v, out| out.push_str(&v.to_string()),
-        );
-        let req: ExportMetricsServiceRequest = serde_json::from_str(&body).expect(&body);
-        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
-        assert_eq!(metrics.len(), 4);
-        println!("one health export: {} bytes", body.len());
-        assert!(body.len() < 3000, "{} bytes", body.len());
-    }
 }

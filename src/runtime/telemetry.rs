@@ -330,15 +330,6 @@ pub fn wasm_memory_bytes() -> f64 {
     )
 }
 
-/// Writes a number as JS does (`Number.prototype.toString`): no float formatting in wasm.
-pub fn js_number(v: f64, out: &mut String) {
-    out.push_str(&String::from(
-        js_sys::Number::from(v)
-            .to_string_with_radix(10)
-            .unwrap_or_else(|_| "0".into()),
-    ));
-}
-
 fn sample(shared: &Rc<RefCell<Inner>>) {
     let read = read_health();
     let heap = read.get(0).as_f64().unwrap_or(-1.0);
@@ -371,9 +362,7 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
                 export_id: &export_id,
                 extra: &extra,
             },
-            ("vigil", env!("CARGO_PKG_VERSION")),
             &gauges,
-            &js_number,
         );
         (body, Rc::clone(&i.transport))
     };

@@ -48,26 +48,40 @@ impl Default for Config {
     }
 }
 
+/// What the machine needs of an encoded body: its size in bytes (the keepalive budget). The
+/// browser shell's body is a JS string it never copies into the wasm
+/// ([`super::shell::Body`]); the native tests use `String`.
+pub trait Body: Clone {
+    /// UTF-8 bytes, as the request sends them.
+    fn bytes(&self) -> usize;
+}
+
+impl Body for String {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
 /// One encoded envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub struct Envelope<B = String> {
     /// Request id, for matching the answer.
     pub id: u64,
     /// Rate-limit category (`error`, `metric`, …).
     pub category: String,
     /// The body.
-    pub body: String,
+    pub body: B,
 }
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Event<B = String> {
     /// Queue an envelope.
     Enqueue {
         /// Rate-limit category.
         category: String,
         /// Encoded body.
-        body: String,
+        body: B,
     },
     /// The server answered request `id`.
     Answered {
@@ -97,7 +111,7 @@ pub enum Event {
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
+pub enum Effect<B = String> {
     /// `fetch(url, { method: "POST", body, keepalive })`, answering with `Answered`/`Failed`.
     Send {
         /// Request id.
@@ -105,7 +119,7 @@ pub enum Effect {
         /// Rate-limit category: the shell picks the endpoint by it.
         category: String,
         /// Body.
-        body: String,
+        body: B,
         /// Use `keepalive` (the request survives the page).
         keepalive: bool,
     },
@@ -142,12 +156,12 @@ pub struct Stats {
 
 /// The transport state machine.
 #[derive(Debug)]
-pub struct Machine {
+pub struct Machine<B = String> {
     config: Config,
     /// Oldest first. A `Vec`, not a `VecDeque` (~1 KB of wasm): dropping the oldest at the
     /// bound shifts the rest, at most `maxQueuedEvents` (≤ 10,000) envelope headers.
-    queue: Vec<Envelope>,
-    in_flight: Vec<Envelope>,
+    queue: Vec<Envelope<B>>,
+    in_flight: Vec<Envelope<B>>,
     next_id: u64,
     online: bool,
     /// After a network error or 5xx: nothing is sent until the retry timer fires.
@@ -166,7 +180,7 @@ pub struct Machine {
     rng: Jitter,
 }
 
-impl Machine {
+impl<B: Body> Machine<B> {
     /// An empty transport; `online` is `navigator.onLine`.
     pub fn new(config: Config, online: bool) -> Self {
         let rng = Jitter::new(config.seed);
@@ -204,7 +218,7 @@ impl Machine {
     }
 
     /// Every undelivered envelope (in flight first, then queued), for the persistent copy.
-    pub fn undelivered(&self) -> impl Iterator<Item = &Envelope> {
+    pub fn undelivered(&self) -> impl Iterator<Item = &Envelope<B>> {
         self.in_flight.iter().chain(self.queue.iter())
     }
 
@@ -214,7 +228,7 @@ impl Machine {
     }
 
     /// Feeds one event at `now_ms`.
-    pub fn handle(&mut self, now_ms: f64, event: Event) -> Vec<Effect> {
+    pub fn handle(&mut self, now_ms: f64, event: Event<B>) -> Vec<Effect<B>> {
         let mut fx = Vec::new();
         match event {
             Event::Enqueue { category, body } => {
@@ -326,14 +340,14 @@ impl Machine {
             fx.push(Effect::Settled);
         }
         // Last: reporting captures an event, which comes back here as an `Enqueue`.
-        if let Some(at) = fx.iter().position(|e| *e == Effect::Report) {
+        if let Some(at) = fx.iter().position(|e| matches!(e, Effect::Report)) {
             let report = fx.remove(at);
             fx.push(report);
         }
         fx
     }
 
-    fn report_once(&mut self, fx: &mut Vec<Effect>) {
+    fn report_once(&mut self, fx: &mut Vec<Effect<B>>) {
         if !self.reported {
             self.reported = true;
             fx.push(Effect::Report);
@@ -346,7 +360,7 @@ impl Machine {
         id
     }
 
-    fn retry_later(&mut self, now_ms: f64, envelope: Envelope, fx: &mut Vec<Effect>) {
+    fn retry_later(&mut self, now_ms: f64, envelope: Envelope<B>, fx: &mut Vec<Effect<B>>) {
         self.queue.insert(0, envelope);
         self.attempts += 1;
         self.backing_off = true;
@@ -358,7 +372,7 @@ impl Machine {
     }
 
     /// Arms the single timer for `due`, unless it already fires earlier.
-    fn arm(&mut self, now_ms: f64, due: f64, fx: &mut Vec<Effect>) {
+    fn arm(&mut self, now_ms: f64, due: f64, fx: &mut Vec<Effect<B>>) {
         if self.timer_due.is_some_and(|d| d <= due) {
             return;
         }
@@ -368,12 +382,12 @@ impl Machine {
 
     /// Sends what may go now. Normally one request at a time, and none while backing off; a
     /// flush sends everything that fits in the keepalive budget.
-    fn pump(&mut self, now_ms: f64, fx: &mut Vec<Effect>, flush: bool) {
+    fn pump(&mut self, now_ms: f64, fx: &mut Vec<Effect<B>>, flush: bool) {
         if !self.online || ((self.backing_off || self.parked) && !flush) {
             return;
         }
         let mut budget = KEEPALIVE_BUDGET
-            .saturating_sub(self.in_flight.iter().map(|e| e.body.len()).sum::<usize>());
+            .saturating_sub(self.in_flight.iter().map(|e| e.body.bytes()).sum::<usize>());
         let mut i = 0;
         let mut earliest_limit: Option<f64> = None;
         while i < self.queue.len() {
@@ -386,7 +400,7 @@ impl Machine {
                 i += 1;
                 continue;
             }
-            let len = self.queue[i].body.len();
+            let len = self.queue[i].body.bytes();
             let keepalive = len <= budget;
             if flush && !keepalive {
                 i += 1; // cannot survive the page: stays in the persistent copy

@@ -8,13 +8,42 @@ use alloc::rc::Rc;
 use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-use super::machine::{Config, Effect, Event, Machine, Stats};
+use super::machine::{self, Config, Effect, Event, Machine, Stats};
 use crate::runtime::guards::{network_listeners, when_settled, Listener, Timeout};
 use crate::runtime::report;
 
 /// At most this many `flush()` calls wait at once; more resolve `false` at once.
 pub const MAX_FLUSH_WAITERS: usize = 64;
+
+/// An encoded body as the browser made it: a JS string the wasm never copies (the JS encoders in
+/// `js/telemetry.js` write envelopes and OTLP bodies, `fetch` sends them, `localStorage` keeps
+/// them) and its size in UTF-8 bytes, which the machine's keepalive budget counts.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// The string.
+    pub text: JsValue,
+    /// Its UTF-8 bytes.
+    pub bytes: usize,
+}
+
+impl machine::Body for Body {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Body {
+    /// `[text, bytes]`, as the JS encoders answer.
+    pub fn from_js(pair: JsValue) -> Self {
+        let pair: js_sys::Array = pair.unchecked_into();
+        Self {
+            text: pair.get(0),
+            bytes: pair.get(1).as_f64().unwrap_or(0.0) as usize,
+        }
+    }
+}
 
 /// Shared transport state.
 pub type Shared = Rc<RefCell<Inner>>;
@@ -22,7 +51,7 @@ pub type Shared = Rc<RefCell<Inner>>;
 /// Everything one transport holds; dropping it releases every guard.
 #[derive(Debug)]
 pub struct Inner {
-    machine: Machine,
+    machine: Machine<Body>,
     url: String,
     /// Endpoints of other categories: `(category, url, content type)`.
     routes: Vec<Route>,
@@ -72,7 +101,7 @@ pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Conf
 }
 
 /// Queues an encoded envelope.
-pub fn send(shared: &Shared, category: &str, body: String) {
+pub fn send(shared: &Shared, category: &str, body: Body) {
     feed(
         shared,
         Event::Enqueue {
@@ -154,7 +183,7 @@ pub fn close(shared: &Shared) {
     }
 }
 
-fn feed(shared: &Shared, event: Event) {
+fn feed(shared: &Shared, event: Event<Body>) {
     let effects = shared
         .borrow_mut()
         .machine
@@ -197,7 +226,7 @@ fn feed(shared: &Shared, event: Event) {
     }
 }
 
-fn post(shared: &Shared, id: u64, category: &str, body: String, keepalive: bool) {
+fn post(shared: &Shared, id: u64, category: &str, body: Body, keepalive: bool) {
     let (url, content_type) = {
         let i = shared.borrow();
         i.routes
@@ -206,7 +235,7 @@ fn post(shared: &Shared, id: u64, category: &str, body: String, keepalive: bool)
             .map_or((i.url.clone(), TEXT), |r| (r.1.clone(), r.2))
     };
     let weak = Rc::downgrade(shared);
-    let sent = js_post(&url, content_type, &body, keepalive);
+    let sent = js_post(&url, content_type, &body.text, keepalive);
     when_settled(&sent, move |outcome| {
         // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
         let Some(s) = weak.upgrade() else { return };
@@ -241,7 +270,7 @@ pub const TEXT: &str = "text/plain;charset=UTF-8";
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilPost)]
-    fn js_post(url: &str, content_type: &str, body: &str, keepalive: bool) -> js_sys::Promise;
+    fn js_post(url: &str, content_type: &str, body: &JsValue, keepalive: bool) -> js_sys::Promise;
 }
 
 /// Writes `[[category, body], …]` of every undelivered envelope to `localStorage` (or removes
@@ -252,26 +281,30 @@ fn persist(shared: &Shared) {
     let flat = js_sys::Array::new();
     for e in i.machine.undelivered() {
         flat.push(&JsValue::from_str(&e.category));
-        flat.push(&JsValue::from_str(&e.body));
+        flat.push(&e.body.text);
     }
     js_save_queue(&i.storage_key, &flat);
 }
 
 /// What the last page left undelivered: `(category, body)` pairs.
-fn restore(key: &str) -> Vec<(String, String)> {
+fn restore(key: &str) -> Vec<(String, Body)> {
     let flat = js_load_queue(key);
-    (0..flat.length() / 2)
+    (0..flat.length() / 3)
         .filter_map(|n| {
             Some((
-                flat.get(2 * n).as_string()?,
-                flat.get(2 * n + 1).as_string()?,
+                flat.get(3 * n).as_string()?,
+                Body {
+                    text: flat.get(3 * n + 1),
+                    bytes: flat.get(3 * n + 2).as_f64()? as usize,
+                },
             ))
         })
         .collect()
 }
 
 // The transport's copy in `localStorage`, never throwing (privacy modes, quotas): `flat` is
-// `[category, body, …]`; loading answers the same, or `[]` for anything unreadable.
+// `[category, body, …]`; loading answers `[category, body, bytes, …]`, or `[]` for anything
+// unreadable.
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilSaveQueue)]

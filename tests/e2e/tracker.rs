@@ -60,7 +60,7 @@ async fn errors_rejections_and_messages_arrive_with_breadcrumbs() -> Result<()> 
          v.setUser({ id: 'k-7' });
          setTimeout(() => { throw new TypeError('price is undefined'); }, 0);
          Promise.reject(new RangeError('bad page', { cause: new Error('root cause') }));
-         v.captureMessage('kiosk booted', 'warning');
+         v.captureMessage('kiosk booted: café 😀', 'warning');
          true",
     )
     .await?;
@@ -74,7 +74,7 @@ async fn errors_rejections_and_messages_arrive_with_breadcrumbs() -> Result<()> 
     for t in [
         "TypeError: price is undefined",
         "RangeError: bad page",
-        "kiosk booted",
+        "kiosk booted: café 😀", // the envelope's item length counts UTF-8 bytes
     ] {
         assert!(titles.contains(&t), "{t} missing from {titles:?}");
     }
