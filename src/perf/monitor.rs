@@ -395,24 +395,36 @@ impl Monitor {
         if let (Some(n), false) = (self.navigation, self.navigation_sent) {
             self.navigation_sent = true;
             for (name, value) in [
-                ("dns", n.domain_lookup_end - n.domain_lookup_start),
-                ("connect", n.connect_end - n.connect_start),
-                ("request", n.response_start - n.request_start),
-                ("response", n.response_end - n.response_start),
-                ("dom_interactive", n.dom_interactive - n.activation_start),
                 (
-                    "dom_content_loaded",
+                    "browser.navigation.dns",
+                    n.domain_lookup_end - n.domain_lookup_start,
+                ),
+                (
+                    "browser.navigation.connect",
+                    n.connect_end - n.connect_start,
+                ),
+                (
+                    "browser.navigation.request",
+                    n.response_start - n.request_start,
+                ),
+                (
+                    "browser.navigation.response",
+                    n.response_end - n.response_start,
+                ),
+                (
+                    "browser.navigation.dom_interactive",
+                    n.dom_interactive - n.activation_start,
+                ),
+                (
+                    "browser.navigation.dom_content_loaded",
                     n.dom_content_loaded - n.activation_start,
                 ),
-                ("load", n.load_event_end - n.activation_start),
+                (
+                    "browser.navigation.load",
+                    n.load_event_end - n.activation_start,
+                ),
             ] {
-                out.point(
-                    &crate::text::concat(&["browser.navigation.", name]),
-                    "ms",
-                    "Navigation timing",
-                    value.max(0.0),
-                    vec![],
-                );
+                out.point(name, "ms", "Navigation timing", value.max(0.0), vec![]);
             }
         }
         if self.long_tasks != self.long_tasks_sent {
