@@ -18,7 +18,7 @@ use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
 use crate::runtime::telemetry::{at, random_id, Common};
-use crate::transport::{envelope, shell as transport};
+use crate::transport::{envelope, machine::Category, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
 pub const MAX_CAUSES: usize = 5;
@@ -516,7 +516,7 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
         shared.borrow_mut().counters.dropped += 1;
         return id;
     };
-    transport::send(&t, "error", body);
+    transport::send(&t, Category::Error, body);
     id
 }
 

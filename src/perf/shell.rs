@@ -16,7 +16,7 @@ use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeo
 use crate::runtime::manager::Service;
 use crate::runtime::telemetry;
 use crate::transport::otlp::{self, Resource};
-use crate::transport::{machine::METRIC, shell as transport};
+use crate::transport::{machine::Category, shell as transport};
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
@@ -413,7 +413,7 @@ pub fn export(shared: &Shared) {
         body
     };
     let t = Rc::clone(&shared.borrow().transport);
-    transport::send(&t, METRIC, body);
+    transport::send(&t, Category::Metric, body);
 }
 
 /// `vitals()`: `{ lcp?, cls?, inp?, fcp?, ttfb? }`, each `{ value, rating }`.

@@ -21,7 +21,7 @@ use crate::error::VigilError;
 use crate::options::{type_name, Bag, Options};
 use crate::transport::dsn::Dsn;
 use crate::transport::otlp::{self, Resource};
-use crate::transport::{machine, machine::METRIC, shell as transport};
+use crate::transport::{machine, machine::Category, shell as transport};
 
 /// The options every part of `Vigil.start` shares, checked.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ pub fn create_transport(common: &Common) -> transport::Shared {
     };
     transport::create(
         url,
-        vec![(METRIC.into(), metrics.0, metrics.1)],
+        metrics,
         storage_key,
         machine::Config {
             max_queued: common.max_queued_events,
@@ -366,5 +366,5 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         );
         (body, Rc::clone(&i.transport))
     };
-    transport::send(&t, METRIC, body);
+    transport::send(&t, Category::Metric, body);
 }

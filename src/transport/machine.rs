@@ -18,8 +18,32 @@ pub const KEEPALIVE_BUDGET: usize = 60_000;
 /// a page-hide flush or the next page load (what waits stays queued and in `localStorage`).
 pub const MAX_FAILED_SENDS: u32 = 4;
 
-/// The category of metric exports (counted apart in [`Stats::metrics_sent`]).
-pub const METRIC: &str = "metric";
+/// What an envelope carries: its rate-limit category (`X-Sentry-Rate-Limits`) and, in the shell,
+/// its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Error events (Sentry envelopes).
+    Error,
+    /// Metric exports (OTLP), counted apart in [`Stats::metrics_sent`].
+    Metric,
+}
+
+impl Category {
+    /// The rate-limit category's name, also the name kept in the persistent copy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Metric => "metric",
+        }
+    }
+
+    /// The category a persistent copy names; `None` for a name this version never writes.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Error, Self::Metric]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+}
 
 /// Settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +91,8 @@ impl Body for String {
 pub struct Envelope<B = String> {
     /// Request id, for matching the answer.
     pub id: u64,
-    /// Rate-limit category (`error`, `metric`, …).
-    pub category: String,
+    /// What it carries.
+    pub category: Category,
     /// The body.
     pub body: B,
 }
@@ -78,8 +102,8 @@ pub struct Envelope<B = String> {
 pub enum Event<B = String> {
     /// Queue an envelope.
     Enqueue {
-        /// Rate-limit category.
-        category: String,
+        /// What it carries.
+        category: Category,
         /// Encoded body.
         body: B,
     },
@@ -116,8 +140,8 @@ pub enum Effect<B = String> {
     Send {
         /// Request id.
         id: u64,
-        /// Rate-limit category: the shell picks the endpoint by it.
-        category: String,
+        /// What it carries: the shell picks the endpoint by it.
+        category: Category,
         /// Body.
         body: B,
         /// Use `keepalive` (the request survives the page).
@@ -204,11 +228,14 @@ impl<B: Body> Machine<B> {
 
     /// Counters.
     pub fn stats(&self, now_ms: f64) -> Stats {
-        let until = ["error", "metric"]
+        let until = [Category::Error, Category::Metric]
             .iter()
-            .filter_map(|c| self.limits.limited_until(c, now_ms))
+            .filter_map(|c| self.limits.limited_until(c.as_str(), now_ms))
             .fold(0.0, f64::max);
-        let metrics_queued = self.undelivered().filter(|e| e.category == METRIC).count();
+        let metrics_queued = self
+            .undelivered()
+            .filter(|e| e.category == Category::Metric)
+            .count();
         Stats {
             queued: self.queue.len() + self.in_flight.len() - metrics_queued,
             metrics_queued,
@@ -268,7 +295,7 @@ impl<B: Body> Machine<B> {
                 );
                 match status {
                     200..=299 => {
-                        if envelope.category == METRIC {
+                        if envelope.category == Category::Metric {
                             self.stats.metrics_sent += 1;
                         } else {
                             self.stats.sent += 1;
@@ -394,8 +421,8 @@ impl<B: Body> Machine<B> {
             if !flush && !self.in_flight.is_empty() {
                 break;
             }
-            let category = &self.queue[i].category;
-            if let Some(until) = self.limits.limited_until(category, now_ms) {
+            let category = self.queue[i].category;
+            if let Some(until) = self.limits.limited_until(category.as_str(), now_ms) {
                 earliest_limit = Some(earliest_limit.map_or(until, |e: f64| e.min(until)));
                 i += 1;
                 continue;
@@ -412,7 +439,7 @@ impl<B: Body> Machine<B> {
             }
             fx.push(Effect::Send {
                 id: envelope.id,
-                category: envelope.category.clone(),
+                category: envelope.category,
                 body: envelope.body.clone(),
                 keepalive,
             });
@@ -440,6 +467,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn categories_read_back_what_they_write_and_nothing_else() {
+        for c in [Category::Error, Category::Metric] {
+            assert_eq!(Category::parse(c.as_str()), Some(c));
+        }
+        for other in ["", "Error", "metrics", "transaction", "error "] {
+            assert_eq!(Category::parse(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
     fn ceil_u32_is_ceil_within_u32() {
         for ms in [
             -5.0_f64,
@@ -460,7 +497,7 @@ mod tests {
 
     fn enqueue(body: &str) -> Event {
         Event::Enqueue {
-            category: "error".into(),
+            category: Category::Error,
             body: body.into(),
         }
     }
@@ -640,7 +677,7 @@ mod tests {
         let fx = m.handle(
             1.0,
             Event::Enqueue {
-                category: "metric".into(),
+                category: Category::Metric,
                 body: "m".into(),
             },
         );
@@ -653,12 +690,12 @@ mod tests {
         let fx = m.handle(
             0.0,
             Event::Enqueue {
-                category: METRIC.into(),
+                category: Category::Metric,
                 body: "m".into(),
             },
         );
         assert!(
-            matches!(&fx[1], Effect::Send { category, .. } if category == METRIC),
+            matches!(&fx[1], Effect::Send { category, .. } if *category == Category::Metric),
             "{fx:?}"
         );
         m.handle(
@@ -685,7 +722,7 @@ mod tests {
         m.handle(
             5.0,
             Event::Enqueue {
-                category: METRIC.into(),
+                category: Category::Metric,
                 body: "m2".into(),
             },
         );

@@ -10,7 +10,7 @@ use core::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::machine::{self, Config, Effect, Event, Machine, Stats};
+use super::machine::{self, Category, Config, Effect, Event, Machine, Stats};
 use crate::runtime::guards::{network_listeners, when_settled, Listener, Timeout};
 use crate::runtime::report;
 
@@ -52,9 +52,10 @@ pub type Shared = Rc<RefCell<Inner>>;
 #[derive(Debug)]
 pub struct Inner {
     machine: Machine<Body>,
+    /// Where error envelopes go (as [`TEXT`]).
     url: String,
-    /// Endpoints of other categories: `(category, url, content type)`.
-    routes: Vec<Route>,
+    /// Where metric exports go: `(url, content type)`.
+    metrics: Route,
     storage_key: String,
     timer: Option<Timeout>,
     network: Option<(Listener, Listener)>,
@@ -64,17 +65,17 @@ pub struct Inner {
     failure: JsValue,
 }
 
-/// An endpoint for one category: `(category, url, content type)`.
-pub type Route = (String, String, &'static str);
+/// An endpoint: `(url, content type)`.
+pub type Route = (String, &'static str);
 
 /// Creates the transport, restores what the last page left undelivered and starts sending it.
-/// Envelopes go to `url` as [`TEXT`]; the categories in `routes` go to their own endpoint.
-pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Config) -> Shared {
+/// Error envelopes go to `url` as [`TEXT`], metric exports to `metrics`.
+pub fn create(url: String, metrics: Route, storage_key: String, config: Config) -> Shared {
     let online = crate::runtime::window().is_none_or(|w| w.navigator().on_line());
     let shared: Shared = Rc::new(RefCell::new(Inner {
         machine: Machine::new(config, online),
         url,
-        routes,
+        metrics,
         storage_key,
         timer: None,
         network: None,
@@ -101,14 +102,8 @@ pub fn create(url: String, routes: Vec<Route>, storage_key: String, config: Conf
 }
 
 /// Queues an encoded envelope.
-pub fn send(shared: &Shared, category: &str, body: Body) {
-    feed(
-        shared,
-        Event::Enqueue {
-            category: category.to_owned(),
-            body,
-        },
-    );
+pub fn send(shared: &Shared, category: Category, body: Body) {
+    feed(shared, Event::Enqueue { category, body });
 }
 
 /// The page is going away: send what fits with `keepalive` now.
@@ -195,7 +190,7 @@ fn feed(shared: &Shared, event: Event<Body>) {
                 category,
                 body,
                 keepalive,
-            } => post(shared, id, &category, body, keepalive),
+            } => post(shared, id, category, body, keepalive),
             Effect::Persist => persist(shared),
             Effect::Arm(ms) => {
                 let weak = Rc::downgrade(shared);
@@ -226,13 +221,13 @@ fn feed(shared: &Shared, event: Event<Body>) {
     }
 }
 
-fn post(shared: &Shared, id: u64, category: &str, body: Body, keepalive: bool) {
+fn post(shared: &Shared, id: u64, category: Category, body: Body, keepalive: bool) {
     let (url, content_type) = {
         let i = shared.borrow();
-        i.routes
-            .iter()
-            .find(|r| r.0 == category)
-            .map_or((i.url.clone(), TEXT), |r| (r.1.clone(), r.2))
+        match category {
+            Category::Error => (i.url.clone(), TEXT),
+            Category::Metric => i.metrics.clone(),
+        }
     };
     let weak = Rc::downgrade(shared);
     let sent = js_post(&url, content_type, &body.text, keepalive);
@@ -280,19 +275,19 @@ fn persist(shared: &Shared) {
     let i = shared.borrow();
     let flat = js_sys::Array::new();
     for e in i.machine.undelivered() {
-        flat.push(&JsValue::from_str(&e.category));
+        flat.push(&JsValue::from_str(e.category.as_str()));
         flat.push(&e.body.text);
     }
     js_save_queue(&i.storage_key, &flat);
 }
 
 /// What the last page left undelivered: `(category, body)` pairs.
-fn restore(key: &str) -> Vec<(String, Body)> {
+fn restore(key: &str) -> Vec<(Category, Body)> {
     let flat = js_load_queue(key);
     (0..flat.length() / 3)
         .filter_map(|n| {
             Some((
-                flat.get(3 * n).as_string()?,
+                Category::parse(&flat.get(3 * n).as_string()?)?,
                 Body {
                     text: flat.get(3 * n + 1),
                     bytes: flat.get(3 * n + 2).as_f64()? as usize,
