@@ -739,6 +739,65 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
 
+/// Every thrown value becomes an exception with a type and a value, hostile ones included (a
+/// throwing getter or a revoked proxy is read by JS that never throws into the wasm).
+#[wasm_bindgen_test]
+fn vigil_describes_any_thrown_value() {
+    js_sys::eval("window.__events = []").unwrap();
+    let v = vigil::Vigil::start(vigil_options(
+        ", beforeSend: (e) => { window.__events.push(e); return null; }",
+    ))
+    .unwrap();
+    // (Dedupe drops an event equal to the one before it: no two neighbours are alike.)
+    let cases = [
+        ("new RangeError('too far')", "RangeError", "too far"),
+        ("'a string'", "Error", "a string"),
+        (
+            "({ b: 1, a: 2 })",
+            "Error",
+            "Object captured as exception with keys: b, a",
+        ),
+        (
+            "(() => { const p = Proxy.revocable({}, {}); p.revoke(); return p.proxy; })()",
+            "Error",
+            "a thrown value that cannot be read",
+        ),
+        ("undefined", "Error", "undefined"),
+        ("null", "Error", "null"),
+        ("42", "Error", "42"),
+        ("Symbol('s')", "Error", "Symbol(s)"),
+        (
+            "Object.defineProperty(new Error('m'), 'name', { get() { throw 1; } })",
+            "Error",
+            "a thrown value that cannot be read",
+        ),
+    ];
+    for (source, _, _) in cases {
+        v.capture_exception(js_sys::eval(source).unwrap(), JsValue::UNDEFINED)
+            .unwrap();
+    }
+    let events: js_sys::Array = js_sys::eval("window.__events").unwrap().unchecked_into();
+    assert_eq!(events.length() as usize, cases.len());
+    for (n, (source, kind, value)) in cases.into_iter().enumerate() {
+        let e = events.get(n as u32);
+        let last = js_sys::Array::from(&at(&e, "exception.values")).length() - 1;
+        let ex = at(&e, &format!("exception.values.{last}"));
+        assert_eq!(
+            at(&ex, "type").as_string().as_deref(),
+            Some(kind),
+            "{source}"
+        );
+        assert_eq!(
+            at(&ex, "value").as_string().as_deref(),
+            Some(value),
+            "{source}"
+        );
+    }
+    v.dispose();
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
 /// The event `beforeSend` receives has Sentry's shape (the objects are built in
 /// `src/js/telemetry.js`, the decisions in Rust).
 #[wasm_bindgen_test]
@@ -937,9 +996,14 @@ fn health_exports() -> Vec<JsValue> {
 }
 
 /// `path` through objects and arrays, e.g. `resourceMetrics.0.resource.attributes`.
+/// `value.a.0.b` for the path `a.0.b`; `undefined` once a step is missing.
 fn at(value: &JsValue, path: &str) -> JsValue {
     path.split('.').fold(value.clone(), |v, key| {
-        js_sys::Reflect::get(&v, &key.into()).unwrap()
+        if v.is_object() {
+            js_sys::Reflect::get(&v, &key.into()).unwrap()
+        } else {
+            JsValue::UNDEFINED
+        }
     })
 }
 
@@ -1536,20 +1600,6 @@ fn utf8_len(s: &JsValue) -> f64 {
         .unwrap()
 }
 
-/// `v.a.0.b` for the path `a.0.b`; `undefined` once a step is missing.
-fn prop(v: &JsValue, path: &str) -> JsValue {
-    path.split('.').fold(v.clone(), |v, k| {
-        let key = k
-            .parse::<u32>()
-            .map_or_else(|_| JsValue::from_str(k), JsValue::from);
-        if v.is_object() {
-            js_sys::Reflect::get(&v, &key).unwrap()
-        } else {
-            JsValue::UNDEFINED
-        }
-    })
-}
-
 #[wasm_bindgen_test]
 fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
     use vigil::transport::envelope;
@@ -1574,27 +1624,27 @@ fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
     );
     assert_eq!(lines[3], "");
     let header = js_sys::JSON::parse(lines[0]).unwrap();
-    assert_eq!(prop(&header, "event_id").as_string().as_deref(), Some(id));
-    assert_eq!(prop(&header, "dsn").as_string().as_deref(), Some(dsn));
+    assert_eq!(at(&header, "event_id").as_string().as_deref(), Some(id));
+    assert_eq!(at(&header, "dsn").as_string().as_deref(), Some(dsn));
     assert_eq!(
-        prop(&header, "sdk.name").as_string().as_deref(),
+        at(&header, "sdk.name").as_string().as_deref(),
         Some("vigil.javascript")
     );
     assert_eq!(
-        prop(&header, "sdk.version").as_string().as_deref(),
+        at(&header, "sdk.version").as_string().as_deref(),
         Some(env!("CARGO_PKG_VERSION"))
     );
-    let sent_at = prop(&header, "sent_at").as_string().unwrap();
+    let sent_at = at(&header, "sent_at").as_string().unwrap();
     assert!(
         sent_at.len() == 24 && sent_at.ends_with('Z') && sent_at.as_bytes()[10] == b'T',
         "{sent_at}"
     );
     let item = js_sys::JSON::parse(lines[1]).unwrap();
-    assert_eq!(prop(&item, "type").as_string().as_deref(), Some("event"));
+    assert_eq!(at(&item, "type").as_string().as_deref(), Some("event"));
     let payload = JsValue::from_str(lines[2]);
-    assert_eq!(prop(&item, "length").as_f64(), Some(utf8_len(&payload)));
+    assert_eq!(at(&item, "length").as_f64(), Some(utf8_len(&payload)));
     let back = js_sys::JSON::parse(lines[2]).unwrap();
-    assert_eq!(prop(&back, "message").as_string().as_deref(), Some(message));
+    assert_eq!(at(&back, "message").as_string().as_deref(), Some(message));
 
     // What the browser cannot encode is refused, not sent half-written.
     js_sys::Reflect::set(&event, &"self".into(), &event).unwrap();
@@ -1649,8 +1699,8 @@ fn otlp_bodies_are_written_by_the_browser() {
     );
     assert_eq!(body.bytes as f64, utf8_len(&body.text));
     let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
-    let rm = prop(&req, "resourceMetrics.0");
-    let attr = |n: u32, field: &str| prop(&rm, &format!("resource.attributes.{n}.{field}"));
+    let rm = at(&req, "resourceMetrics.0");
+    let attr = |n: u32, field: &str| at(&rm, &format!("resource.attributes.{n}.{field}"));
     assert_eq!(attr(0, "key").as_string().as_deref(), Some("service.name"));
     assert_eq!(
         attr(0, "value.stringValue").as_string().as_deref(),
@@ -1665,34 +1715,31 @@ fn otlp_bodies_are_written_by_the_browser() {
         Some("service.instance.id")
     );
     assert!(attr(5, "key").is_undefined());
-    let sm = prop(&rm, "scopeMetrics.0");
+    let sm = at(&rm, "scopeMetrics.0");
+    assert_eq!(at(&sm, "scope.name").as_string().as_deref(), Some("vigil"));
     assert_eq!(
-        prop(&sm, "scope.name").as_string().as_deref(),
-        Some("vigil")
-    );
-    assert_eq!(
-        prop(&sm, "scope.version").as_string().as_deref(),
+        at(&sm, "scope.version").as_string().as_deref(),
         Some(env!("CARGO_PKG_VERSION"))
     );
-    let point = prop(&sm, "metrics.0.gauge.dataPoints.0");
-    assert_eq!(prop(&point, "asDouble").as_f64(), Some(1234.5));
+    let point = at(&sm, "metrics.0.gauge.dataPoints.0");
+    assert_eq!(at(&point, "asDouble").as_f64(), Some(1234.5));
     assert_eq!(
-        prop(&point, "timeUnixNano").as_string(),
+        at(&point, "timeUnixNano").as_string(),
         Some(now_ns.to_string()),
         "nanoseconds exactly, as a decimal string"
     );
     assert_eq!(
-        prop(&point, "attributes.0.value.stringValue")
+        at(&point, "attributes.0.value.stringValue")
             .as_string()
             .as_deref(),
         Some("good")
     );
     assert_eq!(
-        prop(&sm, "metrics.1.name").as_string().as_deref(),
+        at(&sm, "metrics.1.name").as_string().as_deref(),
         Some("checkout \"time\" é")
     );
     assert_eq!(
-        prop(&sm, "metrics.1.gauge.dataPoints.1.asDouble").as_f64(),
+        at(&sm, "metrics.1.gauge.dataPoints.1.asDouble").as_f64(),
         Some(0.0),
         "NaN written as 0"
     );
@@ -1724,7 +1771,7 @@ fn a_health_export_stays_small() {
         &gauges(&sample),
     );
     let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
-    let metrics = prop(&req, "resourceMetrics.0.scopeMetrics.0.metrics");
-    assert_eq!(prop(&metrics, "length").as_f64(), Some(4.0));
+    let metrics = at(&req, "resourceMetrics.0.scopeMetrics.0.metrics");
+    assert_eq!(at(&metrics, "length").as_f64(), Some(4.0));
     assert!(body.bytes < 3000, "{} bytes", body.bytes);
 }

@@ -263,6 +263,12 @@ fn attach(shared: &Shared) {
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
+    /// `[type, value, stack]` of a thrown value, never throwing: an `Error`'s `name`, `message`
+    /// and `stack` (`""` when it has none); a string as an `Error`'s message; another object
+    /// as "Object captured as exception with keys: " and its first ten keys; anything else as
+    /// `String(value)`.
+    #[wasm_bindgen(js_name = vigilDescribe)]
+    fn js_describe(value: &JsValue) -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilCrumb)]
     fn js_crumb(category: &str, message: &str, level: &str) -> JsValue;
     #[wasm_bindgen(js_name = vigilCopyCrumb)]
@@ -369,41 +375,21 @@ fn js_frames(frames: &[Frame]) -> js_sys::Array {
         .collect()
 }
 
-/// Type, value and frames of one thrown value.
+/// Type, value and frames of one thrown value (`vigilDescribe` reads it).
 fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
-    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
-        let stack_text = get(value, "stack").as_string().unwrap_or_default();
-        // The package's own glue and wasm are not the app's code.
-        let frames = stack::parse(&stack_text, &[])
-            .into_iter()
-            .map(|mut f| {
-                if f.filename.ends_with("/vigil.js") || f.filename.ends_with("vigil_bg.wasm") {
-                    f.in_app = false;
-                }
-                f
-            })
-            .collect();
-        return (String::from(e.name()), String::from(e.message()), frames);
-    }
-    if let Some(s) = value.as_string() {
-        return ("Error".into(), s, Vec::new());
-    }
-    if value.is_object() && !value.is_function() {
-        let keys: Vec<String> = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>())
-            .iter()
-            .filter_map(|k| k.as_string())
-            .take(10)
-            .collect();
-        return (
-            "Error".into(),
-            crate::text::concat(&[
-                "Object captured as exception with keys: ",
-                &crate::text::join(&keys, ", "),
-            ]),
-            Vec::new(),
-        );
-    }
-    ("Error".into(), text(value), Vec::new())
+    let read = js_describe(value);
+    let field = |at| read.get(at).as_string().unwrap_or_default();
+    // The package's own glue and wasm are not the app's code.
+    let frames = stack::parse(&field(2), &[])
+        .into_iter()
+        .map(|mut f| {
+            if f.filename.ends_with("/vigil.js") || f.filename.ends_with("vigil_bg.wasm") {
+                f.in_app = false;
+            }
+            f
+        })
+        .collect();
+    (field(0), field(1), frames)
 }
 
 /// Captures any thrown value; returns the event id.

@@ -146,6 +146,23 @@ export function vigilOtlp(acc, version) {
 
 const isObject = (v) => typeof v === "object" && v !== null;
 
+/** A thrown value as [type, value, stack], never throwing (its reader in errors/tracker.rs). */
+export function vigilDescribe(v) {
+  try {
+    if (v instanceof Error) {
+      const stack = v.stack;
+      return [String(v.name), String(v.message), typeof stack === "string" ? stack : ""];
+    }
+    if (typeof v === "string") return ["Error", v, ""];
+    if (isObject(v)) {
+      return ["Error", "Object captured as exception with keys: " + Object.keys(v).slice(0, 10).join(", "), ""];
+    }
+    return ["Error", String(v), ""];
+  } catch (_) {
+    return ["Error", "a thrown value that cannot be read", ""];
+  }
+}
+
 /** A breadcrumb, timestamped now (seconds). */
 export function vigilCrumb(category, message, level) {
   return { timestamp: Date.now() / 1000, category, message, level };
