@@ -47,6 +47,12 @@ export function vigilHealth() {
   return [m ? m.usedJSHeapSize : heapBytes, (p.now() - healthT0) / 1000];
 }
 
+/** `list[at]` when it is a number, else 0 (the arrays these functions answer, read from Rust). */
+export function vigilNum(list, at) {
+  const v = list[at];
+  return typeof v === "number" ? v : 0;
+}
+
 /** A random id: 32 lowercase hex digits. */
 export function vigilRandomId() {
   const c = globalThis.crypto;

@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 use super::monitor::{Entry, Monitor, Navigation};
 use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeout};
 use crate::runtime::manager::Service;
-use crate::runtime::telemetry;
+use crate::runtime::telemetry::{self, num_at};
 use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine::Category, shell as transport};
 
@@ -120,10 +120,6 @@ impl Drop for MonitorService {
     }
 }
 
-fn num(v: &JsValue) -> f64 {
-    v.as_f64().unwrap_or(0.0)
-}
-
 fn now_ms() -> f64 {
     js_sys::Date::now()
 }
@@ -131,19 +127,19 @@ fn now_ms() -> f64 {
 /// `[interactionCount or -1, usedJSHeapSize or -1, hidden, performance.now()]`.
 fn state() -> (Option<u64>, Option<f64>, bool, f64) {
     let s = page_state();
-    let count = num(&s.get(0));
-    let heap = num(&s.get(1));
+    let count = num_at(&s, 0);
+    let heap = num_at(&s, 1);
     (
         (count >= 0.0).then_some(count as u64),
         (heap >= 0.0).then_some(heap),
-        num(&s.get(2)) > 0.0,
-        num(&s.get(3)),
+        num_at(&s, 2) > 0.0,
+        num_at(&s, 3),
     )
 }
 
 fn to_entry(e: &JsValue) -> Option<Entry> {
     let a: &js_sys::Array = e.unchecked_ref();
-    let f = |i: u32| num(&a.get(i));
+    let f = |i: u32| num_at(a, i);
     Some(match f(0) as u32 {
         0 => Entry::Lcp { start_time: f(1) },
         1 => Entry::LayoutShift {
@@ -204,7 +200,7 @@ pub fn start(settings: Settings, transport: transport::Shared) -> MonitorService
     let activation_start = if nav.is_null() {
         0.0
     } else {
-        num(&js_sys::Array::from(&nav).get(1))
+        num_at(nav.unchecked_ref(), 1)
     };
     let monitor = Monitor::new(
         settings.view_id.clone(),

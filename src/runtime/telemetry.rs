@@ -105,6 +105,14 @@ impl Common {
     }
 }
 
+#[wasm_bindgen(module = "/src/js/telemetry.js")]
+extern "C" {
+    /// `list[at]` when it is a number, else 0: the numbers of the arrays `js/telemetry.js` answers,
+    /// read without a `JsValue` (no handle made and dropped per number).
+    #[wasm_bindgen(js_name = vigilNum)]
+    pub fn num_at(list: &js_sys::Array, at: u32) -> f64;
+}
+
 /// 32 lowercase hex characters (a v4 UUID without dashes): event ids, view ids, instance ids.
 pub fn random_id() -> String {
     js_random_id()
@@ -332,12 +340,12 @@ pub fn wasm_memory_bytes() -> f64 {
 
 fn sample(shared: &Rc<RefCell<Inner>>) {
     let read = read_health();
-    let heap = read.get(0).as_f64().unwrap_or(-1.0);
+    let heap = num_at(&read, 0);
     let gauges = health::gauges(&Sample {
         counts: ledger::counts(),
         js_heap: (heap >= 0.0).then_some(heap),
         wasm_bytes: wasm_memory_bytes(),
-        uptime_s: read.get(1).as_f64().unwrap_or(0.0),
+        uptime_s: num_at(&read, 1),
         now_ms: js_sys::Date::now(),
     });
     let (body, t) = {

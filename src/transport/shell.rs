@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 use super::machine::{self, Category, Config, Effect, Event, Machine, Stats};
 use crate::runtime::guards::{network_listeners, when_settled, Listener, Timeout};
 use crate::runtime::report;
+use crate::runtime::telemetry::num_at;
 
 /// At most this many `flush()` calls wait at once; more resolve `false` at once.
 pub const MAX_FLUSH_WAITERS: usize = 64;
@@ -40,7 +41,7 @@ impl Body {
         let pair: js_sys::Array = pair.unchecked_into();
         Self {
             text: pair.get(0),
-            bytes: pair.get(1).as_f64().unwrap_or(0.0) as usize,
+            bytes: num_at(&pair, 1) as usize,
         }
     }
 }
@@ -290,7 +291,7 @@ fn restore(key: &str) -> Vec<(Category, Body)> {
                 Category::parse(&flat.get(3 * n).as_string()?)?,
                 Body {
                     text: flat.get(3 * n + 1),
-                    bytes: flat.get(3 * n + 2).as_f64()? as usize,
+                    bytes: num_at(&flat, 3 * n + 2) as usize,
                 },
             ))
         })
