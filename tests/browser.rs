@@ -1656,47 +1656,27 @@ fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
 
 #[wasm_bindgen_test]
 fn otlp_bodies_are_written_by_the_browser() {
-    use vigil::transport::otlp::{encode, Gauge, Point, Resource};
+    use vigil::transport::otlp::{Encoder, Points, Resource};
     let now_ns = (1_795_305_600_123.457_f64 * 1e6) as u64;
-    let gauges = vec![
-        Gauge {
-            name: "web_vitals.lcp".into(),
-            unit: "ms".into(),
-            description: "Largest Contentful Paint".into(),
-            points: vec![Point {
-                value: 1234.5,
-                time_unix_nano: now_ns,
-                attributes: vec![("rating".into(), "good".into())],
-            }],
-        },
-        Gauge {
-            name: "checkout \"time\" é".into(),
-            unit: "1".into(),
-            description: String::new(),
-            points: vec![
-                Point {
-                    value: 3.0,
-                    time_unix_nano: 1,
-                    attributes: vec![],
-                },
-                Point {
-                    value: f64::NAN,
-                    time_unix_nano: 2,
-                    attributes: vec![],
-                },
-            ],
-        },
-    ];
-    let body = encode(
-        &Resource {
-            service_name: "kiosk@1.4.0",
-            environment: "production",
-            page_url: "http://k/lobby?a=1",
-            export_id: "view.1",
-            extra: &[("service.instance.id", "0123456789abcdef0123456789abcdef")],
-        },
-        &gauges,
+    let mut points = Encoder::default();
+    points.attr("rating", "good");
+    points.point(
+        "web_vitals.lcp",
+        "ms",
+        "Largest Contentful Paint",
+        1234.5,
+        now_ns,
     );
+    points.point("checkout \"time\" é", "1", "", 3.0, 1);
+    points.point("checkout \"time\" é", "1", "", f64::NAN, 2);
+    assert_eq!(points.points(), 3);
+    let body = points.finish(&Resource {
+        service_name: "kiosk@1.4.0",
+        environment: "production",
+        page_url: "http://k/lobby?a=1",
+        export_id: "view.1",
+        extra: &[("service.instance.id", "0123456789abcdef0123456789abcdef")],
+    });
     assert_eq!(body.bytes as f64, utf8_len(&body.text));
     let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
     let rm = at(&req, "resourceMetrics.0");
@@ -1743,13 +1723,22 @@ fn otlp_bodies_are_written_by_the_browser() {
         Some(0.0),
         "NaN written as 0"
     );
+    assert!(
+        at(&sm, "metrics.2").is_undefined(),
+        "points of one name, one gauge"
+    );
+    assert_eq!(
+        at(&sm, "metrics.1.gauge.dataPoints.0.attributes.length").as_f64(),
+        Some(0.0),
+        "an attribute belongs to the one point after it"
+    );
 }
 
 /// One health export as the server receives it, and its size (the figure in SIZE-NOTES.md).
 #[wasm_bindgen_test]
 fn a_health_export_stays_small() {
     use vigil::runtime::health::{gauges, Sample};
-    use vigil::transport::otlp::{encode, Resource};
+    use vigil::transport::otlp::{Encoder, Resource};
     let sample = Sample {
         counts: counts(),
         js_heap: Some(12_345_678.0),
@@ -1757,19 +1746,18 @@ fn a_health_export_stays_small() {
         uptime_s: 86_399.123,
         now_ms: 1_795_305_600_000.0,
     };
-    let body = encode(
-        &Resource {
-            service_name: "kiosk@1.4.0",
-            environment: "production",
-            page_url: "https://kiosk.example/lobby",
-            export_id: "0123456789abcdef0123456789abcdef.health.1440",
-            extra: &[
-                ("service.instance.id", "fedcba9876543210fedcba9876543210"),
-                ("service.version", "kiosk@1.4.0"),
-            ],
-        },
-        &gauges(&sample),
-    );
+    let mut points = Encoder::default();
+    gauges(&sample, &mut points);
+    let body = points.finish(&Resource {
+        service_name: "kiosk@1.4.0",
+        environment: "production",
+        page_url: "https://kiosk.example/lobby",
+        export_id: "0123456789abcdef0123456789abcdef.health.1440",
+        extra: &[
+            ("service.instance.id", "fedcba9876543210fedcba9876543210"),
+            ("service.version", "kiosk@1.4.0"),
+        ],
+    });
     let req = js_sys::JSON::parse(&body.text.as_string().unwrap()).unwrap();
     let metrics = at(&req, "resourceMetrics.0.scopeMetrics.0.metrics");
     assert_eq!(at(&metrics, "length").as_f64(), Some(4.0));

@@ -130,14 +130,14 @@ export function vigilEnvelope(id, dsn, name, version, event) {
 }
 
 // An OTLP/HTTP JSON metrics body, built call by call from transport/otlp.rs: attributes wait
-// for what comes next (a point, or at the end the resource); consecutive points of one name
-// make one gauge.
+// for what comes next (a point, or at the end the resource); points of one name make one gauge,
+// in the order the names were first seen.
 const pending = (acc) => acc.a || (acc.a = []);
 export function vigilOtlpAttr(acc, key, value) { pending(acc).push({ key, value: { stringValue: value } }); }
 export function vigilOtlpPoint(acc, name, unit, description, value, time) {
   const m = acc.m || (acc.m = []);
-  let g = m[m.length - 1];
-  if (!g || g.name !== name) m.push(g = { name, unit, description, gauge: { dataPoints: [] } });
+  let g = m.find((g) => g.name === name);
+  if (!g) m.push(g = { name, unit, description, gauge: { dataPoints: [] } });
   g.gauge.dataPoints.push({ asDouble: Number.isFinite(value) ? value : 0, timeUnixNano: BigInt(time).toString(),
     attributes: pending(acc).splice(0) });
 }

@@ -10,7 +10,7 @@
 use super::aggregate::Aggregator;
 use super::vitals::{self, Cls, Inp, Lcp, Rating, Vital};
 use crate::prelude::*;
-use crate::transport::otlp::{Gauge, Point};
+use crate::transport::otlp::Points;
 
 /// The point attribute naming the page view a vital belongs to.
 pub const VIEW_ID: &str = "page.view_id";
@@ -370,9 +370,10 @@ impl Monitor {
         }
     }
 
-    /// The gauges of the next export at `now_ms` (epoch ms); empty when nothing is new.
-    pub fn export(&mut self, now_ms: f64, interaction_count: Option<u64>) -> Vec<Gauge> {
-        let mut out = Gauges::new(now_ms);
+    /// Hands `out` the points of the next export at `now_ms` (epoch ms); none when nothing is
+    /// new.
+    pub fn export(&mut self, now_ms: f64, interaction_count: Option<u64>, out: &mut impl Points) {
+        let now = (now_ms * 1e6) as u64;
         for vital in Vital::ALL {
             let Some(value) = self.value(vital, interaction_count) else {
                 continue;
@@ -381,16 +382,11 @@ impl Monitor {
                 continue;
             }
             self.sent[index(vital)] = Some(value);
-            out.point(
-                vital.metric_name(),
-                vital.unit(),
-                vital.description(),
-                value,
-                vec![
-                    ("rating".into(), vital.rate(value).as_str().into()),
-                    (VIEW_ID.into(), self.view_id.clone()),
-                ],
-            );
+            out.attr("rating", vital.rate(value).as_str());
+            out.attr(VIEW_ID, &self.view_id);
+            let (name, unit, description) =
+                (vital.metric_name(), vital.unit(), vital.description());
+            out.point(name, unit, description, value, now);
         }
         if let (Some(n), false) = (self.navigation, self.navigation_sent) {
             self.navigation_sent = true;
@@ -424,7 +420,7 @@ impl Monitor {
                     n.load_event_end - n.activation_start,
                 ),
             ] {
-                out.point(name, "ms", "Navigation timing", value.max(0.0), vec![]);
+                out.point(name, "ms", "Navigation timing", value.max(0.0), now);
             }
         }
         if self.long_tasks != self.long_tasks_sent {
@@ -435,22 +431,16 @@ impl Monitor {
                 "1",
                 "Long tasks",
                 t.count as f64,
-                vec![],
+                now,
             );
             out.point(
                 "browser.long_tasks.duration",
                 "ms",
                 "Long tasks, total",
                 t.total,
-                vec![],
+                now,
             );
-            out.point(
-                "browser.long_tasks.max",
-                "ms",
-                "Longest task",
-                t.max,
-                vec![],
-            );
+            out.point("browser.long_tasks.max", "ms", "Longest task", t.max, now);
         }
         if self.resources.count != self.resources_sent {
             self.resources_sent = self.resources.count;
@@ -460,89 +450,44 @@ impl Monitor {
                 "1",
                 "Resources fetched",
                 r.count as f64,
-                vec![],
+                now,
             );
-            out.point(
+            let (name, description) = (
                 "browser.resources.transfer_size",
-                "By",
                 "Resource bytes transferred",
-                r.transfer_size,
-                vec![],
             );
+            out.point(name, "By", description, r.transfer_size, now);
             if let Some((d, url)) = &r.slowest {
+                out.attr("url.full", url);
                 out.point(
                     "browser.resources.slowest",
                     "ms",
                     "Slowest resource",
                     *d,
-                    vec![("url.full".into(), url.clone())],
+                    now,
                 );
             }
         }
         for s in self.custom.drain() {
-            let time = (s.time_ms * 1e6) as u64;
-            out.push(&s.name, &s.unit, "", s.last, time, s.attributes);
+            for (k, v) in &s.attributes {
+                out.attr(k, v);
+            }
+            out.point(&s.name, &s.unit, "", s.last, (s.time_ms * 1e6) as u64);
         }
-        out.gauges
-    }
-}
-
-/// Points grouped by metric name.
-struct Gauges {
-    now_nanos: u64,
-    gauges: Vec<Gauge>,
-}
-
-impl Gauges {
-    fn new(now_ms: f64) -> Self {
-        Self {
-            now_nanos: (now_ms * 1e6) as u64,
-            gauges: Vec::new(),
-        }
-    }
-
-    fn point(
-        &mut self,
-        name: &str,
-        unit: &str,
-        description: &str,
-        value: f64,
-        attributes: Vec<(String, String)>,
-    ) {
-        let time = self.now_nanos;
-        self.push(name, unit, description, value, time, attributes);
-    }
-
-    fn push(
-        &mut self,
-        name: &str,
-        unit: &str,
-        description: &str,
-        value: f64,
-        time_unix_nano: u64,
-        attributes: Vec<(String, String)>,
-    ) {
-        let point = Point {
-            value,
-            time_unix_nano,
-            attributes,
-        };
-        if let Some(g) = self.gauges.iter_mut().find(|g| g.name == name) {
-            g.points.push(point);
-            return;
-        }
-        self.gauges.push(Gauge {
-            name: name.to_owned(),
-            unit: unit.to_owned(),
-            description: description.to_owned(),
-            points: vec![point],
-        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::otlp::collect::{Gauge, Gauges};
+
+    /// What one export hands its sink, as gauges.
+    fn export(m: &mut Monitor, now_ms: f64, interaction_count: Option<u64>) -> Vec<Gauge> {
+        let mut out = Gauges::default();
+        m.export(now_ms, interaction_count, &mut out);
+        out.gauges
+    }
 
     fn names(g: &[Gauge]) -> Vec<&str> {
         g.iter().map(|g| g.name.as_str()).collect()
@@ -571,7 +516,7 @@ mod tests {
             value: 0.2,
             had_recent_input: false,
         });
-        let first = m.export(1000.0, None);
+        let first = export(&mut m, 1000.0, None);
         assert_eq!(
             &names(&first)[..2],
             ["web_vitals.fcp", "web_vitals.ttfb"],
@@ -584,19 +529,19 @@ mod tests {
         assert!(fcp.attributes.contains(&("rating".into(), "good".into())));
         assert!(fcp.attributes.contains(&(VIEW_ID.into(), "v1".into())));
         assert!(
-            m.export(2000.0, None).is_empty(),
+            export(&mut m, 2000.0, None).is_empty(),
             "nothing new, nothing sent"
         );
 
         m.input();
         m.entry(Entry::Lcp { start_time: 900.0 }); // after the first input: ignored
-        assert_eq!(names(&m.export(3000.0, None)), ["web_vitals.lcp"]);
+        assert_eq!(names(&export(&mut m, 3000.0, None)), ["web_vitals.lcp"]);
         m.entry(Entry::Interaction {
             interaction_id: 7,
             duration: 260.0,
         });
         m.hidden(5000.0);
-        let on_hide = m.export(5000.0, None);
+        let on_hide = export(&mut m, 5000.0, None);
         assert_eq!(names(&on_hide), ["web_vitals.cls", "web_vitals.inp"]);
         assert_eq!(on_hide[0].points[0].value, 0.2);
         assert_eq!(on_hide[1].points[0].value, 260.0);
@@ -606,7 +551,10 @@ mod tests {
         );
         m.visible();
         m.hidden(9000.0);
-        assert!(m.export(9000.0, None).is_empty(), "unchanged: not again");
+        assert!(
+            export(&mut m, 9000.0, None).is_empty(),
+            "unchanged: not again"
+        );
     }
 
     #[test]
@@ -617,7 +565,7 @@ mod tests {
         assert_eq!(m.value(Vital::Fcp, None), None);
         assert_eq!(m.value(Vital::Lcp, None), None);
         assert_eq!(m.value(Vital::Cls, None), Some(0.0));
-        let g = m.export(1.0, None);
+        let g = export(&mut m, 1.0, None);
         assert_eq!(names(&g), ["web_vitals.cls"]);
     }
 
@@ -657,7 +605,7 @@ mod tests {
         }
         m.hidden(2000.0);
         assert_eq!(
-            names(&m.export(2000.0, None)),
+            names(&export(&mut m, 2000.0, None)),
             ["web_vitals.cls", "web_vitals.inp", "web_vitals.fcp"]
         );
         m.restored(None, 16.0);
@@ -683,7 +631,7 @@ mod tests {
             interaction_id: 38,
             duration: 100.0,
         });
-        let g = m.export(3000.0, None);
+        let g = export(&mut m, 3000.0, None);
         assert_eq!(
             names(&g),
             ["web_vitals.lcp", "web_vitals.fcp", "web_vitals.ttfb"]
@@ -722,7 +670,7 @@ mod tests {
         }
         m.record("checkout", "ms", 5.0, vec![], 10.0);
         m.record("checkout", "ms", 7.0, vec![], 20.0);
-        let g = m.export(100.0, None);
+        let g = export(&mut m, 100.0, None);
         let find = |n: &str| g.iter().find(|x| x.name == n).expect(n);
         assert_eq!(find("browser.long_tasks.count").points[0].value, 2.0);
         assert_eq!(find("browser.long_tasks.duration").points[0].value, 180.0);
@@ -739,6 +687,6 @@ mod tests {
         assert_eq!(custom.points.len(), 1, "aggregated between exports");
         assert_eq!(custom.points[0].value, 7.0);
         assert_eq!(custom.points[0].time_unix_nano, 20_000_000);
-        assert!(m.export(200.0, None).is_empty());
+        assert!(export(&mut m, 200.0, None).is_empty());
     }
 }

@@ -384,8 +384,9 @@ pub fn export(shared: &Shared) {
         let wasm = telemetry::wasm_memory_bytes();
         i.monitor
             .record("browser.memory.wasm", "By", wasm, vec![], now);
-        let gauges = i.monitor.export(now, count);
-        if gauges.is_empty() {
+        let mut points = otlp::Encoder::default();
+        i.monitor.export(now, count, &mut points);
+        if points.points() == 0 {
             return;
         }
         i.exports += 1;
@@ -395,16 +396,13 @@ pub fn export(shared: &Shared) {
         let page_url = crate::runtime::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
-        let body = otlp::encode(
-            &Resource {
-                service_name: &i.settings.service_name,
-                environment: &i.settings.environment,
-                page_url: &page_url,
-                export_id: &export_id,
-                extra: &[],
-            },
-            &gauges,
-        );
+        let body = points.finish(&Resource {
+            service_name: &i.settings.service_name,
+            environment: &i.settings.environment,
+            page_url: &page_url,
+            export_id: &export_id,
+            extra: &[],
+        });
         i.last_export_bytes = body.bytes;
         body
     };

@@ -5,7 +5,7 @@
 use crate::error::VigilError;
 use crate::prelude::*;
 use crate::runtime::ledger::Counts;
-use crate::transport::otlp::{Gauge, Point};
+use crate::transport::otlp::Points;
 
 /// Sample interval when `health` is missing or `true`.
 pub const DEFAULT_INTERVAL_MS: u32 = 60_000;
@@ -93,64 +93,36 @@ pub struct Sample {
     pub now_ms: f64,
 }
 
-/// The gauges of one health export: `vigil.resources` (one point per kind, attribute `kind`),
-/// `vigil.memory.js_heap` (only when known), `vigil.memory.wasm`, `vigil.uptime`.
-pub fn gauges(sample: &Sample) -> Vec<Gauge> {
-    let time_unix_nano = (sample.now_ms.max(0.0) * 1e6) as u64;
-    let point = |value: f64, attributes| Point {
-        value,
-        time_unix_nano,
-        attributes,
-    };
-    let gauge = |name: &str, unit: &str, description: &str, points| Gauge {
-        name: name.into(),
-        unit: unit.into(),
-        description: description.into(),
-        points,
-    };
-    let resources = sample
-        .counts
-        .iter()
-        .map(|(kind, live)| {
-            point(
-                f64::from(live),
-                vec![("kind".into(), kind.js_name().into())],
-            )
-        })
-        .collect();
-    let mut out = vec![gauge(
-        RESOURCES,
-        "1",
-        "Live browser resources held by the runtime",
-        resources,
-    )];
-    if let Some(heap) = sample.js_heap {
-        out.push(gauge(
-            JS_HEAP,
-            "By",
-            "JS heap in use",
-            vec![point(heap, vec![])],
-        ));
+/// Hands `out` the points of one health export: `vigil.resources` (one point per kind, attribute
+/// `kind`), `vigil.memory.js_heap` (only when known), `vigil.memory.wasm`, `vigil.uptime`.
+pub fn gauges(sample: &Sample, out: &mut impl Points) {
+    let now = (sample.now_ms.max(0.0) * 1e6) as u64;
+    let description = "Live browser resources held by the runtime";
+    for (kind, live) in sample.counts.iter() {
+        out.attr("kind", kind.js_name());
+        out.point(RESOURCES, "1", description, f64::from(live), now);
     }
-    out.push(gauge(
-        WASM,
-        "By",
-        "Linear memory of the runtime",
-        vec![point(sample.wasm_bytes, vec![])],
-    ));
-    out.push(gauge(
-        UPTIME,
-        "s",
-        "Time since the runtime started",
-        vec![point(sample.uptime_s, vec![])],
-    ));
-    out
+    if let Some(heap) = sample.js_heap {
+        out.point(JS_HEAP, "By", "JS heap in use", heap, now);
+    }
+    let description = "Linear memory of the runtime";
+    out.point(WASM, "By", description, sample.wasm_bytes, now);
+    let description = "Time since the runtime started";
+    out.point(UPTIME, "s", description, sample.uptime_s, now);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::ledger::{counts, ResourceKind, Ticket};
+    use crate::transport::otlp::collect::{Gauge, Gauges};
+
+    /// The gauges one sample hands its sink.
+    fn gauges(sample: &Sample) -> Vec<Gauge> {
+        let mut out = Gauges::default();
+        super::gauges(sample, &mut out);
+        out.gauges
+    }
 
     #[test]
     fn the_health_option_is_checked_by_name() {

@@ -341,13 +341,15 @@ pub fn wasm_memory_bytes() -> f64 {
 fn sample(shared: &Rc<RefCell<Inner>>) {
     let read = read_health();
     let heap = num_at(&read, 0);
-    let gauges = health::gauges(&Sample {
+    let mut points = otlp::Encoder::default();
+    let sample = Sample {
         counts: ledger::counts(),
         js_heap: (heap >= 0.0).then_some(heap),
         wasm_bytes: wasm_memory_bytes(),
         uptime_s: num_at(&read, 1),
         now_ms: js_sys::Date::now(),
-    });
+    };
+    health::gauges(&sample, &mut points);
     let (body, t) = {
         let mut i = shared.borrow_mut();
         i.exports += 1;
@@ -362,16 +364,13 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         if let Some(r) = &s.release {
             extra.push(("service.version", r));
         }
-        let body = otlp::encode(
-            &Resource {
-                service_name: &s.service_name,
-                environment: &s.environment,
-                page_url: &page_url,
-                export_id: &export_id,
-                extra: &extra,
-            },
-            &gauges,
-        );
+        let body = points.finish(&Resource {
+            service_name: &s.service_name,
+            environment: &s.environment,
+            page_url: &page_url,
+            export_id: &export_id,
+            extra: &extra,
+        });
         (body, Rc::clone(&i.transport))
     };
     transport::send(&t, Category::Metric, body);
