@@ -1139,6 +1139,26 @@ fn health_is_optional_and_its_interval_is_checked_by_name() {
             err.message()
         );
     }
+    for (bad, message) in [
+        (
+            "90000000",
+            "health: expected false or { intervalMs }, got a number",
+        ),
+        (
+            "{ intervalMs: '1000' }",
+            "health.intervalMs: expected a number of milliseconds from 100 to 86400000, got a string",
+        ),
+        (
+            "{ intervalMs: NaN }",
+            "health.intervalMs: expected a number of milliseconds from 100 to 86400000, got NaN",
+        ),
+    ] {
+        let err: js_sys::Error = vigil::Vigil::start(vigil_options(&format!(", health: {bad}")))
+            .unwrap_err()
+            .dyn_into()
+            .unwrap();
+        assert_eq!(String::from(err.message()), message, "{bad}");
+    }
     let err: js_sys::Error = vigil::Vigil::start(vigil_options(", health: { intervalMs: 99 }"))
         .unwrap_err()
         .dyn_into()

@@ -64,9 +64,24 @@ function resolve(url) {
   }
 }
 
+// `health`: undefined (the default: missing, true, or an object without intervalMs), false, or
+// the interval as given (Rust checks its range: runtime/health.rs).
+function health(o) {
+  const h = get(o, "health");
+  if (h === undefined || h === true) return undefined;
+  if (h === false) return false;
+  if (!isObject(h) || Array.isArray(h)) throw bad("health", "false or { intervalMs }", kind(h));
+  const ms = h.intervalMs;
+  if (ms === undefined) return undefined;
+  if (typeof ms !== "number") {
+    throw bad("health.intervalMs", "a number of milliseconds from 100 to 86400000", kind(ms));
+  }
+  return ms;
+}
+
 /** `Vigil.start(options)`: [dsn, release, environment, metricsUrl, maxQueuedEvents, health,
  * sampleRate, maxBreadcrumbs, captureConsole, captureGlobalErrors, navigationBreadcrumbs,
- * beforeSend, flushIntervalMs]. `health` is passed as given (Rust checks it). */
+ * beforeSend, flushIntervalMs]. */
 export function vigilStartOptions(o) {
   const dsn = get(o, "dsn");
   const expected = "a DSN like http://key@host:port/1";
@@ -77,7 +92,7 @@ export function vigilStartOptions(o) {
     text(o, "environment", "production"),
     text(o, "metricsUrl"),
     num(o, "maxQueuedEvents", 100, 0, 10000, "a number from 0 to 10000"),
-    get(o, "health"),
+    health(o),
   ];
   const beforeSend = get(o, "beforeSend");
   if (beforeSend !== undefined && typeof beforeSend !== "function") {

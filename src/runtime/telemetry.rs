@@ -18,7 +18,7 @@ use super::health::{self, HealthOption, Sample};
 use super::ledger;
 use super::manager::Service;
 use crate::error::VigilError;
-use crate::options::{type_name, Bag, Options};
+use crate::options::Bag;
 use crate::transport::dsn::Dsn;
 use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine, machine::Category, shell as transport};
@@ -225,27 +225,14 @@ extern "C" {
     fn js_save(key: &str, value: &str);
 }
 
-/// Reads `health` from the `Vigil.start` options: the interval, `None` when off.
+/// The `health` option as `vigilStartOptions` checked it (`undefined` for the default, `false`
+/// for off, else the interval): the interval, `None` when off.
 fn read_health_option(v: JsValue) -> Result<Option<u32>, VigilError> {
-    let option = if v.is_undefined() {
-        HealthOption::Default
-    } else {
-        match v.as_bool() {
-            Some(true) => HealthOption::Default,
-            Some(false) => HealthOption::Off,
-            None if v.is_object() && !v.is_function() && !js_sys::Array::is_array(&v) => {
-                match Options(&v).get("intervalMs") {
-                    None => HealthOption::Default,
-                    Some(ms) => ms.as_f64().map_or_else(
-                        || HealthOption::BadIntervalMs(type_name(&ms)),
-                        HealthOption::IntervalMs,
-                    ),
-                }
-            }
-            None => HealthOption::Bad(type_name(&v)),
-        }
-    };
-    health::interval(option)
+    health::interval(match v.as_f64() {
+        Some(ms) => HealthOption::IntervalMs(ms),
+        None if v.is_undefined() => HealthOption::Default,
+        None => HealthOption::Off,
+    })
 }
 
 /// What health exports are sent under.
