@@ -118,7 +118,7 @@ impl Drop for TrackerService {
 
 /// Sets a fixed key on an object the tracker made (so it cannot throw).
 fn set(target: &JsValue, key: &str, value: &JsValue) {
-    crate::runtime::set_own(target, &key.into(), value);
+    crate::runtime::set_own(target, key, value);
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
@@ -509,8 +509,11 @@ fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
 /// The tracker's part of `stats()`, added to the transport's ([`crate::runtime::telemetry::stats`]).
 pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
     let c = shared.borrow().counters;
-    let dropped = get(o, "eventsDropped").as_f64().unwrap_or(0.0);
-    set(o, "eventsCaptured", &(c.captured as f64).into());
-    set(o, "eventsDropped", &(dropped + c.dropped as f64).into());
-    set(o, "eventsSampledOut", &(c.sampled_out as f64).into());
+    let dropped = crate::runtime::get_own(o, "eventsDropped")
+        .as_f64()
+        .unwrap_or(0.0);
+    let set = |k: &str, v: f64| crate::runtime::set_number(o, k, v);
+    set("eventsCaptured", c.captured as f64);
+    set("eventsDropped", dropped + c.dropped as f64);
+    set("eventsSampledOut", c.sampled_out as f64);
 }

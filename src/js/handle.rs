@@ -69,8 +69,8 @@ pub fn alias_symbol_dispose(probe: &JsValue, method: &str) {
         return; // a browser without explicit resource management
     };
     let proto = js_sys::Object::get_prototype_of(probe);
-    let target = crate::runtime::get_own(&proto, &method.into());
-    crate::runtime::set_own(&proto, &symbol, &target);
+    let target = crate::runtime::get_own(&proto, method);
+    crate::runtime::set_own_key(&proto, &symbol, &target);
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -64,7 +64,7 @@ pub fn resources() -> js_sys::Object {
     let counts = ledger::counts();
     let out = js_sys::Object::new();
     for (kind, live) in counts.iter() {
-        crate::runtime::set_own(&out, &kind.js_name().into(), &live.into());
+        crate::runtime::set_number(&out, kind.js_name(), live.into());
     }
     out
 }

@@ -145,17 +145,17 @@ impl WebSocketService {
     pub fn stats(&self) -> Result<js_sys::Object, JsValue> {
         let (st, invalid) = ws_service::stats(&self.live()?);
         let out = js_sys::Object::new();
-        let set = |k: &str, v: JsValue| crate::runtime::set_own(&out, &k.into(), &v);
-        set("messagesIn", (st.messages_in as f64).into());
-        set("messagesOut", (st.messages_out as f64).into());
-        set("reconnects", (st.reconnects as f64).into());
-        set("queued", (st.queued as f64).into());
-        set("dropped", (st.dropped as f64).into());
-        set(
-            "lastRttMs",
-            st.last_rtt_ms.map_or(JsValue::NULL, JsValue::from),
-        );
-        set("invalidFrames", (invalid as f64).into());
+        let set = |k: &str, v: f64| crate::runtime::set_number(&out, k, v);
+        set("messagesIn", st.messages_in as f64);
+        set("messagesOut", st.messages_out as f64);
+        set("reconnects", st.reconnects as f64);
+        set("queued", st.queued as f64);
+        set("dropped", st.dropped as f64);
+        match st.last_rtt_ms {
+            Some(ms) => set("lastRttMs", ms),
+            None => crate::runtime::set_own(&out, "lastRttMs", &JsValue::NULL),
+        }
+        set("invalidFrames", invalid as f64);
         Ok(out)
     }
 }

@@ -247,10 +247,10 @@ fn observe(shared: &Shared) {
     };
     for kind in supported_types().iter() {
         let options = js_sys::Object::new();
-        crate::runtime::set_own(&options, &"type".into(), &kind);
-        crate::runtime::set_own(&options, &"buffered".into(), &JsValue::TRUE);
+        crate::runtime::set_own(&options, "type", &kind);
+        crate::runtime::set_own(&options, "buffered", &JsValue::TRUE);
         if kind.as_string().as_deref() == Some("event") {
-            crate::runtime::set_own(&options, &"durationThreshold".into(), &40.into());
+            crate::runtime::set_number(&options, "durationThreshold", 40.0);
         }
         let _ = observer.observe(&options);
     }
@@ -416,9 +416,9 @@ pub fn vitals(shared: &Shared) -> js_sys::Object {
     let out = js_sys::Object::new();
     for m in shared.borrow().monitor.vitals(count) {
         let v = js_sys::Object::new();
-        crate::runtime::set_own(&v, &"value".into(), &m.value.into());
-        crate::runtime::set_own(&v, &"rating".into(), &m.rating.as_str().into());
-        crate::runtime::set_own(&out, &m.vital.name().into(), &v);
+        crate::runtime::set_number(&v, "value", m.value);
+        crate::runtime::set_own(&v, "rating", &m.rating.as_str().into());
+        crate::runtime::set_own(&out, m.vital.name(), &v);
     }
     out
 }
@@ -466,7 +466,7 @@ pub fn mark(name: &str) -> Result<(), JsValue> {
 pub fn add_stats(shared: &Shared, o: &js_sys::Object) {
     let i = shared.borrow();
     let set = |k: &str, v: f64| {
-        crate::runtime::set_own(o, &k.into(), &v.into());
+        crate::runtime::set_number(o, k, v);
     };
     set("metricExports", i.exports as f64);
     set("lastExportBytes", i.last_export_bytes as f64);

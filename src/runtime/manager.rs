@@ -217,7 +217,7 @@ fn ensure_listening() {
             // and getter import. The browser's own event cannot throw here; a page that
             // dispatches a `pagehide` of its own with a throwing `persisted` getter gets the
             // throw back before anything is borrowed, as with web-sys's getter.
-            let persisted = crate::runtime::get_own(event, &"persisted".into()).is_truthy();
+            let persisted = crate::runtime::get_own(event, "persisted").is_truthy();
             handle(if hide {
                 PageEvent::PageHide { persisted }
             } else {

@@ -34,22 +34,39 @@ extern "C" {
 extern "C" {
     /// `Reflect.set` without `catch`, for a data property on a plain object the runtime made
     /// itself (or a class prototype): that cannot throw. js-sys's binding catches, which costs
-    /// an exception check in the wasm and a wrapper in the glue at every use.
+    /// an exception check in the wasm and a wrapper in the glue at every use. The key crosses as
+    /// a `&str` (pointer and length, decoded in the glue), so no `JsValue` is made for it.
     #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
-    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> bool;
+    fn reflect_set(target: &JsValue, key: &str, value: &JsValue) -> bool;
+    /// The same with a number value, which crosses as an `f64`.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    fn reflect_set_number(target: &JsValue, key: &str, value: f64) -> bool;
+    /// The same with any key (a symbol).
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    fn reflect_set_key(target: &JsValue, key: &JsValue, value: &JsValue) -> bool;
     /// `Reflect.get` without `catch`, for the same kind of object (no getter to throw).
     #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
-    fn reflect_get(target: &JsValue, key: &JsValue) -> JsValue;
+    fn reflect_get(target: &JsValue, key: &str) -> JsValue;
 }
 
 /// Sets `key` on `target`, an object the runtime made (never a page's object: a page's proxy
 /// or setter could throw, and a throw must not unwind through the wasm).
-pub fn set_own(target: &JsValue, key: &JsValue, value: &JsValue) {
+pub fn set_own(target: &JsValue, key: &str, value: &JsValue) {
     reflect_set(target, key, value);
 }
 
+/// [`set_own`] for a number.
+pub fn set_number(target: &JsValue, key: &str, value: f64) {
+    reflect_set_number(target, key, value);
+}
+
+/// [`set_own`] for any key (a symbol).
+pub fn set_own_key(target: &JsValue, key: &JsValue, value: &JsValue) {
+    reflect_set_key(target, key, value);
+}
+
 /// Reads `key` from `target`, an object the runtime made or a class prototype of its own.
-pub fn get_own(target: &JsValue, key: &JsValue) -> JsValue {
+pub fn get_own(target: &JsValue, key: &str) -> JsValue {
     reflect_get(target, key)
 }
 

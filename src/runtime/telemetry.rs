@@ -189,25 +189,20 @@ impl Drop for TransportService {
 pub fn stats(shared: &transport::Shared) -> js_sys::Object {
     let ts = transport::stats(shared);
     let o = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| {
-        crate::runtime::set_own(&o, &k.into(), &v);
-    };
-    set("eventsCaptured", 0.into());
-    set("eventsSent", (ts.sent as f64).into());
-    set("eventsDropped", (ts.dropped as f64).into());
-    set("eventsQueued", (ts.queued as f64).into());
-    set("metricsQueued", (ts.metrics_queued as f64).into());
-    set("eventsSampledOut", 0.into());
-    set("metricsSent", (ts.metrics_sent as f64).into());
-    set("sendFailures", (ts.send_failures as f64).into());
-    set(
-        "rateLimitedUntil",
-        if ts.rate_limited_until > 0.0 {
-            JsValue::from(ts.rate_limited_until)
-        } else {
-            JsValue::NULL
-        },
-    );
+    let set = |k: &str, v: f64| crate::runtime::set_number(&o, k, v);
+    set("eventsCaptured", 0.0);
+    set("eventsSent", ts.sent as f64);
+    set("eventsDropped", ts.dropped as f64);
+    set("eventsQueued", ts.queued as f64);
+    set("metricsQueued", ts.metrics_queued as f64);
+    set("eventsSampledOut", 0.0);
+    set("metricsSent", ts.metrics_sent as f64);
+    set("sendFailures", ts.send_failures as f64);
+    if ts.rate_limited_until > 0.0 {
+        set("rateLimitedUntil", ts.rate_limited_until);
+    } else {
+        crate::runtime::set_own(&o, "rateLimitedUntil", &JsValue::NULL);
+    }
     o
 }
 

@@ -382,7 +382,7 @@ fn reject(shared: &Shared, reason: &ConnectError) {
         return;
     }
     let error = js_sys::Error::new(&reason.message());
-    crate::runtime::set_own(&error, &"step".into(), &reason.step.as_str().into());
+    crate::runtime::set_own(&error, "step", &reason.step.as_str().into());
     pending.reject(&error);
 }
 

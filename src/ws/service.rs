@@ -130,15 +130,15 @@ pub fn connect(shared: &Shared) -> js_sys::Promise {
 /// `send(type, payload)`: encodes the envelope with the browser's JSON and hands it over.
 pub fn send(shared: &Shared, kind: &str, payload: &JsValue) -> Result<(), JsValue> {
     let frame = js_sys::Object::new();
-    crate::runtime::set_own(&frame, &"type".into(), &kind.into());
+    crate::runtime::set_own(&frame, "type", &kind.into());
     let null = JsValue::NULL;
     let payload = if payload.is_undefined() {
         &null
     } else {
         payload
     };
-    crate::runtime::set_own(&frame, &"payload".into(), payload);
-    crate::runtime::set_own(&frame, &"timestamp".into(), &js_sys::Date::now().into());
+    crate::runtime::set_own(&frame, "payload", payload);
+    crate::runtime::set_number(&frame, "timestamp", js_sys::Date::now());
     let text = js_sys::JSON::stringify(&frame)
         .map_err(|_| js_sys::TypeError::new("payload: cannot be serialized as JSON"))?;
     feed(shared, Event::Send(String::from(text)));
@@ -238,7 +238,7 @@ fn apply(shared: &Shared, effect: Effect) {
                 (i.subs.for_state(), i.machine.attempts())
             };
             let info = js_sys::Object::new();
-            crate::runtime::set_own(&info, &"attempt".into(), &attempt.into());
+            crate::runtime::set_own(&info, "attempt", &attempt.into());
             let name = JsValue::from_str(state.as_str());
             for h in handlers {
                 if let Err(e) = h.call2(&JsValue::UNDEFINED, &name, &info) {
