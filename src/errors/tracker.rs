@@ -122,7 +122,7 @@ fn set(target: &JsValue, key: &str, value: &JsValue) {
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
-    js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
+    crate::runtime::read(target, key)
 }
 
 /// Starts a tracker sending through `t`; the caller registers the returned service with the
@@ -343,7 +343,7 @@ pub fn set_tag(shared: &Shared, key: &str, value: &JsValue) {
         let _ = js_sys::Reflect::delete_property(&tags, &key.into());
     } else {
         // A page's key (`__proto__` included), so through the binding that catches.
-        let _ = js_sys::Reflect::set(&tags, &key.into(), &text(value).into());
+        crate::runtime::write(&tags, key, &text(value).into());
     }
 }
 
@@ -355,7 +355,7 @@ pub fn set_context(shared: &Shared, name: &str, value: &JsValue) {
     } else {
         // A page's name and value (a cyclic `__proto__` throws), so through the binding that
         // catches.
-        let _ = js_sys::Reflect::set(&contexts, &name.into(), value);
+        crate::runtime::write(&contexts, name, value);
     }
 }
 

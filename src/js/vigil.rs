@@ -467,9 +467,7 @@ fn get_prop(target: &JsValue, key: &str) -> Option<JsValue> {
     if !target.is_object() {
         return None;
     }
-    js_sys::Reflect::get(target, &key.into())
-        .ok()
-        .filter(|v| !v.is_undefined())
+    Some(crate::runtime::read(target, key)).filter(|v| !v.is_undefined())
 }
 
 #[cfg(feature = "errors")]

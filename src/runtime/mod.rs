@@ -47,6 +47,24 @@ extern "C" {
     /// `Reflect.get` without `catch`, for the same kind of object (no getter to throw).
     #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
     fn reflect_get(target: &JsValue, key: &str) -> JsValue;
+    /// `Reflect.get` with `catch`, for a page's value (a getter or a proxy may throw, and a
+    /// primitive throws).
+    #[wasm_bindgen(catch, js_namespace = Reflect, js_name = get)]
+    fn reflect_read(target: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    /// `Reflect.set` with `catch`, for a page's key or value (`__proto__` with a cyclic value
+    /// throws).
+    #[wasm_bindgen(catch, js_namespace = Reflect, js_name = set)]
+    fn reflect_write(target: &JsValue, key: &str, value: &JsValue) -> Result<bool, JsValue>;
+}
+
+/// `target[key]` of a page's value; `undefined` when reading it throws (or it is not an object).
+pub fn read(target: &JsValue, key: &str) -> JsValue {
+    reflect_read(target, key).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Sets a page's key or value on `target`; false when that throws.
+pub fn write(target: &JsValue, key: &str, value: &JsValue) -> bool {
+    reflect_write(target, key, value).unwrap_or(false)
 }
 
 /// Sets `key` on `target`, an object the runtime made (never a page's object: a page's proxy

@@ -286,7 +286,7 @@ pub fn stats(shared: &Shared) -> js_sys::Promise {
 }
 
 fn get(target: &JsValue, key: &str) -> JsValue {
-    js_sys::Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
+    crate::runtime::read(target, key)
 }
 
 /// Feeds one event to the machine and applies the effects. No borrow is held while page code

@@ -307,7 +307,7 @@ fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
         .filter(|v| v.is_object());
     let kind = parsed
         .as_ref()
-        .and_then(|m| js_sys::Reflect::get(m, &"type".into()).ok())
+        .map(|m| crate::runtime::read(m, "type"))
         .and_then(|t| t.as_string());
     let (Some(message), Some(kind)) = (parsed, kind) else {
         shared.borrow_mut().invalid_frames += 1;
@@ -320,10 +320,9 @@ fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
         );
         return;
     };
-    let payload = js_sys::Reflect::get(&message, &"payload".into()).unwrap_or(JsValue::NULL);
+    let payload = crate::runtime::read(&message, "payload");
     let pong = (kind == "pong")
-        .then(|| js_sys::Reflect::get(&payload, &"timestamp".into()).ok())
-        .flatten()
+        .then(|| crate::runtime::read(&payload, "timestamp"))
         .and_then(|t| t.as_f64());
     feed(shared, Event::Message { generation, pong });
 
