@@ -1,6 +1,7 @@
 // Option bags, read and checked in JS: a property read and a typeof here are a few bytes, and
-// each is ~200 bytes of wasm. The rules and messages are the Rust ones (`options.rs`,
-// `error::millis`): every error is a TypeError "name: expected …, got …". The Rust side gets a
+// each is ~200 bytes of wasm. The messages are the crate's (`VigilError::BadArgument`, and
+// `error::millis` for milliseconds): every error is a TypeError "name: expected …, got …", and
+// the browser tests check them by name. The Rust side gets a
 // flat array of plain values and keeps the decisions (DSN parsing, health bounds, backoff).
 
 const kind = (v) =>
