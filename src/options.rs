@@ -35,15 +35,17 @@ impl Bag {
     }
 }
 
-/// `String(value)` as JS does it (`undefined`, `null`, numbers, objects…).
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = vigilText)]
+    fn js_text(value: &JsValue) -> String;
+}
+
+/// `String(value)` as JS does it (`undefined`, `null`, numbers, symbols, objects…), never
+/// throwing: a value whose conversion throws (its own `toString`, a revoked proxy) reads as
+/// "a value that cannot be read".
 pub fn text(value: &JsValue) -> String {
-    if value.is_undefined() {
-        return "undefined".into();
-    }
-    if value.is_null() {
-        return "null".into();
-    }
-    String::from(js_sys::Array::of1(value).join(""))
+    js_text(value)
 }
 
 /// `typeof`-like description of a value, for error messages.

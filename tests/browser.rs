@@ -678,6 +678,62 @@ fn vigil_breadcrumbs_stay_within_their_bound() {
     assert_all_zero();
 }
 
+/// Values a page hands over that JS cannot turn into text the usual way (a symbol, a throwing
+/// `toString`, an attributes object that throws when read) become text or nothing; no call
+/// throws, and the console hook and the runtime keep working after them.
+#[wasm_bindgen_test]
+fn vigil_reads_hostile_values_without_throwing() {
+    let v = vigil::Vigil::start(vigil_options("")).unwrap();
+    let console = js_sys::eval("console").unwrap();
+    let warn: js_sys::Function = at(&console, "warn").unchecked_into();
+    let symbol = js_sys::eval("Symbol('s')").unwrap();
+    let throwing = js_sys::eval("({ toString() { throw new Error('no'); } })").unwrap();
+    // (The test harness's own console wrapper converts every argument too, so only a symbol
+    // goes through the console here.)
+    for _ in 0..2 {
+        warn.call2(&console, &symbol, &2.into()).unwrap();
+    }
+    v.set_tag("k".into(), throwing).unwrap();
+    let proxy =
+        js_sys::eval("new Proxy({}, { ownKeys() { throw new Error('no keys'); } })").unwrap();
+    v.record_metric("m".into(), 1.0, None, proxy).unwrap();
+    let attributes = js_sys::eval("({ a: Symbol('t'), b: 2 })").unwrap();
+    v.record_metric("m".into(), 2.0, None, attributes).unwrap();
+    let crumbs = v.breadcrumbs().unwrap();
+    let console_crumbs: Vec<String> = crumbs
+        .iter()
+        .filter(|c| at(c, "category").as_string().as_deref() == Some("console"))
+        .filter_map(|c| at(&c, "message").as_string())
+        .collect();
+    assert_eq!(
+        console_crumbs, ["Symbol(s) 2"; 2],
+        "both calls reached the hook"
+    );
+    js_sys::eval("window.__events = []").unwrap();
+    v.dispose();
+    let v = vigil::Vigil::start(vigil_options(
+        ", beforeSend: (e) => { window.__events.push(e); return null; }",
+    ))
+    .unwrap();
+    v.set_tag("k".into(), symbol).unwrap();
+    let throwing = js_sys::eval("({ toString() { throw new Error('no'); } })").unwrap();
+    v.set_tag("t".into(), throwing).unwrap();
+    v.capture_message("tagged".into(), JsValue::UNDEFINED)
+        .unwrap();
+    let event = js_sys::eval("window.__events[0]").unwrap();
+    assert_eq!(
+        at(&event, "tags.k").as_string().as_deref(),
+        Some("Symbol(s)")
+    );
+    assert_eq!(
+        at(&event, "tags.t").as_string().as_deref(),
+        Some("a value that cannot be read")
+    );
+    v.dispose();
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
 #[wasm_bindgen_test]
 fn vigil_captures_any_value_and_checks_its_arguments() {
     let v = vigil::Vigil::start(vigil_options(", sampleRate: 1")).unwrap();

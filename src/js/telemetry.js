@@ -270,6 +270,16 @@ export function vigilPerfState() {
     performance.now(),
   ];
 }
+// `recordMetric`'s attributes as [key, String(value), …]; none for an object that cannot be read.
+export function vigilPerfAttributes(a) {
+  const flat = [];
+  try {
+    if (isObject(a)) for (const [k, v] of Object.entries(a)) flat.push(k, String(v));
+  } catch (_) {
+    return [];
+  }
+  return flat;
+}
 export function vigilPerfMark(name) { performance.mark(name); }
 export function vigilPerfMeasure(name, start, end) {
   const m = performance.measure(name, start, end);

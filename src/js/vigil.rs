@@ -442,15 +442,7 @@ impl Vigil {
             }
             .into());
         }
-        let mut attrs = Vec::new();
-        if attributes.is_object() {
-            for pair in js_sys::Object::entries(attributes.unchecked_ref()).iter() {
-                let pair = js_sys::Array::from(&pair);
-                if let Some(k) = pair.get(0).as_string() {
-                    attrs.push((k, crate::options::text(&pair.get(1))));
-                }
-            }
-        }
+        let attrs = perf_shell::attributes(&attributes);
         perf_shell::record(&m, &name, value, unit.as_deref().unwrap_or("1"), attrs);
         Ok(())
     }

@@ -30,6 +30,8 @@ extern "C" {
     fn first_hidden(activation_start: f64) -> f64;
     #[wasm_bindgen(js_name = vigilPerfState)]
     fn page_state() -> js_sys::Array;
+    #[wasm_bindgen(js_name = vigilPerfAttributes)]
+    fn js_attributes(attributes: &JsValue) -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilPerfMark, catch)]
     fn mark_js(name: &str) -> Result<(), JsValue>;
     #[wasm_bindgen(js_name = vigilPerfMeasure, catch)]
@@ -421,6 +423,16 @@ pub fn vitals(shared: &Shared) -> js_sys::Object {
         crate::runtime::set_own(&out, m.vital.name(), &v);
     }
     out
+}
+
+/// A page's `recordMetric` attributes as `(key, String(value))` pairs, in their order (read in JS,
+/// which never throws: an object that cannot be read has none).
+pub fn attributes(attributes: &JsValue) -> Vec<(String, String)> {
+    let flat = js_attributes(attributes);
+    let text = |at| flat.get(at).as_string().unwrap_or_default();
+    (0..flat.length() / 2)
+        .map(|n| (text(2 * n), text(2 * n + 1)))
+        .collect()
 }
 
 /// `recordMetric(name, value, unit, attributes)`.
