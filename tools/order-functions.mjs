@@ -2,7 +2,7 @@
 // gzip finds repeats only within its 32 KB window, and the code section is about 100 KB in the
 // order the linker left it. Sorted by their bytes, functions that begin alike (the same locals,
 // the same first calls: drop glue, closure shims, the export shims) sit side by side, and the
-// gzipped wasm is about 2 % smaller. Greedier orders (each next function the one gzip codes
+// gzipped wasm is about 1.3 % smaller. Greedier orders (each next function the one gzip codes
 // cheapest after the last few KB, by shingles or by deflate itself) were measured and lost.
 //
 // This tool only names each function by its rank in that order (a `name` section, replacing any);
@@ -14,6 +14,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { Reader, importDesc, leb, sections as readSections } from "./wasm-binary.mjs";
 
 const dir = process.argv[2];
 if (!dir) {
@@ -28,85 +29,25 @@ function fail(why) {
 }
 
 const bytes = fs.readFileSync(wasmPath);
-let at = 8;
-function u32() {
-  let result = 0;
-  let shift = 0;
-  for (;;) {
-    if (at >= bytes.length) fail("truncated wasm");
-    const byte = bytes[at++];
-    result += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return result;
-    shift += 7;
-  }
-}
-function skip(n) {
-  at += n;
-}
-function leb(n) {
-  const out = [];
-  do {
-    let byte = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
+const sections = readSections(bytes, fail);
+const isNames = (s) => s.id === 0 && new Reader(s.body, 0, fail).name() === "name";
 
-// Sections, the count of imported functions (they come first in the index space) and the bodies.
+// Imported functions come first in the index space.
 let importedFunctions = 0;
+for (const s of sections.filter((s) => s.id === 2)) {
+  const r = new Reader(s.body, 0, fail);
+  for (let n = r.u32(); n > 0; n--) {
+    r.name(); // module
+    r.name(); // field
+    const kind = r.u8();
+    importDesc(r, kind);
+    if (kind === 0) importedFunctions++;
+  }
+}
 const bodies = [];
-const kept = [bytes.subarray(0, 8)];
-while (at < bytes.length) {
-  const start = at;
-  const id = bytes[at++];
-  const size = u32();
-  const content = at;
-  const end = at + size;
-  if (id === 0) {
-    const nameLength = u32();
-    const name = bytes.subarray(at, at + nameLength).toString();
-    if (name === "name") {
-      at = end;
-      continue; // replaced below
-    }
-  }
-  if (id === 2) {
-    for (let n = u32(); n > 0; n--) {
-      skip(u32()); // module
-      skip(u32()); // field
-      const kind = bytes[at++];
-      if (kind === 0) {
-        u32();
-        importedFunctions++;
-      } else if (kind === 1) {
-        at++;
-        if (bytes[at++] & 1) u32();
-        u32();
-      } else if (kind === 2) {
-        if (bytes[at++] & 1) u32();
-        u32();
-      } else if (kind === 3) {
-        at += 2;
-      } else if (kind === 4) {
-        at++;
-        u32();
-      } else {
-        fail(`unknown import kind ${kind}`);
-      }
-    }
-  }
-  if (id === 10) {
-    at = content;
-    for (let n = u32(); n > 0; n--) {
-      const length = u32();
-      bodies.push(bytes.subarray(at, at + length));
-      at += length;
-    }
-  }
-  kept.push(bytes.subarray(start, end));
-  at = end;
+for (const s of sections.filter((s) => s.id === 10)) {
+  const r = new Reader(s.body, 0, fail);
+  for (let n = r.u32(); n > 0; n--) bodies.push(r.bytes(r.u32()));
 }
 if (bodies.length === 0) fail("no code section");
 
@@ -121,5 +62,9 @@ rankOf.forEach((rank, fn) => {
   map.push(...leb(importedFunctions + fn), ...leb(name.length), ...name);
 });
 const payload = [...leb(4), ...Buffer.from("name"), 1, ...leb(map.length), ...map];
-kept.push(Buffer.from([0, ...leb(payload.length), ...payload]));
-fs.writeFileSync(wasmPath, Buffer.concat(kept));
+const out = [bytes.subarray(0, 8)];
+for (const s of sections.filter((s) => !isNames(s))) {
+  out.push(Buffer.from([s.id, ...leb(s.body.length)]), s.body);
+}
+out.push(Buffer.from([0, ...leb(payload.length), ...payload])); // replaces any name section
+fs.writeFileSync(wasmPath, Buffer.concat(out));

@@ -17,6 +17,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { Reader, encodeName, importDesc, leb, sections as readSections } from "./wasm-binary.mjs";
 
 const dir = process.argv[2];
 if (!dir) {
@@ -33,86 +34,7 @@ function fail(why) {
   process.exit(1);
 }
 
-// --- the wasm binary: sections, LEB128, names -------------------------------------------------
-
-class Reader {
-  constructor(bytes, at = 0) {
-    this.b = bytes;
-    this.at = at;
-  }
-  u8() {
-    if (this.at >= this.b.length) fail("truncated wasm");
-    return this.b[this.at++];
-  }
-  u32() {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      const byte = this.u8();
-      result += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return result;
-      shift += 7;
-    }
-  }
-  bytes(n) {
-    const out = this.b.subarray(this.at, this.at + n);
-    if (out.length !== n) fail("truncated wasm");
-    this.at += n;
-    return out;
-  }
-  name() {
-    return new TextDecoder().decode(this.bytes(this.u32()));
-  }
-}
-
-function leb(n) {
-  const out = [];
-  do {
-    let byte = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function encodeName(s) {
-  const b = new TextEncoder().encode(s);
-  return [...leb(b.length), ...b];
-}
-
-// Skips an import's description (function, table, memory, global or tag), returning its bytes.
-function importDesc(r, kind) {
-  const start = r.at;
-  const limits = () => {
-    const flags = r.u8();
-    r.u32();
-    if (flags & 1) r.u32();
-  };
-  switch (kind) {
-    case 0: // function: type index
-      r.u32();
-      break;
-    case 1: // table: reference type, limits
-      r.u8();
-      limits();
-      break;
-    case 2: // memory: limits
-      limits();
-      break;
-    case 3: // global: value type, mutability
-      r.u8();
-      r.u8();
-      break;
-    case 4: // tag: attribute, type index
-      r.u8();
-      r.u32();
-      break;
-    default:
-      fail(`unknown import kind ${kind}`);
-  }
-  return [...r.b.subarray(start, r.at)];
-}
+// --- the wasm binary: tools/wasm-binary.mjs ----------------------------------------------------
 
 // a, b, …, z, A, …, Z, aa, ab, … (never a JS keyword: all keywords are longer than two letters
 // except `do`, `if`, `in`, which are skipped).
@@ -128,15 +50,8 @@ function* shortNames() {
 }
 
 const wasm = fs.readFileSync(wasmPath);
-if (wasm.readUInt32LE(0) !== 0x6d736100) fail("not a wasm module");
+const sections = readSections(wasm, fail);
 const header = [...wasm.subarray(0, 8)];
-const r = new Reader(wasm, 8);
-const sections = [];
-while (r.at < wasm.length) {
-  const id = r.u8();
-  const size = r.u32();
-  sections.push({ id, body: r.bytes(size) });
-}
 
 const moduleNames = new Map(); // old module path -> new
 const importNames = new Map(); // old glue import name -> new
@@ -146,7 +61,7 @@ const exportNext = shortNames();
 
 // A section that is a vector of entries, each rewritten by `entry(reader)` into bytes.
 function rewriteVector(bytes, entry) {
-  const r = new Reader(bytes);
+  const r = new Reader(bytes, 0, fail);
   const count = r.u32();
   const out = leb(count);
   for (let i = 0; i < count; i++) out.push(...entry(r));
