@@ -598,8 +598,8 @@ pub fn check_stack_text(text: &str) -> Result<(), String> {
     let mut bytes = 0usize;
     for f in &frames {
         bytes += f.filename.len()
-            + f.function.as_ref().map_or(0, String::len)
-            + f.instruction_addr.as_ref().map_or(0, String::len);
+            + f.function.map_or(0, str::len)
+            + f.instruction_addr.map_or(0, str::len);
         if f.filename.starts_with(NOT_IN_APP) || f.filename.is_empty() {
             ensure(!f.in_app, || format!("{:?} marked in app", f.filename))?;
         }
@@ -607,7 +607,8 @@ pub fn check_stack_text(text: &str) -> Result<(), String> {
             ensure(!function.is_empty(), || "an empty function name".into())?;
         }
     }
-    // Memory: each frame copies at most its own line plus a constant (`wasm-function[…]`).
+    // Memory: frames are slices of the text, so their parts add up to at most the text (the
+    // bound keeps room for a constant per frame, should a frame ever own its text again).
     ensure(bytes <= text.len() + 32 * frames.len(), || {
         format!("{bytes} bytes of frames from {} bytes of stack", text.len())
     })

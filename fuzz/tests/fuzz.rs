@@ -289,19 +289,20 @@ fn render(specs: &[Spec]) -> String {
 fn stack_frames_round_trip() {
     runner(500)
         .run(&prop::collection::vec(spec(), 0..80), |specs| {
-            let frames = stack::parse(&render(&specs), &[targets::NOT_IN_APP]);
+            let text = render(&specs);
+            let frames = stack::parse(&text, &[targets::NOT_IN_APP]);
             let kept = specs.len().min(stack::MAX_FRAMES);
             prop_assert_eq!(frames.len(), kept);
             // Engines print newest first; frames come out oldest first.
             for (frame, s) in frames.iter().zip(specs[..kept].iter().rev()) {
-                prop_assert_eq!(&frame.filename, &s.url);
+                prop_assert_eq!(frame.filename, s.url.as_str());
                 prop_assert_eq!(frame.lineno, Some(s.line));
                 prop_assert_eq!(frame.colno, Some(s.col));
                 let function = match s.style {
                     Style::SafariAnonymous => None,
-                    _ => Some(s.function.clone()),
+                    _ => Some(s.function.as_str()),
                 };
-                prop_assert_eq!(&frame.function, &function);
+                prop_assert_eq!(frame.function, function);
                 prop_assert!(frame.in_app);
             }
             Ok(())

@@ -7,13 +7,13 @@ use crate::text::{find, rsplit3, split_once, trim_end_byte};
 /// The most frames kept (the newest ones).
 pub const MAX_FRAMES: usize = 50;
 
-/// One stack frame.
+/// One stack frame: slices of the stack text it was read from (nothing is copied).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Frame {
+pub struct Frame<'a> {
     /// Function name, when the engine gave one.
-    pub function: Option<String>,
+    pub function: Option<&'a str>,
     /// Script URL (or `<anonymous>`, `[native code]`, `[wasm code]`).
-    pub filename: String,
+    pub filename: &'a str,
     /// 1-based line.
     pub lineno: Option<u32>,
     /// 1-based column.
@@ -21,18 +21,18 @@ pub struct Frame {
     /// False for browser internals, extensions, `node_modules` and the given prefixes.
     pub in_app: bool,
     /// For wasm frames: the code offset (`0x…`).
-    pub instruction_addr: Option<String>,
+    pub instruction_addr: Option<&'a str>,
 }
 
 /// Parses `stack` (the `Error.stack` string). Frames whose file starts with one of
 /// `not_in_app` (e.g. the package's own URL) are marked `in_app: false`.
-pub fn parse(stack: &str, not_in_app: &[&str]) -> Vec<Frame> {
+pub fn parse<'a>(stack: &'a str, not_in_app: &[&str]) -> Vec<Frame<'a>> {
     // `lines()` would bring std's char searcher; `parse_line` trims a `\r` with the rest.
     let mut frames: Vec<Frame> = crate::text::split(stack, b'\n')
         .filter_map(parse_line)
         .take(MAX_FRAMES)
         .map(|mut f| {
-            f.in_app = in_app(&f.filename, not_in_app);
+            f.in_app = in_app(f.filename, not_in_app);
             f
         })
         .collect();
@@ -40,7 +40,7 @@ pub fn parse(stack: &str, not_in_app: &[&str]) -> Vec<Frame> {
     frames
 }
 
-fn parse_line(line: &str) -> Option<Frame> {
+fn parse_line(line: &str) -> Option<Frame<'_>> {
     let line = line.trim_ascii();
     if line.is_empty() {
         return None; // cheap: a megabyte of blank lines is a million of them
@@ -56,7 +56,7 @@ fn parse_line(line: &str) -> Option<Frame> {
         let function = function.trim_ascii();
         let mut frame = location_frame(location);
         if frame.function.is_none() && !function.is_empty() && function != "global code" {
-            frame.function = Some(function.to_owned());
+            frame.function = Some(function);
         }
         return Some(frame);
     }
@@ -67,7 +67,7 @@ fn parse_line(line: &str) -> Option<Frame> {
     None // the message line, or something that is not a frame
 }
 
-fn chromium(rest: &str) -> Frame {
+fn chromium(rest: &str) -> Frame<'_> {
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
     if let (Some(open), true) = (find(rest, " ("), rest.ends_with(')')) {
         // `get`, not indexing: the positions are char boundaries, and a slice that could panic
@@ -83,7 +83,7 @@ fn chromium(rest: &str) -> Frame {
         let mut frame = location_frame(location);
         let function = function.strip_prefix("new ").unwrap_or(function);
         if !function.is_empty() {
-            frame.function = Some(function.to_owned());
+            frame.function = Some(function);
         }
         frame
     } else {
@@ -101,30 +101,31 @@ fn ends_with_position(s: &str) -> bool {
 }
 
 /// `url:line:col`, `url:line`, `url:wasm-function[N]:0xADDR`, or a marker like `<anonymous>`.
-fn location_frame(location: &str) -> Frame {
+fn location_frame(location: &str) -> Frame<'_> {
     let location = location.trim_ascii();
     if let Some(at) = find(location, ":wasm-function[") {
-        let after = location
-            .get(at + ":wasm-function[".len()..)
-            .unwrap_or_default();
+        let open = at + ":wasm-function[".len();
+        let after = location.get(open..).unwrap_or_default();
         let (index, addr) = split_once(after, "]:").unwrap_or((trim_end_byte(after, b']'), ""));
+        // `wasm-function[N]` as the stack wrote it, with its `]` when there is one.
+        let close = (open + index.len() + 1).min(location.len());
         return Frame {
-            function: Some(crate::text::concat(&["wasm-function[", index, "]"])),
-            filename: location.get(..at).unwrap_or_default().to_owned(),
-            instruction_addr: (!addr.is_empty()).then(|| addr.to_owned()),
+            function: location.get(at + 1..close),
+            filename: location.get(..at).unwrap_or_default(),
+            instruction_addr: (!addr.is_empty()).then_some(addr),
             ..Frame::default()
         };
     }
     if location == "[wasm code]" {
         return Frame {
-            filename: location.to_owned(),
+            filename: location,
             ..Frame::default()
         };
     }
     let (first, middle, last) = rsplit3(location, b':');
     match (first, middle.map(str::parse::<u32>), last.parse::<u32>()) {
         (Some(file), Some(Ok(line)), Ok(col)) => Frame {
-            filename: file.to_owned(),
+            filename: file,
             lineno: Some(line),
             colno: Some(col),
             ..Frame::default()
@@ -135,13 +136,13 @@ fn location_frame(location: &str) -> Frame {
                 .get(..location.len() - last.len() - 1)
                 .unwrap_or_default();
             Frame {
-                filename: file.to_owned(),
+                filename: file,
                 lineno: Some(line),
                 ..Frame::default()
             }
         }
         _ => Frame {
-            filename: location.to_owned(),
+            filename: location,
             ..Frame::default()
         },
     }
@@ -168,10 +169,15 @@ fn in_app(filename: &str, not_in_app: &[&str]) -> bool {
 mod tests {
     use super::*;
 
-    fn f(function: Option<&str>, filename: &str, line: Option<u32>, col: Option<u32>) -> Frame {
+    fn f<'a>(
+        function: Option<&'a str>,
+        filename: &'a str,
+        line: Option<u32>,
+        col: Option<u32>,
+    ) -> Frame<'a> {
         Frame {
-            function: function.map(str::to_owned),
-            filename: filename.into(),
+            function,
+            filename,
             lineno: line,
             colno: col,
             in_app: true,
@@ -268,7 +274,7 @@ http://localhost:8080/app.js:41:2";
         );
         assert_eq!(frames[2].filename, "[native code]");
         assert!(!frames[2].in_app);
-        assert_eq!(frames[3].function.as_deref(), Some("render"));
+        assert_eq!(frames[3].function, Some("render"));
     }
 
     #[test]
@@ -278,32 +284,29 @@ http://localhost:8080/app.js:41:2";
     at http://localhost:8080/pkg/vigil_bg.wasm:wasm-function[7]:0xff";
         let frames = parse(chrome, &["http://localhost:8080/pkg/"]);
         assert_eq!(frames.len(), 2);
-        assert_eq!(
-            frames[1].function.as_deref(),
-            Some("vigil.wasm.vigil::ws::feed::h9c2")
-        );
+        assert_eq!(frames[1].function, Some("vigil.wasm.vigil::ws::feed::h9c2"));
         assert_eq!(
             frames[1].filename,
             "http://localhost:8080/pkg/vigil_bg.wasm"
         );
-        assert_eq!(frames[1].instruction_addr.as_deref(), Some("0x1a2b"));
+        assert_eq!(frames[1].instruction_addr, Some("0x1a2b"));
         assert!(
             !frames[1].in_app,
             "the package's own frames are not the app's"
         );
-        assert_eq!(frames[0].function.as_deref(), Some("wasm-function[7]"));
-        assert_eq!(frames[0].instruction_addr.as_deref(), Some("0xff"));
+        assert_eq!(frames[0].function, Some("wasm-function[7]"));
+        assert_eq!(frames[0].instruction_addr, Some("0xff"));
 
         let firefox =
             "vigil::ws::feed@http://localhost:8080/pkg/vigil_bg.wasm:wasm-function[12]:0x1a2b";
         let frames = parse(firefox, &[]);
-        assert_eq!(frames[0].instruction_addr.as_deref(), Some("0x1a2b"));
-        assert_eq!(frames[0].function.as_deref(), Some("wasm-function[12]"));
+        assert_eq!(frames[0].instruction_addr, Some("0x1a2b"));
+        assert_eq!(frames[0].function, Some("wasm-function[12]"));
 
         let safari = "<?>.wasm-function[12]@[wasm code]";
         let frames = parse(safari, &[]);
         assert_eq!(frames[0].filename, "[wasm code]");
-        assert_eq!(frames[0].function.as_deref(), Some("<?>.wasm-function[12]"));
+        assert_eq!(frames[0].function, Some("<?>.wasm-function[12]"));
     }
 
     #[test]
@@ -313,12 +316,8 @@ http://localhost:8080/app.js:41:2";
             .collect();
         let frames = parse(&stack, &[]);
         assert_eq!(frames.len(), MAX_FRAMES);
-        assert_eq!(
-            frames.last().unwrap().function.as_deref(),
-            Some("f0"),
-            "newest last"
-        );
-        assert_eq!(frames[0].function.as_deref(), Some("f49"));
+        assert_eq!(frames.last().unwrap().function, Some("f0"), "newest last");
+        assert_eq!(frames[0].function, Some("f49"));
     }
 
     #[test]

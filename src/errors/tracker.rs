@@ -364,32 +364,33 @@ fn js_frames(frames: &[Frame]) -> js_sys::Array {
         .iter()
         .map(|f| {
             js_frame(
-                &f.filename,
-                f.function.as_deref(),
+                f.filename,
+                f.function,
                 f.lineno,
                 f.colno,
                 f.in_app,
-                f.instruction_addr.as_deref(),
+                f.instruction_addr,
             )
         })
         .collect()
 }
 
-/// Type, value and frames of one thrown value (`vigilDescribe` reads it).
-fn describe(value: &JsValue) -> (String, String, Vec<Frame>) {
+/// Type, value and `Error.stack` text of one thrown value (`vigilDescribe` reads it).
+fn describe(value: &JsValue) -> [String; 3] {
     let read = js_describe(value);
     let field = |at| read.get(at).as_string().unwrap_or_default();
-    // The package's own glue and wasm are not the app's code.
-    let frames = stack::parse(&field(2), &[])
-        .into_iter()
-        .map(|mut f| {
-            if f.filename.ends_with("/vigil.js") || f.filename.ends_with("vigil_bg.wasm") {
-                f.in_app = false;
-            }
-            f
-        })
-        .collect();
-    (field(0), field(1), frames)
+    [field(0), field(1), field(2)]
+}
+
+/// The frames of a stack; the package's own glue and wasm are not the app's code.
+fn frames(stack: &str) -> Vec<Frame<'_>> {
+    let mut frames = stack::parse(stack, &[]);
+    for f in &mut frames {
+        if f.filename.ends_with("/vigil.js") || f.filename.ends_with("vigil_bg.wasm") {
+            f.in_app = false;
+        }
+    }
+    frames
 }
 
 /// Captures any thrown value; returns the event id.
@@ -399,14 +400,10 @@ pub fn capture_exception(
     mechanism: (&str, bool),
     hint: Option<&JsValue>,
 ) -> String {
-    let (kind, text, frames) = describe(value);
-    let signature = Signature::Exception {
-        kind: kind.clone(),
-        value: text.clone(),
-        frames: frames.clone(),
-    };
+    let main = describe(value);
+    let signature = Signature::exception(&main[0], &main[1], &main[2]);
     // The main exception last, its causes (oldest first) before it, as Sentry orders them.
-    let mut chain = vec![(kind, text, frames)];
+    let mut chain = vec![main];
     let mut cause = get(value, "cause");
     while chain.len() <= MAX_CAUSES && !cause.is_undefined() && !cause.is_null() {
         chain.push(describe(&cause));
@@ -416,14 +413,14 @@ pub fn capture_exception(
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, (kind, text, frames))| {
+        .map(|(i, [kind, text, stack])| {
             let main = i + 1 == chain.len();
             js_exception(
                 kind,
                 text,
                 if main { mechanism.0 } else { "chained" },
                 mechanism.1,
-                js_frames(frames),
+                js_frames(&frames(stack)),
             )
         })
         .collect();
@@ -442,7 +439,7 @@ pub fn capture_exception(
 pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
     let event = base_event(shared, level, None);
     set(&event, "message", &message.into());
-    finish(shared, event, Signature::Message(message.to_owned()))
+    finish(shared, event, Signature::message(message))
 }
 
 fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
