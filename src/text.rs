@@ -101,18 +101,6 @@ pub fn trim_end_byte(s: &str, b: u8) -> &str {
     s.get(..keep).unwrap_or(s)
 }
 
-/// The parts joined with `sep`, as `[String]::join` does (std's is ~1 KB of wasm).
-pub fn join(parts: &[String], sep: &str) -> String {
-    let mut out = String::new();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push_str(sep);
-        }
-        out.push_str(p);
-    }
-    out
-}
-
 /// The parts, joined.
 pub fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -127,7 +115,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_joins_match_core_fmt() {
+    fn numbers_and_splits_match_core_and_std() {
         for n in [
             0,
             1,
@@ -181,8 +169,5 @@ mod tests {
             assert_eq!(ours, std, "{s}");
             assert_eq!(trim_end_byte(s, b':'), s.trim_end_matches(':'), "{s}");
         }
-        let parts: Vec<String> = ["a", "", "bc"].iter().map(|s| (*s).to_owned()).collect();
-        assert_eq!(join(&parts, ", "), parts.join(", "));
-        assert_eq!(join(&[], " "), "");
     }
 }

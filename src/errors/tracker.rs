@@ -245,8 +245,15 @@ fn attach(shared: &Shared) {
             let w = Weak::clone(&weak);
             let patch = ConsolePatch::install(method, move |args: &js_sys::Array| {
                 if let Some(s) = w.upgrade() {
-                    let line: Vec<String> = args.iter().map(|a| text(&a)).collect();
-                    crumb(&s, "console", &crate::text::join(&line, " "), level);
+                    // The arguments as the console shows them, one space apart.
+                    let mut line = String::new();
+                    for (n, a) in args.iter().enumerate() {
+                        if n > 0 {
+                            line.push(' ');
+                        }
+                        line.push_str(&text(&a));
+                    }
+                    crumb(&s, "console", &line, level);
                 }
             });
             // A patch refused means another live tracker holds it: a second `start` disposes
@@ -430,22 +437,24 @@ pub fn capture_exception(
         .map(|h| get(h, "level"))
         .and_then(|l| l.as_string())
         .unwrap_or_else(|| "error".into());
-    let event = base_event(shared, &level, hint);
+    let (id, event) = base_event(shared, &level, hint);
     set(&event, "exception", &exception);
-    finish(shared, event, signature)
+    finish(shared, id, event, signature)
 }
 
 /// Captures a message at `level`; returns the event id.
 pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
-    let event = base_event(shared, level, None);
+    let (id, event) = base_event(shared, level, None);
     set(&event, "message", &message.into());
-    finish(shared, event, Signature::message(message))
+    finish(shared, id, event, Signature::message(message))
 }
 
-fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
+/// A new event id and the event object under it.
+fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> (String, JsValue) {
+    let id = random_id();
     let i = shared.borrow();
-    js_event(
-        &random_id(),
+    let event = js_event(
+        &id,
         level,
         &i.settings.environment,
         i.settings.release.as_deref(),
@@ -455,12 +464,12 @@ fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> JsValue {
         &i.user,
         hint.unwrap_or(&JsValue::UNDEFINED),
         i.ring.iter().cloned().collect(),
-    )
+    );
+    (id, event)
 }
 
 /// Sampling, dedupe, `beforeSend`, encoding, hand-off to the transport.
-fn finish(shared: &Shared, event: JsValue, signature: Signature) -> String {
-    let id = get(&event, "event_id").as_string().unwrap_or_default();
+fn finish(shared: &Shared, id: String, event: JsValue, signature: Signature) -> String {
     let (rate, before_send) = {
         let mut i = shared.borrow_mut();
         i.counters.captured += 1;
