@@ -100,9 +100,10 @@ impl Timer {
     ];
 }
 
-/// What the shell must do, in order.
+/// What the shell must do, in order. `F` is a text frame: a `String` in the native tests, the
+/// browser's own string in the shell (a page's frame is never copied into the wasm).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
+pub enum Effect<F = String> {
     /// Open a new socket tagged `generation` (the previous one was closed by an earlier effect).
     Open {
         /// Tag for the events of this socket.
@@ -116,7 +117,7 @@ pub enum Effect {
         reason: Cow<'static, str>,
     },
     /// Send one text frame on the open socket.
-    Send(String),
+    Send(F),
     /// (Re)arm a timer to fire after this many ms.
     Arm(Timer, u32),
     /// Cancel a timer.
@@ -131,7 +132,7 @@ pub enum Effect {
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Event<F = String> {
     /// `connect()`.
     Connect,
     /// The socket of `generation` opened.
@@ -155,7 +156,7 @@ pub enum Event {
     /// `offline`.
     Offline,
     /// `send()` of an encoded frame.
-    Send(String),
+    Send(F),
     /// `disconnect(code, reason)`: final.
     Disconnect(u16, String),
     /// `pagehide` into the back/forward cache.
@@ -181,9 +182,10 @@ pub struct Stats {
     pub last_rtt_ms: Option<f64>,
 }
 
-/// The connection state machine.
+/// The connection state machine, over text frames of type `F` (it never reads them; its own
+/// ping is made `From` a `String`).
 #[derive(Debug)]
-pub struct Machine {
+pub struct Machine<F = String> {
     config: Config,
     state: State,
     generation: u64,
@@ -193,12 +195,12 @@ pub struct Machine {
     online: bool,
     suspended: bool,
     deadline_armed: bool,
-    queue: VecDeque<String>,
+    queue: VecDeque<F>,
     stats: Stats,
     rng: Jitter,
 }
 
-impl Machine {
+impl<F: From<String>> Machine<F> {
     /// A machine in `Idle`; `online` is `navigator.onLine`.
     pub fn new(config: Config, online: bool) -> Self {
         let rng = Jitter::new(config.seed);
@@ -241,7 +243,7 @@ impl Machine {
     }
 
     /// Feeds one event at time `now_ms`; returns the effects, in order.
-    pub fn handle(&mut self, now_ms: f64, event: Event) -> Vec<Effect> {
+    pub fn handle(&mut self, now_ms: f64, event: Event<F>) -> Vec<Effect<F>> {
         let mut fx = Vec::new();
         match event {
             Event::Connect => match self.state {
@@ -356,7 +358,7 @@ impl Machine {
         self.socket && generation == self.generation
     }
 
-    fn set_state(&mut self, fx: &mut Vec<Effect>, state: State) {
+    fn set_state(&mut self, fx: &mut Vec<Effect<F>>, state: State) {
         if self.state != state {
             self.state = state;
             fx.push(Effect::State(state));
@@ -364,7 +366,7 @@ impl Machine {
     }
 
     /// Opens a socket now, or waits for `online`.
-    fn open(&mut self, fx: &mut Vec<Effect>, state: State) {
+    fn open(&mut self, fx: &mut Vec<Effect<F>>, state: State) {
         self.set_state(fx, state);
         if !self.online {
             return; // the `online` event opens it
@@ -378,7 +380,7 @@ impl Machine {
     }
 
     /// Closes the current socket (if any) and cancels every timer.
-    fn stop(&mut self, fx: &mut Vec<Effect>, code: u16, reason: Cow<'static, str>) {
+    fn stop(&mut self, fx: &mut Vec<Effect<F>>, code: u16, reason: Cow<'static, str>) {
         if self.socket {
             self.socket = false;
             fx.push(Effect::Close { code, reason });
@@ -388,7 +390,7 @@ impl Machine {
     }
 
     /// The socket is gone or dead: schedule the next attempt, or give up.
-    fn lost(&mut self, fx: &mut Vec<Effect>, code: u16) {
+    fn lost(&mut self, fx: &mut Vec<Effect<F>>, code: u16) {
         let was_open = self.state == State::Open;
         self.stop(fx, 4000, Cow::Borrowed("connection lost"));
         let Some(backoff) = self.config.reconnect else {
@@ -420,7 +422,7 @@ impl Machine {
         }
     }
 
-    fn fired(&mut self, fx: &mut Vec<Effect>, now_ms: f64, timer: Timer) {
+    fn fired(&mut self, fx: &mut Vec<Effect<F>>, now_ms: f64, timer: Timer) {
         match timer {
             Timer::Connect if self.socket && self.state != State::Open => self.lost(fx, 4008),
             Timer::Reconnect
@@ -430,7 +432,7 @@ impl Machine {
             }
             Timer::Heartbeat if self.state == State::Open => {
                 self.stats.messages_out += 1;
-                fx.push(Effect::Send(ping_frame(now_ms)));
+                fx.push(Effect::Send(F::from(ping_frame(now_ms))));
                 if !self.deadline_armed {
                     self.deadline_armed = true;
                     fx.push(Effect::Arm(
@@ -784,7 +786,7 @@ mod tests {
             seed
         };
         for run in 0..300 {
-            let mut m = Machine::new(
+            let mut m: Machine = Machine::new(
                 Config {
                     seed: run,
                     ..Config::default()

@@ -25,7 +25,7 @@ pub type Shared = Rc<RefCell<Inner>>;
 /// Everything one `WebSocketService` holds. Dropping it releases every guard.
 #[derive(Debug)]
 pub struct Inner {
-    machine: Machine,
+    machine: Machine<JsValue>,
     url: String,
     protocols: Vec<String>,
     socket: Option<Socket>,
@@ -141,7 +141,7 @@ pub fn send(shared: &Shared, kind: &str, payload: &JsValue) -> Result<(), JsValu
     crate::runtime::set_number(&frame, "timestamp", js_sys::Date::now());
     let text = js_sys::JSON::stringify(&frame)
         .map_err(|_| js_sys::TypeError::new("payload: cannot be serialized as JSON"))?;
-    feed(shared, Event::Send(String::from(text)));
+    feed(shared, Event::Send(text.into()));
     Ok(())
 }
 
@@ -188,7 +188,7 @@ pub fn stats(shared: &Shared) -> (Stats, u64) {
 
 /// Feeds one event to the machine and applies the effects. No borrow is held while page code
 /// (subscribers, promise callbacks) runs, so that code may call back into the service.
-fn feed(shared: &Shared, event: Event) {
+fn feed(shared: &Shared, event: Event<JsValue>) {
     let effects = shared
         .borrow_mut()
         .machine
@@ -198,7 +198,7 @@ fn feed(shared: &Shared, event: Event) {
     }
 }
 
-fn apply(shared: &Shared, effect: Effect) {
+fn apply(shared: &Shared, effect: Effect<JsValue>) {
     match effect {
         Effect::Open { generation } => open(shared, generation),
         Effect::Close { code, reason } => {
@@ -213,7 +213,7 @@ fn apply(shared: &Shared, effect: Effect) {
                 .borrow()
                 .socket
                 .as_ref()
-                .map(|s| s.raw().send_with_str(&text));
+                .map(|s| s.raw().unchecked_ref::<TextSocket>().send(&text));
             if let Some(Err(e)) = sent {
                 report::report("WebSocket send failed", &e);
             }
@@ -297,14 +297,12 @@ fn open(shared: &Shared, generation: u64) {
 }
 
 fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
-    let data = event
+    let parsed = event
         .dyn_ref::<web_sys::MessageEvent>()
         .map(web_sys::MessageEvent::data)
-        .and_then(|d| d.as_string());
-    let parsed = data
-        .as_deref()
-        .and_then(|text| js_sys::JSON::parse(text).ok())
-        .filter(|v| v.is_object());
+        .filter(JsValue::is_string)
+        .and_then(|text| json_parse(&text).ok())
+        .filter(JsValue::is_object);
     let kind = parsed
         .as_ref()
         .map(|m| crate::runtime::read(m, "type"))
@@ -332,6 +330,20 @@ fn on_message(shared: &Shared, generation: u64, event: &web_sys::Event) {
             report::report("a WebSocketService subscriber threw", &e);
         }
     }
+}
+
+// Frames stay the browser's strings: `send` and `JSON.parse` take them as they are, so a frame
+// is never copied into the wasm and back.
+#[wasm_bindgen]
+extern "C" {
+    /// A `WebSocket`, for a `send` that takes any string.
+    type TextSocket;
+    /// `socket.send(text)`.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &TextSocket, text: &JsValue) -> Result<(), JsValue>;
+    /// `JSON.parse(text)`.
+    #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 #[wasm_bindgen(module = "/src/js/options.js")]
