@@ -769,6 +769,25 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
         js_sys::Reflect::get(&stats, &"eventsDropped".into()).unwrap(),
         1
     );
+    // The same thrown value (type, value and stack) twice is a repeat too; the same type and
+    // message thrown from another line is not.
+    let error = js_sys::eval("new TypeError('twice')").unwrap();
+    for _ in 0..2 {
+        v.capture_exception(error.clone(), JsValue::UNDEFINED)
+            .unwrap();
+    }
+    let pair: js_sys::Array = js_sys::eval("[new TypeError('twice'),\n new TypeError('twice')]")
+        .unwrap()
+        .unchecked_into();
+    for e in pair.iter() {
+        v.capture_exception(e, JsValue::UNDEFINED).unwrap();
+    }
+    let stats = v.stats().unwrap();
+    assert_eq!(
+        js_sys::Reflect::get(&stats, &"eventsDropped".into()).unwrap(),
+        2,
+        "one repeat of the exception, none for another line"
+    );
     let err: js_sys::Error = v
         .capture_message("x".into(), "loud".into())
         .unwrap_err()
