@@ -35,19 +35,6 @@ impl Bag {
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/options.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = vigilText)]
-    fn js_text(value: &JsValue) -> String;
-}
-
-/// `String(value)` as JS does it (`undefined`, `null`, numbers, symbols, objects…), never
-/// throwing: a value whose conversion throws (its own `toString`, a revoked proxy) reads as
-/// "a value that cannot be read".
-pub fn text(value: &JsValue) -> String {
-    js_text(value)
-}
-
 /// `typeof`-like description of a value, for error messages.
 pub fn type_name(v: &JsValue) -> &'static str {
     if v.is_null() {

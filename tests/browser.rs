@@ -729,6 +729,35 @@ fn vigil_reads_hostile_values_without_throwing() {
         at(&event, "tags.t").as_string().as_deref(),
         Some("a value that cannot be read")
     );
+    // Contexts and tags are set, replaced and removed; a key whose conversion throws sets
+    // nothing and throws nothing.
+    let device = js_sys::eval("({ model: 'k1' })").unwrap();
+    v.set_context("device".into(), device).unwrap();
+    let bad_key = js_sys::eval("({ toString() { throw new Error('no key'); } })").unwrap();
+    v.set_context(bad_key.clone(), JsValue::TRUE).unwrap();
+    v.set_tag(bad_key, "x".into()).unwrap();
+    v.set_tag("k".into(), JsValue::NULL).unwrap();
+    v.capture_message("with context".into(), JsValue::UNDEFINED)
+        .unwrap();
+    let event = js_sys::eval("window.__events[1]").unwrap();
+    assert_eq!(
+        at(&event, "contexts.device.model").as_string().as_deref(),
+        Some("k1")
+    );
+    assert!(at(&event, "tags.k").is_undefined(), "null removes a tag");
+    assert_eq!(
+        js_sys::Object::keys(at(&event, "contexts").unchecked_ref::<js_sys::Object>()).length(),
+        1,
+        "the key that cannot be converted set nothing"
+    );
+    v.set_context("device".into(), JsValue::NULL).unwrap();
+    v.capture_message("without".into(), JsValue::UNDEFINED)
+        .unwrap();
+    let event = js_sys::eval("window.__events[2]").unwrap();
+    assert!(
+        at(&event, "contexts.device").is_undefined(),
+        "null removes a context"
+    );
     v.dispose();
     assert_all_zero();
     let _ = window().local_storage().unwrap().unwrap().clear();

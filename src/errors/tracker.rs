@@ -13,7 +13,7 @@ use super::dedupe::{Dedupe, Signature};
 use super::ring::{cut_message, Ring};
 use super::stack::{self, Frame};
 use crate::error::VigilError;
-use crate::options::{text, type_name, Bag};
+use crate::options::{type_name, Bag};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
@@ -245,15 +245,7 @@ fn attach(shared: &Shared) {
             let w = Weak::clone(&weak);
             let patch = ConsolePatch::install(method, move |args: &js_sys::Array| {
                 if let Some(s) = w.upgrade() {
-                    // The arguments as the console shows them, one space apart.
-                    let mut line = String::new();
-                    for (n, a) in args.iter().enumerate() {
-                        if n > 0 {
-                            line.push(' ');
-                        }
-                        line.push_str(&text(&a));
-                    }
-                    crumb(&s, "console", &line, level);
+                    crumb(&s, "console", &js_line(args), level);
                 }
             });
             // A patch refused means another live tracker holds it: a second `start` disposes
@@ -270,6 +262,18 @@ fn attach(shared: &Shared) {
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
+    /// `String(value)` as JS does it (`undefined`, `null`, numbers, symbols, objects…), never
+    /// throwing: a value whose conversion throws (its own `toString`, a revoked proxy) reads as
+    /// "a value that cannot be read".
+    #[wasm_bindgen(js_name = vigilText)]
+    fn text(value: &JsValue) -> String;
+    /// A console call's arguments as `text` writes each, one space apart.
+    #[wasm_bindgen(js_name = vigilLine)]
+    fn js_line(args: &js_sys::Array) -> String;
+    /// `setTag` (`as_text`) and `setContext` on `target`, never throwing: `undefined` or `null`
+    /// removes the entry.
+    #[wasm_bindgen(js_name = vigilSetEntry)]
+    fn js_set_entry(target: &js_sys::Object, key: &JsValue, value: &JsValue, as_text: bool);
     /// `[type, value, stack]` of a thrown value, never throwing: an `Error`'s `name`, `message`
     /// and `stack` (`""` when it has none); a string as an `Error`'s message; another object
     /// as "Object captured as exception with keys: " and its first ten keys; anything else as
@@ -343,27 +347,16 @@ pub fn set_user(shared: &Shared, user: JsValue) {
     shared.borrow_mut().user = user;
 }
 
-/// Sets (or with `undefined`, removes) a tag.
-pub fn set_tag(shared: &Shared, key: &str, value: &JsValue) {
+/// Sets (or with `undefined` or `null`, removes) a tag: the value's text.
+pub fn set_tag(shared: &Shared, key: &JsValue, value: &JsValue) {
     let tags = shared.borrow().tags.clone();
-    if value.is_undefined() || value.is_null() {
-        let _ = js_sys::Reflect::delete_property(&tags, &key.into());
-    } else {
-        // A page's key (`__proto__` included), so through the binding that catches.
-        crate::runtime::write(&tags, key, &text(value).into());
-    }
+    js_set_entry(&tags, key, value, true);
 }
 
-/// Sets (or with `null`, removes) a named context.
-pub fn set_context(shared: &Shared, name: &str, value: &JsValue) {
+/// Sets (or with `undefined` or `null`, removes) a named context.
+pub fn set_context(shared: &Shared, name: &JsValue, value: &JsValue) {
     let contexts = shared.borrow().contexts.clone();
-    if value.is_undefined() || value.is_null() {
-        let _ = js_sys::Reflect::delete_property(&contexts, &name.into());
-    } else {
-        // A page's name and value (a cyclic `__proto__` throws), so through the binding that
-        // catches.
-        crate::runtime::write(&contexts, name, value);
-    }
+    js_set_entry(&contexts, name, value, false);
 }
 
 fn js_frames(frames: &[Frame]) -> js_sys::Array {

@@ -14,15 +14,6 @@ const kind = (v) =>
     : Array.isArray(v) ? "an array"
     : "an object";
 
-/** `String(v)`, never throwing (options.rs `text`: messages, tags, console breadcrumbs). */
-export function vigilText(v) {
-  try {
-    return String(v);
-  } catch (_) {
-    return "a value that cannot be read";
-  }
-}
-
 const bad = (name, expected, got) => new TypeError(name + ": expected " + expected + ", got " + got);
 
 const isObject = (v) => typeof v === "object" && v !== null;

@@ -152,6 +152,30 @@ export function vigilOtlp(acc, version) {
 
 const isObject = (v) => typeof v === "object" && v !== null;
 
+/** `String(v)`, never throwing (a page's values: `beforeSend` errors, tags, console arguments). */
+export function vigilText(v) {
+  try {
+    return String(v);
+  } catch (_) {
+    return "a value that cannot be read";
+  }
+}
+
+/** A console call's arguments as the console shows them, one space apart (Rust cuts the line). */
+export function vigilLine(args) {
+  return args.map(vigilText).join(" ");
+}
+
+/** `setTag` (`asText`) and `setContext`: `undefined` or `null` removes the entry. A page's key
+ * and value, so nothing escapes: a key that cannot be converted or a cyclic `__proto__` sets
+ * nothing. */
+export function vigilSetEntry(target, key, value, asText) {
+  try {
+    if (value === undefined || value === null) delete target[key];
+    else target[key] = asText ? vigilText(value) : value;
+  } catch (_) { /* nothing set */ }
+}
+
 /** A thrown value as [type, value, stack], never throwing (its reader in errors/tracker.rs). */
 export function vigilDescribe(v) {
   try {

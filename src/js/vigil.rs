@@ -367,7 +367,7 @@ impl Vigil {
     #[wasm_bindgen(js_name = setTag)]
     pub fn set_tag(
         &self,
-        key: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string | number | boolean")] value: JsValue,
     ) -> Result<(), JsValue> {
         tracker::set_tag(&self.live()?, &key, &value);
@@ -378,7 +378,7 @@ impl Vigil {
     #[wasm_bindgen(js_name = setContext)]
     pub fn set_context(
         &self,
-        name: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Record<string, unknown> | null")] context: JsValue,
     ) -> Result<(), JsValue> {
         tracker::set_context(&self.live()?, &name, &context);
