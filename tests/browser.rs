@@ -986,11 +986,15 @@ async fn vigil_measures_the_page_and_checks_metric_arguments() {
         .any(|r| rating == *r));
     v.mark("a".into()).unwrap();
     let ms = v
-        .measure("a-to-now".into(), Some("a".into()), None)
+        .measure("a-to-now".into(), "a".into(), JsValue::UNDEFINED)
         .unwrap();
     assert!(ms >= 0.0);
+    let since_origin = v
+        .measure("origin-to-now".into(), JsValue::NULL, JsValue::NULL)
+        .unwrap();
+    assert!(since_origin >= ms, "null marks are the time origin and now");
     assert!(
-        v.measure("bad".into(), Some("no-such-mark".into()), None)
+        v.measure("bad".into(), "no-such-mark".into(), JsValue::UNDEFINED)
             .is_err(),
         "an unknown mark throws as performance.measure does"
     );

@@ -306,7 +306,8 @@ export function vigilPerfAttributes(a) {
 }
 export function vigilPerfMark(name) { performance.mark(name); }
 export function vigilPerfMeasure(name, start, end) {
-  const m = performance.measure(name, start, end);
+  // A missing mark is `undefined` for the browser (a `null` one would be the mark "null").
+  const m = performance.measure(name, start ?? undefined, end ?? undefined);
   if (m && typeof m.duration === "number") return m.duration;
   const all = performance.getEntriesByName(name, "measure");
   return all.length ? all[all.length - 1].duration : 0;

@@ -395,21 +395,24 @@ impl Vigil {
     }
 
     /// Adds a User Timing mark.
-    pub fn mark(&self, name: String) -> Result<(), JsValue> {
+    pub fn mark(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> Result<(), JsValue> {
         self.perf()?;
         perf_shell::mark(&name)
     }
 
     /// Adds a User Timing measure (from `startMark`, or the time origin, to `endMark`, or now)
     /// and returns its duration; it is also recorded as `user_timing.measure{measure.name}`.
+    /// The marks go to the browser as the page gave them.
     pub fn measure(
         &self,
         name: String,
-        start_mark: Option<String>,
-        end_mark: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | null")] start_mark: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | null")] end_mark: JsValue,
     ) -> Result<f64, JsValue> {
-        let opt = |m: Option<String>| m.map_or(JsValue::UNDEFINED, JsValue::from);
-        perf_shell::measure(&self.perf()?, &name, &opt(start_mark), &opt(end_mark))
+        perf_shell::measure(&self.perf()?, &name, &start_mark, &end_mark)
     }
 
     /// Records a custom gauge point; exported with the next metrics export (the last value of

@@ -33,7 +33,7 @@ extern "C" {
     #[wasm_bindgen(js_name = vigilPerfAttributes)]
     fn js_attributes(attributes: &JsValue) -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilPerfMark, catch)]
-    fn mark_js(name: &str) -> Result<(), JsValue>;
+    fn mark_js(name: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(js_name = vigilPerfMeasure, catch)]
     fn measure_js(name: &str, start: &JsValue, end: &JsValue) -> Result<f64, JsValue>;
 }
@@ -469,7 +469,7 @@ pub fn measure(
 }
 
 /// `mark(name)`: a User Timing mark.
-pub fn mark(name: &str) -> Result<(), JsValue> {
+pub fn mark(name: &JsValue) -> Result<(), JsValue> {
     mark_js(name)
 }
 
