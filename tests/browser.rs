@@ -503,7 +503,7 @@ async fn websocket_service_gives_up_after_max_attempts_and_leaves_nothing() {
     // online/offline listeners plus the manager's pagehide/pageshow.
     assert_eq!(js_count("listeners"), 4.0);
     assert!(
-        ws.send("hello", JsValue::from(1)).unwrap(),
+        ws.send("hello".into(), JsValue::from(1)).unwrap(),
         "queued while not open"
     );
     let stats = ws.stats().unwrap();
@@ -530,7 +530,10 @@ async fn websocket_service_gives_up_after_max_attempts_and_leaves_nothing() {
     ws.dispose();
     ws.dispose();
     assert_eq!(ws.state(), "closed");
-    assert!(!ws.send("x", JsValue::NULL).unwrap(), "false once disposed");
+    assert!(
+        !ws.send("x".into(), JsValue::NULL).unwrap(),
+        "false once disposed"
+    );
     let err: js_sys::Error = ws.stats().unwrap_err().dyn_into().unwrap();
     assert!(String::from(err.message()).contains("disposed"));
     assert_all_zero();
@@ -1051,7 +1054,7 @@ async fn wasm_memory_stays_flat_across_start_capture_dispose_cycles() {
         v.record_metric("m".into(), f64::from(i), None, JsValue::UNDEFINED)
             .unwrap();
         let ws = vigil::WebSocketService::new(ws_options("")).unwrap();
-        ws.send("hello", JsValue::from_str("x")).unwrap();
+        ws.send("hello".into(), JsValue::from_str("x")).unwrap();
         ws.dispose();
         v.dispose();
     };

@@ -97,11 +97,11 @@ impl WebSocketService {
     /// Sends `{type, payload, timestamp}`; queued while not open. False only when disposed.
     pub fn send(
         &self,
-        #[wasm_bindgen(js_name = "type")] kind: &str,
+        #[wasm_bindgen(js_name = "type", unchecked_param_type = "string")] kind: JsValue,
         payload: JsValue,
     ) -> Result<bool, JsValue> {
         match self.handle.upgrade() {
-            Some(s) => ws_service::send(&s, kind, &payload).map(|()| true),
+            Some(s) => ws_service::send(&s, &kind, &payload).map(|()| true),
             None => Ok(false),
         }
     }

@@ -127,10 +127,11 @@ pub fn connect(shared: &Shared) -> js_sys::Promise {
     promise
 }
 
-/// `send(type, payload)`: encodes the envelope with the browser's JSON and hands it over.
-pub fn send(shared: &Shared, kind: &str, payload: &JsValue) -> Result<(), JsValue> {
+/// `send(type, payload)`: encodes the envelope with the browser's JSON and hands it over (the
+/// page's `type` and payload never enter the wasm).
+pub fn send(shared: &Shared, kind: &JsValue, payload: &JsValue) -> Result<(), JsValue> {
     let frame = js_sys::Object::new();
-    crate::runtime::set_own(&frame, "type", &kind.into());
+    crate::runtime::set_own(&frame, "type", kind);
     let null = JsValue::NULL;
     let payload = if payload.is_undefined() {
         &null
