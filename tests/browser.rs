@@ -1738,9 +1738,9 @@ fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
     let event = js_sys::Object::new();
     js_sys::Reflect::set(&event, &"message".into(), &message.into()).unwrap();
     js_sys::Reflect::set(&event, &"level".into(), &"error".into()).unwrap();
-    let id = "9ec79c33ec9942ab8353589fcb2e04dc";
+    let id = JsValue::from_str("9ec79c33ec9942ab8353589fcb2e04dc");
     let dsn = "http://dev@127.0.0.1:8080/1";
-    let body = envelope::event(id, dsn, "vigil.javascript", &event).expect("encoded");
+    let body = envelope::event(&id, dsn, "vigil.javascript", &event).expect("encoded");
     assert_eq!(
         body.bytes as f64,
         utf8_len(&body.text),
@@ -1755,7 +1755,7 @@ fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
     );
     assert_eq!(lines[3], "");
     let header = js_sys::JSON::parse(lines[0]).unwrap();
-    assert_eq!(at(&header, "event_id").as_string().as_deref(), Some(id));
+    assert_eq!(at(&header, "event_id"), id);
     assert_eq!(at(&header, "dsn").as_string().as_deref(), Some(dsn));
     assert_eq!(
         at(&header, "sdk.name").as_string().as_deref(),
@@ -1780,7 +1780,7 @@ fn envelopes_are_written_by_the_browser_with_utf8_lengths() {
     // What the browser cannot encode is refused, not sent half-written.
     js_sys::Reflect::set(&event, &"self".into(), &event).unwrap();
     assert!(
-        envelope::event(id, dsn, "vigil.javascript", &event).is_none(),
+        envelope::event(&id, dsn, "vigil.javascript", &event).is_none(),
         "a cycle"
     );
 }

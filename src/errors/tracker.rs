@@ -17,7 +17,7 @@ use crate::options::{type_name, Bag};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
-use crate::runtime::telemetry::{at, random_id, Common};
+use crate::runtime::telemetry::{at, random_js_id, Common};
 use crate::transport::{envelope, machine::Category, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
@@ -303,7 +303,7 @@ extern "C" {
     ) -> JsValue;
     #[wasm_bindgen(js_name = vigilEvent)]
     fn js_event(
-        id: &str,
+        id: &JsValue,
         level: &str,
         environment: &str,
         release: Option<&str>,
@@ -393,13 +393,13 @@ fn frames(stack: &str) -> Vec<Frame<'_>> {
     frames
 }
 
-/// Captures any thrown value; returns the event id.
+/// Captures any thrown value; returns the event id (a JS string).
 pub fn capture_exception(
     shared: &Shared,
     value: &JsValue,
     mechanism: (&str, bool),
     hint: Option<&JsValue>,
-) -> String {
+) -> JsValue {
     let main = describe(value);
     let signature = Signature::exception(&main[0], &main[1], &main[2]);
     // The main exception last, its causes (oldest first) before it, as Sentry orders them.
@@ -435,16 +435,16 @@ pub fn capture_exception(
     finish(shared, id, event, signature)
 }
 
-/// Captures a message at `level`; returns the event id.
-pub fn capture_message(shared: &Shared, message: &str, level: &str) -> String {
+/// Captures a message at `level`; returns the event id (a JS string).
+pub fn capture_message(shared: &Shared, message: &str, level: &str) -> JsValue {
     let (id, event) = base_event(shared, level, None);
     set(&event, "message", &message.into());
     finish(shared, id, event, Signature::message(message))
 }
 
-/// A new event id and the event object under it.
-fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> (String, JsValue) {
-    let id = random_id();
+/// A new event id (a JS string) and the event object under it.
+fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> (JsValue, JsValue) {
+    let id = random_js_id();
     let i = shared.borrow();
     let event = js_event(
         &id,
@@ -462,7 +462,7 @@ fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> (String, 
 }
 
 /// Sampling, dedupe, `beforeSend`, encoding, hand-off to the transport.
-fn finish(shared: &Shared, id: String, event: JsValue, signature: Signature) -> String {
+fn finish(shared: &Shared, id: JsValue, event: JsValue, signature: Signature) -> JsValue {
     let (rate, before_send) = {
         let mut i = shared.borrow_mut();
         i.counters.captured += 1;

@@ -303,8 +303,8 @@ impl Vigil {
     /// Captures any value (an `Error`, a string, an object, `undefined`); returns the event id.
     /// `hint` = `{ level?, tags?, extra?, fingerprint? }`.
     ///
-    /// The id goes back as a JS string made here (not a returned `String`, whose deferred free
-    /// is more glue per method); the same for `captureMessage`.
+    /// The id is the JS string `crypto.randomUUID` gave (a returned `String` would be copied
+    /// out again, with a deferred free in the glue per method); the same for `captureMessage`.
     #[wasm_bindgen(js_name = captureException, unchecked_return_type = "string")]
     pub fn capture_exception(
         &self,
@@ -316,8 +316,12 @@ impl Vigil {
             check_level(&level)?;
         }
         let hint = hint.is_object().then_some(&hint);
-        let id = tracker::capture_exception(&s, &error, ("generic", true), hint);
-        Ok(JsValue::from_str(&id))
+        Ok(tracker::capture_exception(
+            &s,
+            &error,
+            ("generic", true),
+            hint,
+        ))
     }
 
     /// Captures a message at `level` (default `info`); returns the event id.
@@ -333,9 +337,7 @@ impl Vigil {
         } else {
             check_level(&level)?
         };
-        Ok(JsValue::from_str(&tracker::capture_message(
-            &s, &message, &level,
-        )))
+        Ok(tracker::capture_message(&s, &message, &level))
     }
 
     /// Adds a breadcrumb `{ category?, message?, level?, data? }`, timestamped now.

@@ -113,9 +113,15 @@ extern "C" {
     pub fn num_at(list: &js_sys::Array, at: u32) -> f64;
 }
 
-/// 32 lowercase hex characters (a v4 UUID without dashes): event ids, view ids, instance ids.
-pub fn random_id() -> String {
+/// 32 lowercase hex characters (a v4 UUID without dashes), as a JS string: event ids, which
+/// Rust only hands on (to the event, the envelope and the page).
+pub fn random_js_id() -> JsValue {
     js_random_id()
+}
+
+/// [`random_js_id`] as Rust text: view ids and instance ids, which Rust writes into others.
+pub fn random_id() -> String {
+    js_random_id().as_string().unwrap_or_default()
 }
 
 /// Builds the shared transport: envelopes to the DSN's envelope URL, metrics to `metricsUrl`
@@ -211,7 +217,7 @@ extern "C" {
     #[wasm_bindgen(js_name = vigilHealth)]
     fn read_health() -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilRandomId)]
-    fn js_random_id() -> String;
+    fn js_random_id() -> JsValue;
     /// `localStorage.getItem`, `None` when storage is missing or refuses.
     #[wasm_bindgen(js_name = vigilLoad)]
     fn js_load(key: &str) -> Option<String>;

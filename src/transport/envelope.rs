@@ -15,7 +15,7 @@ extern "C" {
     /// `BigInt`) or encodes nothing.
     #[wasm_bindgen(js_name = vigilEnvelope)]
     fn js_envelope(
-        event_id: &str,
+        event_id: &JsValue,
         dsn: &str,
         sdk_name: &str,
         version: &str,
@@ -24,7 +24,7 @@ extern "C" {
 }
 
 /// The envelope of `event` for `dsn`; `None` when the browser cannot encode the event.
-pub fn event(event_id: &str, dsn: &str, sdk_name: &str, event: &JsValue) -> Option<Body> {
+pub fn event(event_id: &JsValue, dsn: &str, sdk_name: &str, event: &JsValue) -> Option<Body> {
     let pair = js_envelope(event_id, dsn, sdk_name, env!("CARGO_PKG_VERSION"), event);
     (!pair.is_undefined()).then(|| Body::from_js(pair))
 }
