@@ -1026,6 +1026,18 @@ async fn vigil_measures_the_page_and_checks_metric_arguments() {
     let _ = window().local_storage().unwrap().unwrap().clear();
 }
 
+/// The runtime's own reading (the `memory.size` instruction, for the health and memory
+/// gauges) is the buffer's length as JS sees it.
+#[wasm_bindgen_test]
+fn the_runtime_reads_the_wasm_memory_size_as_js_does() {
+    // (Not after growing it: the memory never shrinks, and the test below would then have
+    // headroom that hides growth.)
+    assert_eq!(
+        vigil::runtime::telemetry::wasm_memory_bytes(),
+        wasm_memory_bytes()
+    );
+}
+
 fn wasm_memory_bytes() -> f64 {
     wasm_bindgen::memory()
         .unchecked_into::<js_sys::WebAssembly::Memory>()

@@ -11,7 +11,6 @@ use alloc::rc::{Rc, Weak};
 use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::guards::Interval;
 use super::health::{self, HealthOption, Sample};
@@ -315,15 +314,14 @@ fn instance_id() -> String {
     id
 }
 
-/// Bytes of the runtime's linear memory.
+/// Bytes of the runtime's linear memory: its size in 64 KiB pages, read by the `memory.size`
+/// instruction (what `memory.buffer.byteLength` says, without three imports); 0 natively.
 pub fn wasm_memory_bytes() -> f64 {
-    f64::from(
-        wasm_bindgen::memory()
-            .unchecked_into::<js_sys::WebAssembly::Memory>()
-            .buffer()
-            .unchecked_into::<js_sys::ArrayBuffer>()
-            .byte_length(),
-    )
+    #[cfg(target_arch = "wasm32")]
+    let pages = core::arch::wasm32::memory_size(0);
+    #[cfg(not(target_arch = "wasm32"))]
+    let pages = 0usize;
+    pages as f64 * 65_536.0
 }
 
 fn sample(shared: &Rc<RefCell<Inner>>) {
