@@ -610,6 +610,51 @@ fn vigil_options(extra: &str) -> JsValue {
     js_sys::eval(&format!("({{ dsn: 'http://dev@127.0.0.1:9/1' {extra} }})")).unwrap()
 }
 
+/// The global handlers: a script error (with its error, or only a message as a cross-origin
+/// script gives) and an unhandled rejection are captured; an `error` event that is not an
+/// `ErrorEvent` (a resource that failed to load) is not.
+#[wasm_bindgen_test]
+fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
+    js_sys::eval("window.__global = []").unwrap();
+    let v = vigil::Vigil::start(vigil_options(
+        ", beforeSend: (e) => { window.__global.push(e); return null; }",
+    ))
+    .unwrap();
+    js_sys::eval(
+        "window.dispatchEvent(new Event('error'));
+         window.dispatchEvent(new ErrorEvent('error', { message: 'Script error.' }));
+         window.dispatchEvent(new ErrorEvent('error', { message: 'x', error: new TypeError('boom') }));
+         const p = Promise.reject(new RangeError('late'));
+         p.catch(() => {});
+         window.dispatchEvent(new PromiseRejectionEvent('unhandledrejection',
+           { promise: p, reason: new RangeError('late') }));",
+    )
+    .unwrap();
+    let events: js_sys::Array = js_sys::eval("window.__global").unwrap().unchecked_into();
+    let seen: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let text = |path| at(&e, path).as_string().unwrap_or_default();
+            (
+                text("exception.values.0.type"),
+                text("exception.values.0.value"),
+                text("exception.values.0.mechanism.type"),
+            )
+        })
+        .collect();
+    let want = |t: &str, v: &str, m: &str| (t.to_owned(), v.to_owned(), m.to_owned());
+    assert_eq!(
+        seen,
+        [
+            want("Error", "Script error.", "onerror"),
+            want("TypeError", "boom", "onerror"),
+            want("RangeError", "late", "onunhandledrejection"),
+        ]
+    );
+    v.dispose();
+    assert_all_zero();
+}
+
 #[wasm_bindgen_test]
 fn vigil_start_patches_once_and_dispose_restores_everything() {
     let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).unwrap();

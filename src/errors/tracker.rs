@@ -178,12 +178,15 @@ fn attach(shared: &Shared) {
         let w = Weak::clone(&weak);
         listeners.push(Listener::new(&window, "error", move |e| {
             let Some(s) = w.upgrade() else { return };
-            let Some(e) = e.dyn_ref::<web_sys::ErrorEvent>() else {
-                return; // a resource load error, not a script error
-            };
-            let error = e.error();
+            // An `ErrorEvent` always has a string `message`; a resource load error (a plain
+            // `Event`) has none and is not a script error.
+            let message = get(e, "message");
+            if !message.is_string() {
+                return;
+            }
+            let error = get(e, "error");
             let value = if error.is_undefined() || error.is_null() {
-                JsValue::from_str(&e.message()) // cross-origin "Script error."
+                message // cross-origin "Script error."
             } else {
                 error
             };
@@ -192,10 +195,7 @@ fn attach(shared: &Shared) {
         let w = Weak::clone(&weak);
         listeners.push(Listener::new(&window, "unhandledrejection", move |e| {
             let Some(s) = w.upgrade() else { return };
-            let reason = e
-                .dyn_ref::<web_sys::PromiseRejectionEvent>()
-                .map_or(JsValue::UNDEFINED, web_sys::PromiseRejectionEvent::reason);
-            capture_exception(&s, &reason, ("onunhandledrejection", false), None);
+            capture_exception(&s, &get(e, "reason"), ("onunhandledrejection", false), None);
         }));
     }
     // Hidden pages may never come back: send what is queued with keepalive.
