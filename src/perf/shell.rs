@@ -332,7 +332,9 @@ fn read_navigation(shared: &Shared) {
     if nav.is_null() {
         return;
     }
-    feed(shared, &js_sys::Array::of1(&nav));
+    if let Some(entry) = to_entry(&nav) {
+        shared.borrow_mut().monitor.entry(entry);
+    }
 }
 
 /// Hidden or going away: take what the observer holds, report final values, send at once.

@@ -235,7 +235,7 @@ fn post(shared: &Shared, id: u64, category: Category, body: Body, keepalive: boo
     when_settled(&sent, move |outcome| {
         // A transport disposed meanwhile ignores the answer (its copy is in localStorage).
         let Some(s) = weak.upgrade() else { return };
-        let outcome = js_sys::Array::from(&outcome);
+        let outcome: js_sys::Array = outcome.unchecked_into(); // `vigilPost` answers an array
         let header = |at| outcome.get(at).as_string();
         let event = match outcome.get(0).as_f64() {
             Some(status) if status >= 1.0 => Event::Answered {

@@ -406,7 +406,7 @@ type Done = fn(&Shared, u64, Result<JsValue, String>);
 fn run(shared: &Shared, g: u64, promise: js_sys::Promise, done: Done) {
     let weak = Rc::downgrade(shared);
     when_settled(&promise, move |outcome| {
-        let outcome = js_sys::Array::from(&outcome);
+        let outcome: js_sys::Array = outcome.unchecked_into(); // the steps answer `[ok, value]`
         let result = if outcome.get(0).is_truthy() {
             Ok(outcome.get(1))
         } else {
@@ -444,7 +444,7 @@ fn request_session(shared: &Shared, g: u64) {
     run(shared, g, js_session(&url, signal.as_ref()), |s, g, r| {
         let event = match r {
             Ok(pair) => {
-                let pair = js_sys::Array::from(&pair);
+                let pair: js_sys::Array = pair.unchecked_into(); // `[key, url]`
                 Event::SessionReady {
                     generation: g,
                     key: pair.get(0).as_string().unwrap_or_default(),

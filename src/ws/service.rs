@@ -357,7 +357,9 @@ extern "C" {
 /// config)`; errors are `TypeError`s that name the option.
 pub fn parse_options(options: &JsValue) -> Result<(String, Vec<String>, Config), JsValue> {
     let o = Bag(read_options(options)?);
-    let protocols = js_sys::Array::from(&o.value(1))
+    let protocols = o
+        .value(1)
+        .unchecked_into::<js_sys::Array>() // the reader made it an array of strings
         .iter()
         .filter_map(|p| p.as_string())
         .collect();
