@@ -1,5 +1,5 @@
 //! What is left of option reading in Rust: the flat arrays the readers in `src/js/options.js`
-//! return ([`Bag`]), and how a value is named in an error ([`type_name`], [`text`]).
+//! return ([`Bag`]), and how a value is named in an error ([`type_name`]).
 
 use crate::prelude::*;
 use wasm_bindgen::JsValue;

@@ -3,7 +3,7 @@
 //! browser the [`Encoder`], whose points go straight to `vigilOtlp*` in `js/telemetry.js`, which
 //! groups them into gauges by name and writes the JSON (lowerCamelCase keys, `timeUnixNano` as a
 //! decimal string, numbers as `JSON.stringify` writes them, NaN and infinities as 0); in native
-//! tests a [`collect::Gauges`] list. The wasm keeps no copy of a name, builds no intermediate
+//! tests a `collect::Gauges` list (test-only). The wasm keeps no copy of a name, builds no intermediate
 //! list, carries neither a JSON writer nor float formatting, and never copies the body.
 
 use wasm_bindgen::prelude::*;
