@@ -651,6 +651,19 @@ fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
             want("RangeError", "late", "onunhandledrejection"),
         ]
     );
+    // The page's visibility becomes a navigation breadcrumb with the document's state.
+    js_sys::eval("window.dispatchEvent(new Event('visibilitychange'))").unwrap();
+    let expected = if js_sys::eval("document.hidden").unwrap().is_truthy() {
+        "hidden"
+    } else {
+        "visible"
+    };
+    let last = v.breadcrumbs().unwrap().pop();
+    assert_eq!(
+        at(&last, "category").as_string().as_deref(),
+        Some("navigation")
+    );
+    assert_eq!(at(&last, "message").as_string().as_deref(), Some(expected));
     v.dispose();
     assert_all_zero();
 }

@@ -17,7 +17,7 @@ use crate::options::{type_name, Bag};
 use crate::runtime::guards::{ConsolePatch, Listener};
 use crate::runtime::manager::Service;
 use crate::runtime::report;
-use crate::runtime::telemetry::{at, random_js_id, Common};
+use crate::runtime::telemetry::{at, num_at, page_state, random_js_id, Common};
 use crate::transport::{envelope, machine::Category, shell as transport};
 
 /// Linked `Error.cause` exceptions kept per event.
@@ -202,11 +202,7 @@ fn attach(shared: &Shared) {
     let w = Weak::clone(&weak);
     listeners.push(Listener::new(&window, "visibilitychange", move |_| {
         let Some(s) = w.upgrade() else { return };
-        // `document.hidden` (a boolean), not `visibilityState`: web-sys's enum conversion
-        // brings its own panic path into the wasm.
-        let hidden = crate::runtime::window()
-            .and_then(|w| w.document())
-            .is_some_and(|d| d.hidden());
+        let hidden = num_at(&page_state(), 2) > 0.0;
         if navigation {
             let message = if hidden { "hidden" } else { "visible" };
             crumb(&s, "navigation", message, "info");

@@ -285,13 +285,14 @@ export function vigilPerfFirstHidden(activationStart) {
   if (e) return e.startTime;
   return document.visibilityState === "hidden" && !document.prerendering ? 0 : Infinity;
 }
-export function vigilPerfState() {
+export function vigilPageState() {
   const m = performance.memory;
   return [
     typeof performance.interactionCount === "number" ? performance.interactionCount : -1,
     m ? m.usedJSHeapSize : -1,
     document.visibilityState === "hidden" ? 1 : 0,
     performance.now(),
+    document.readyState === "complete" ? 1 : 0,
   ];
 }
 // `recordMetric`'s attributes as [key, String(value), …]; none for an object that cannot be read.

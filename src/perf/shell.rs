@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 use super::monitor::{Entry, Monitor, Navigation};
 use crate::runtime::guards::{AnimationFrame, Interval, Listener, Observer, Timeout};
 use crate::runtime::manager::Service;
-use crate::runtime::telemetry::{self, num_at};
+use crate::runtime::telemetry::{self, num_at, page_state};
 use crate::transport::otlp::{self, Resource};
 use crate::transport::{machine::Category, shell as transport};
 
@@ -28,8 +28,6 @@ extern "C" {
     fn navigation_entry() -> JsValue;
     #[wasm_bindgen(js_name = vigilPerfFirstHidden)]
     fn first_hidden(activation_start: f64) -> f64;
-    #[wasm_bindgen(js_name = vigilPerfState)]
-    fn page_state() -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilPerfAttributes)]
     fn js_attributes(attributes: &JsValue) -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilPerfMark, catch)]
@@ -126,7 +124,8 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// `[interactionCount or -1, usedJSHeapSize or -1, hidden, performance.now()]`.
+/// `[interactionCount or -1, usedJSHeapSize or -1, hidden, performance.now()]` (and at 4,
+/// whether `document.readyState` is "complete").
 fn state() -> (Option<u64>, Option<f64>, bool, f64) {
     let s = page_state();
     let count = num_at(&s, 0);
@@ -303,7 +302,8 @@ fn listen(shared: &Shared) {
                 s.borrow_mut().monitor.visible();
             }
         }));
-        if document.ready_state() == "complete" {
+        // `document.readyState` is "complete": the navigation entry is final.
+        if num_at(&page_state(), 4) > 0.0 {
             read_navigation(shared);
         } else {
             let weak = Rc::downgrade(shared);

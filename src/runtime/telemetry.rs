@@ -110,6 +110,11 @@ extern "C" {
     /// read without a `JsValue` (no handle made and dropped per number).
     #[wasm_bindgen(js_name = vigilNum)]
     pub fn num_at(list: &js_sys::Array, at: u32) -> f64;
+    /// `[interactionCount or -1, usedJSHeapSize or -1, hidden (1 or 0), performance.now(),
+    /// document.readyState is "complete" (1 or 0)]`: the page as the monitor and the tracker
+    /// read it, in one call.
+    #[wasm_bindgen(js_name = vigilPageState)]
+    pub fn page_state() -> js_sys::Array;
 }
 
 /// 32 lowercase hex characters (a v4 UUID without dashes), as a JS string: event ids, which
