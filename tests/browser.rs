@@ -664,6 +664,12 @@ fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
         Some("navigation")
     );
     assert_eq!(at(&last, "message").as_string().as_deref(), Some(expected));
+    // A history navigation's breadcrumb is the page's URL, as the exports' `url.full` is.
+    let href = js_sys::eval("location.href").unwrap().as_string().unwrap();
+    js_sys::eval("window.dispatchEvent(new PopStateEvent('popstate'))").unwrap();
+    let last = v.breadcrumbs().unwrap().pop();
+    assert_eq!(at(&last, "message").as_string().as_deref(), Some(&*href));
+    assert_eq!(vigil::runtime::telemetry::page_url(), href);
     v.dispose();
     assert_all_zero();
 }

@@ -224,9 +224,7 @@ fn attach(shared: &Shared) {
             listeners.push(Listener::new(&window, name, move |_| {
                 if let Some(s) = w.upgrade() {
                     let message = if name == "popstate" {
-                        crate::runtime::window()
-                            .and_then(|w| w.location().href().ok())
-                            .unwrap_or_default()
+                        crate::runtime::telemetry::page_url()
                     } else {
                         name.to_owned()
                     };

@@ -293,6 +293,7 @@ export function vigilPageState() {
     document.visibilityState === "hidden" ? 1 : 0,
     performance.now(),
     document.readyState === "complete" ? 1 : 0,
+    location.href,
   ];
 }
 // `recordMetric`'s attributes as [key, String(value), …]; none for an object that cannot be read.

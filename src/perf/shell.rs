@@ -397,9 +397,7 @@ pub fn export(shared: &Shared) {
         let mut export_id = i.settings.view_id.clone();
         export_id.push('.');
         crate::text::push_uint(&mut export_id, i.exports);
-        let page_url = crate::runtime::window()
-            .and_then(|w| w.location().href().ok())
-            .unwrap_or_default();
+        let page_url = telemetry::page_url();
         let body = points.finish(&Resource {
             service_name: &i.settings.service_name,
             environment: &i.settings.environment,

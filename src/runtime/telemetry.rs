@@ -111,10 +111,15 @@ extern "C" {
     #[wasm_bindgen(js_name = vigilNum)]
     pub fn num_at(list: &js_sys::Array, at: u32) -> f64;
     /// `[interactionCount or -1, usedJSHeapSize or -1, hidden (1 or 0), performance.now(),
-    /// document.readyState is "complete" (1 or 0)]`: the page as the monitor and the tracker
-    /// read it, in one call.
+    /// document.readyState is "complete" (1 or 0), location.href]`: the page as the monitor and
+    /// the tracker read it, in one call.
     #[wasm_bindgen(js_name = vigilPageState)]
     pub fn page_state() -> js_sys::Array;
+}
+
+/// The page's URL (`location.href`), "" outside a page.
+pub fn page_url() -> String {
+    page_state().get(5).as_string().unwrap_or_default()
 }
 
 /// 32 lowercase hex characters (a v4 UUID without dashes), as a JS string: event ids, which
@@ -347,9 +352,7 @@ fn sample(shared: &Rc<RefCell<Inner>>) {
         let mut export_id = i.settings.view_id.clone();
         export_id.push_str(".health.");
         crate::text::push_uint(&mut export_id, i.exports);
-        let page_url = crate::runtime::window()
-            .and_then(|w| w.location().href().ok())
-            .unwrap_or_default();
+        let page_url = page_url();
         let s = &i.settings;
         let mut extra = vec![("service.instance.id", i.instance_id.as_str())];
         if let Some(r) = &s.release {
