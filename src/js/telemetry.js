@@ -285,15 +285,20 @@ export function vigilPerfFirstHidden(activationStart) {
   if (e) return e.startTime;
   return document.visibilityState === "hidden" && !document.prerendering ? 0 : Infinity;
 }
+// The page as the transport, the monitor and the tracker read it, in one call (runtime/telemetry.rs
+// `page_state`). Outside a page (a worker) the parts it lacks read as their defaults.
 export function vigilPageState() {
-  const m = performance.memory;
+  const p = typeof performance === "object" ? performance : {};
+  const d = typeof document === "object" ? document : {};
+  const m = p.memory;
   return [
-    typeof performance.interactionCount === "number" ? performance.interactionCount : -1,
+    typeof p.interactionCount === "number" ? p.interactionCount : -1,
     m ? m.usedJSHeapSize : -1,
-    document.visibilityState === "hidden" ? 1 : 0,
-    performance.now(),
-    document.readyState === "complete" ? 1 : 0,
-    location.href,
+    d.visibilityState === "hidden" ? 1 : 0,
+    p.now ? p.now() : 0,
+    d.readyState === "complete" ? 1 : 0,
+    typeof location === "object" ? location.href : "",
+    typeof navigator === "object" && navigator.onLine === false ? 0 : 1,
   ];
 }
 // `recordMetric`'s attributes as [key, String(value), …]; none for an object that cannot be read.

@@ -111,10 +111,15 @@ extern "C" {
     #[wasm_bindgen(js_name = vigilNum)]
     pub fn num_at(list: &js_sys::Array, at: u32) -> f64;
     /// `[interactionCount or -1, usedJSHeapSize or -1, hidden (1 or 0), performance.now(),
-    /// document.readyState is "complete" (1 or 0), location.href]`: the page as the monitor and
-    /// the tracker read it, in one call.
+    /// document.readyState is "complete" (1 or 0), location.href, navigator.onLine (1 or 0)]`:
+    /// the page as the transport, the monitor and the tracker read it, in one call.
     #[wasm_bindgen(js_name = vigilPageState)]
     pub fn page_state() -> js_sys::Array;
+}
+
+/// `navigator.onLine`; true when the browser does not say.
+pub fn online() -> bool {
+    num_at(&page_state(), 6) > 0.0
 }
 
 /// The page's URL (`location.href`), "" outside a page.

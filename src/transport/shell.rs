@@ -72,7 +72,7 @@ pub type Route = (String, &'static str);
 /// Creates the transport, restores what the last page left undelivered and starts sending it.
 /// Error envelopes go to `url` as [`TEXT`], metric exports to `metrics`.
 pub fn create(url: String, metrics: Route, storage_key: String, config: Config) -> Shared {
-    let online = crate::runtime::window().is_none_or(|w| w.navigator().on_line());
+    let online = crate::runtime::telemetry::online();
     let shared: Shared = Rc::new(RefCell::new(Inner {
         machine: Machine::new(config, online),
         url,
