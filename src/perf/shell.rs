@@ -291,9 +291,14 @@ fn listen(shared: &Shared) {
             },
         ));
     }
-    if let Some(document) = window.document() {
-        let weak = Rc::downgrade(shared);
-        listeners.push(Listener::new(&document, "visibilitychange", move |_| {
+    // `visibilitychange` is fired at the document and bubbles to the window; listening on the
+    // window in the capture phase sees it before any listener of the page can stop it.
+    let weak = Rc::downgrade(shared);
+    listeners.push(Listener::new_with_options(
+        &window,
+        "visibilitychange",
+        crate::runtime::guards::ListenerOptions::capture(),
+        move |_| {
             let Some(s) = weak.upgrade() else { return };
             let (_, _, is_hidden, _) = state();
             if is_hidden {
@@ -301,26 +306,26 @@ fn listen(shared: &Shared) {
             } else {
                 s.borrow_mut().monitor.visible();
             }
-        }));
-        // `document.readyState` is "complete": the navigation entry is final.
-        if num_at(&page_state(), 4) > 0.0 {
-            read_navigation(shared);
-        } else {
-            let weak = Rc::downgrade(shared);
-            let load = Listener::new(&window, "load", move |_| {
-                let Some(s) = weak.upgrade() else { return };
-                // `loadEventEnd` is set once the load handlers have run.
-                let w = Rc::downgrade(&s);
-                let t = Timeout::new(0, move || {
-                    let Some(s) = w.upgrade() else { return };
-                    read_navigation(&s);
-                    let load = s.borrow_mut().load.take();
-                    drop(load);
-                });
-                s.borrow_mut().after_load = Some(t);
+        },
+    ));
+    // `document.readyState` is "complete": the navigation entry is final.
+    if num_at(&page_state(), 4) > 0.0 {
+        read_navigation(shared);
+    } else {
+        let weak = Rc::downgrade(shared);
+        let load = Listener::new(&window, "load", move |_| {
+            let Some(s) = weak.upgrade() else { return };
+            // `loadEventEnd` is set once the load handlers have run.
+            let w = Rc::downgrade(&s);
+            let t = Timeout::new(0, move || {
+                let Some(s) = w.upgrade() else { return };
+                read_navigation(&s);
+                let load = s.borrow_mut().load.take();
+                drop(load);
             });
-            shared.borrow_mut().load = Some(load);
-        }
+            s.borrow_mut().after_load = Some(t);
+        });
+        shared.borrow_mut().load = Some(load);
     }
     let mut i = shared.borrow_mut();
     i.listeners = listeners;
