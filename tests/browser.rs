@@ -59,6 +59,65 @@ fn assert_all_zero() {
     }
 }
 
+/// Listeners are passive (a callback cannot cancel the event) and bubble unless asked to
+/// capture; a capture listener on a parent hears the event before the child's own listeners,
+/// and dropping it removes it from the capture phase.
+#[wasm_bindgen_test]
+fn listeners_are_passive_and_capture_ones_come_first() {
+    let parent: web_sys::Element = document().create_element("div").unwrap();
+    let child = document().create_element("span").unwrap();
+    parent.append_child(&child).unwrap();
+    js_sys::eval("window.__order = []").unwrap();
+    let child_own: js_sys::Function = js_sys::Function::new_no_args("window.__order.push('child')");
+    child
+        .add_event_listener_with_callback("poke", &child_own)
+        .unwrap();
+    let log = |who: &'static str| {
+        move |e: &web_sys::Event| {
+            e.prevent_default(); // ignored: the listener is passive
+            js_sys::eval(&format!("window.__order.push('{who}')")).unwrap();
+        }
+    };
+    let bubbling = Listener::new(&parent, "poke", log("bubble"));
+    let capturing = vigil::runtime::guards::Listener::new_with_options(
+        &parent,
+        "poke",
+        vigil::runtime::guards::ListenerOptions::capture(),
+        log("capture"),
+    );
+    let poke = || {
+        let init = web_sys::EventInit::new();
+        init.set_bubbles(true);
+        init.set_cancelable(true);
+        let event = web_sys::Event::new_with_event_init_dict("poke", &init).unwrap();
+        let not_cancelled = child.dispatch_event(&event).unwrap();
+        assert!(not_cancelled && !event.default_prevented(), "passive");
+    };
+    poke();
+    assert_eq!(
+        js_sys::eval("window.__order.join()")
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "capture,child,bubble"
+    );
+    drop(capturing);
+    drop(bubbling);
+    js_sys::eval("window.__order = []").unwrap();
+    poke();
+    assert_eq!(
+        js_sys::eval("window.__order.join()")
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "child"
+    );
+    child
+        .remove_event_listener_with_callback("poke", &child_own)
+        .unwrap();
+    assert_all_zero();
+}
+
 #[wasm_bindgen_test]
 fn dropping_a_listener_removes_it() {
     let target: web_sys::EventTarget = document().create_element("div").unwrap().into();

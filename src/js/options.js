@@ -3,6 +3,9 @@
 // `error::millis` for milliseconds): every error is a TypeError "name: expected …, got …", and
 // the browser tests check them by name. The Rust side gets a
 // flat array of plain values and keeps the decisions (DSN parsing, health bounds, backoff).
+//
+// Also the one call every variant makes, `vigilListen` (at the end): the snippet every feature
+// shares. A bundler keeps only what a variant imports by name (`vigil/core` takes only it).
 
 const kind = (v) =>
   v === null ? "null"
@@ -178,4 +181,9 @@ export function vigilVoiceOptions(o) {
     throw bad("audio", "a boolean or MediaTrackConstraints", kind(audio));
   }
   return [url.href, element, label, session, audio, millis(o, "connectTimeoutMs", 15000, 1)];
+}
+
+/** `addEventListener` with `{ capture, passive: true }` (runtime/guards.rs `Listener`). */
+export function vigilListen(target, type, callback, capture) {
+  target.addEventListener(type, callback, { capture, passive: true });
 }

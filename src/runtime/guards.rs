@@ -63,14 +63,12 @@ impl RawListener {
         callback: TickFn,
     ) -> Self {
         let callback: Tick = Closure::wrap(callback);
-        let add = web_sys::AddEventListenerOptions::new();
-        add.set_capture(options.capture);
-        add.set_passive(true);
         // A target that is not an `EventTarget` (a page's mistake) throws: nothing to undo.
-        let _ = target.unchecked_ref::<Target>().add_listener(
+        let _ = add_listener(
+            target,
             &event_type,
             callback.as_ref().unchecked_ref(),
-            &add,
+            options.capture,
         );
         Self {
             target: target.clone(),
@@ -91,18 +89,24 @@ impl Drop for RawListener {
     }
 }
 
-// `addEventListener` and `removeEventListener` with the type as a JS value (web-sys's take `&str`).
-#[wasm_bindgen]
+// `addEventListener(type, callback, { capture, passive: true })` in one call (the options object
+// made in JS, not by three web-sys imports).
+#[wasm_bindgen(module = "/src/js/options.js")]
 extern "C" {
-    /// An `EventTarget`, for the two calls below.
-    type Target;
-    #[wasm_bindgen(method, catch, js_name = addEventListener)]
+    #[wasm_bindgen(catch, js_name = vigilListen)]
     fn add_listener(
-        this: &Target,
+        target: &EventTarget,
         event_type: &JsValue,
         callback: &js_sys::Function,
-        options: &web_sys::AddEventListenerOptions,
+        capture: bool,
     ) -> Result<(), JsValue>;
+}
+
+// `removeEventListener` with the type as a JS value (web-sys's takes `&str`).
+#[wasm_bindgen]
+extern "C" {
+    /// An `EventTarget`, for the call below.
+    type Target;
     #[wasm_bindgen(method, catch, js_name = removeEventListener)]
     fn remove_listener(
         this: &Target,
