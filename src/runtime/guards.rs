@@ -89,6 +89,15 @@ impl Drop for RawListener {
     }
 }
 
+// `observe` with any options object (web-sys's takes its typed init dictionary).
+#[wasm_bindgen]
+extern "C" {
+    /// A `PerformanceObserver`, for the call below.
+    type AnyObserver;
+    #[wasm_bindgen(method, catch)]
+    fn observe(this: &AnyObserver, options: &JsValue) -> Result<(), JsValue>;
+}
+
 // `addEventListener(type, callback, { capture, passive: true })` in one call (the options object
 // made in JS, not by three web-sys imports).
 #[wasm_bindgen(module = "/src/js/options.js")]
@@ -499,9 +508,9 @@ impl Observer {
 
     /// `observer.observe(options)`, e.g. `{ type: "layout-shift", buffered: true }`.
     pub fn observe(&self, options: &JsValue) -> Result<(), JsValue> {
-        let observe: js_sys::Function =
-            js_sys::Reflect::get(&self.observer, &"observe".into())?.dyn_into()?;
-        observe.call1(&self.observer, options).map(drop)
+        self.observer
+            .unchecked_ref::<AnyObserver>()
+            .observe(options)
     }
 
     /// The observer, for `takeRecords()`.
