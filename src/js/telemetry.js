@@ -250,9 +250,12 @@ export function vigilEvent(id, level, environment, release, version, tags, conte
 
 const PERF_KINDS = ["largest-contentful-paint", "layout-shift", "event", "first-input", "paint",
   "navigation", "longtask", "resource"];
+// `observe()` options for every entry type the monitor reads and the browser supports: buffered,
+// and event timing from 40 ms (the INP threshold `web-vitals` uses).
 export function vigilPerfTypes() {
   const s = (typeof PerformanceObserver !== "undefined" && PerformanceObserver.supportedEntryTypes) || [];
-  return PERF_KINDS.filter((k) => k !== "navigation" && s.includes(k));
+  return PERF_KINDS.filter((k) => k !== "navigation" && s.includes(k)).map((type) =>
+    type === "event" ? { type, buffered: true, durationThreshold: 40 } : { type, buffered: true });
 }
 function navEntry(e) {
   return [5, e.activationStart || 0, e.domainLookupStart, e.domainLookupEnd, e.connectStart,

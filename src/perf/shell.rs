@@ -20,6 +20,7 @@ use crate::transport::{machine::Category, shell as transport};
 
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
+    /// `observe()` options (`{ type, buffered, durationThreshold? }`) for each entry type.
     #[wasm_bindgen(js_name = vigilPerfTypes)]
     fn supported_types() -> js_sys::Array;
     #[wasm_bindgen(js_name = vigilPerfRead)]
@@ -246,13 +247,7 @@ fn observe(shared: &Shared) {
     }) else {
         return; // no PerformanceObserver: nothing to measure
     };
-    for kind in supported_types().iter() {
-        let options = js_sys::Object::new();
-        crate::runtime::set_own(&options, "type", &kind);
-        crate::runtime::set_own(&options, "buffered", &JsValue::TRUE);
-        if kind.as_string().as_deref() == Some("event") {
-            crate::runtime::set_number(&options, "durationThreshold", 40.0);
-        }
+    for options in supported_types().iter() {
         let _ = observer.observe(&options);
     }
     shared.borrow_mut().observer = Some(observer);
