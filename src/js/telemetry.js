@@ -94,6 +94,13 @@ export function vigilLoadQueue(key) {
 // --- transport/shell.rs: the send ------------------------------------------------------------
 
 // What it resolves to is documented at its import in transport/shell.rs.
+/** `[promise, resolve]` for `flush(timeoutMs)` (transport/shell.rs). */
+export function vigilDeferred() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return [promise, resolve];
+}
+
 export function vigilPost(url, type, body, keepalive) {
   const init = { method: "POST", body, keepalive, headers: { "Content-Type": type } };
   try {

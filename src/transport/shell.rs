@@ -119,11 +119,11 @@ pub fn stats(shared: &Shared) -> Stats {
 
 /// A promise of `true` once everything queued was acknowledged, `false` after `timeout_ms`.
 pub fn flush(shared: &Shared, timeout_ms: u32) -> js_sys::Promise {
-    let mut resolve_fn = None;
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
-    let Some(resolve) = resolve_fn else {
-        return promise;
-    };
+    // `[promise, resolve]` made in JS: no borrowed executor closure (the last closure type
+    // besides `Tick` in the telemetry build).
+    let pair = js_deferred();
+    let promise: js_sys::Promise = pair.get(0).unchecked_into();
+    let resolve: js_sys::Function = pair.get(1).unchecked_into();
     let settled = shared.borrow().machine.is_settled();
     if settled {
         let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
@@ -267,6 +267,9 @@ pub const TEXT: &str = "text/plain;charset=UTF-8";
 extern "C" {
     #[wasm_bindgen(js_name = vigilPost)]
     fn js_post(url: &str, content_type: &str, body: &JsValue, keepalive: bool) -> js_sys::Promise;
+    /// `[promise, resolve]`: a promise and the function that settles it.
+    #[wasm_bindgen(js_name = vigilDeferred)]
+    fn js_deferred() -> js_sys::Array;
 }
 
 /// Writes `[[category, body], …]` of every undelivered envelope to `localStorage` (or removes
