@@ -617,6 +617,36 @@ async fn dispose_all_closes_a_connecting_websocket_service() {
     assert_all_zero();
 }
 
+/// `connect()` calls waiting at once are bounded: past 64 the next is rejected at once, and
+/// the ones waiting are rejected when the service is disposed.
+#[wasm_bindgen_test]
+async fn waiting_connect_calls_are_bounded() {
+    let ws = vigil::WebSocketService::new(ws_options("")).unwrap();
+    let waiting: Vec<js_sys::Promise> = (0..vigil::runtime::waiters::MAX_WAITERS)
+        .map(|_| ws.connect().unwrap())
+        .collect();
+    let refused = ws.connect().unwrap();
+    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(refused)
+        .await
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(
+        String::from(err.message()),
+        "too many connect() calls are waiting"
+    );
+    ws.dispose();
+    for p in waiting {
+        let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .unwrap_err()
+            .dyn_into()
+            .unwrap();
+        assert!(String::from(err.message()).contains("disposed"));
+    }
+    assert_all_zero();
+}
+
 #[wasm_bindgen_test]
 fn websocket_options_are_checked_by_name() {
     for (options, name) in [

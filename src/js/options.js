@@ -187,3 +187,10 @@ export function vigilVoiceOptions(o) {
 export function vigilListen(target, type, callback, capture) {
   target.addEventListener(type, callback, { capture, passive: true });
 }
+
+/** `[promise, resolve, reject]`: a `connect()` waiting (runtime/waiters.rs; WebSocket, voice). */
+export function vigilWaiter() {
+  let resolve, reject;
+  const promise = new Promise((yes, no) => { resolve = yes; reject = no; });
+  return [promise, resolve, reject];
+}

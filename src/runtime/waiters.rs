@@ -4,6 +4,14 @@
 
 use crate::prelude::*;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    /// `[promise, resolve, reject]`.
+    #[wasm_bindgen(js_name = vigilWaiter)]
+    fn js_waiter() -> js_sys::Array;
+}
 
 /// The most promises one [`Waiters`] holds; more are rejected at once.
 pub const MAX_WAITERS: usize = 64;
@@ -21,21 +29,21 @@ impl Waiters {
     /// A new promise waiting here. Past [`MAX_WAITERS`] it is rejected at once, with an `Error`
     /// saying `too many {what} calls are waiting`.
     pub fn wait(&mut self, what: &str) -> js_sys::Promise {
-        let mut slot = None;
-        let promise = js_sys::Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-        if let Some((resolve, reject)) = slot {
-            if self.0.len() >= MAX_WAITERS {
-                let e = js_sys::Error::new(&crate::text::concat(&[
-                    "too many ",
-                    what,
-                    " calls are waiting",
-                ]));
-                let _ = reject.call1(&JsValue::UNDEFINED, &e);
-            } else {
-                self.0.push((resolve, reject));
-            }
+        // Made in JS: no borrowed executor closure (a closure type besides `guards::Tick`).
+        let parts = js_waiter();
+        let (resolve, reject): (js_sys::Function, js_sys::Function) =
+            (parts.get(1).unchecked_into(), parts.get(2).unchecked_into());
+        if self.0.len() >= MAX_WAITERS {
+            let e = js_sys::Error::new(&crate::text::concat(&[
+                "too many ",
+                what,
+                " calls are waiting",
+            ]));
+            let _ = reject.call1(&JsValue::UNDEFINED, &e);
+        } else {
+            self.0.push((resolve, reject));
         }
-        promise
+        parts.get(0).unchecked_into()
     }
 
     /// Takes every waiting promise out.
