@@ -763,6 +763,57 @@ fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
     assert_all_zero();
 }
 
+/// A cleanup manager with room for only some of `Vigil.start`'s services refuses the start with
+/// an `Error`, and whatever the start had made is released again.
+#[wasm_bindgen_test]
+fn a_full_cleanup_manager_refuses_start_and_leaves_nothing() {
+    let noop = js_sys::Function::new_no_args("");
+    let held: Vec<vigil::Subscription> = (0..vigil::runtime::manager::MAX_ENTRIES - 2)
+        .map(|_| vigil::on_dispose(noop.clone(), 0).unwrap())
+        .collect();
+    let before: Vec<f64> = [
+        "listeners",
+        "intervals",
+        "timeouts",
+        "observers",
+        "consolePatches",
+    ]
+    .iter()
+    .map(|k| js_count(k))
+    .collect();
+    let err: js_sys::Error = vigil::Vigil::start(vigil_options(""))
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert!(
+        String::from(err.message()).contains("cleanup manager holds"),
+        "{}",
+        String::from(err.message())
+    );
+    let after: Vec<f64> = [
+        "listeners",
+        "intervals",
+        "timeouts",
+        "observers",
+        "consolePatches",
+    ]
+    .iter()
+    .map(|k| js_count(k))
+    .collect();
+    assert_eq!(after, before, "the refused start left nothing behind");
+    assert_eq!(
+        js_count("services"),
+        held.len() as f64,
+        "only the page's own entries"
+    );
+    assert!(vigil::Vigil::current().is_none());
+    for s in held {
+        s.unsubscribe();
+    }
+    assert_all_zero();
+    let _ = window().local_storage().unwrap().unwrap().clear();
+}
+
 #[wasm_bindgen_test]
 fn vigil_start_patches_once_and_dispose_restores_everything() {
     let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).unwrap();
