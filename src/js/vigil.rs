@@ -139,9 +139,9 @@ fn register(
     entries: &mut [Option<EntryId>; 4],
     at: usize,
     priority: i32,
-    service: Rc<dyn Service>,
+    service: impl Service + 'static,
 ) -> Result<(), JsValue> {
-    match manager::register(priority, service) {
+    match manager::register(priority, Rc::new(service)) {
         Ok(r) => {
             entries[at] = Some(r.hand_over());
             Ok(())
@@ -185,14 +185,12 @@ impl Vigil {
             monitor: Weak::new(),
             entries: [None; 4],
         };
-        // Registered together below (one error path): `(slot in entries, priority, service)`.
-        let mut services: Vec<(usize, i32, Rc<dyn Service>)> =
-            vec![(3, priority::TRANSPORT, Rc::new(service))];
+        register(&mut vigil.entries, 3, priority::TRANSPORT, service)?;
         #[cfg(feature = "errors")]
         {
             let service = tracker::start(tracker_settings, Rc::clone(&transport));
             vigil.tracker = service.downgrade();
-            services.push((2, priority::DEFAULT, Rc::new(service)));
+            register(&mut vigil.entries, 2, priority::DEFAULT, service)?;
         }
         #[cfg(feature = "perf")]
         {
@@ -204,7 +202,7 @@ impl Vigil {
             };
             let service = perf_shell::start(settings, Rc::clone(&transport));
             vigil.monitor = service.downgrade();
-            services.push((1, priority::MONITOR, Rc::new(service)));
+            register(&mut vigil.entries, 1, priority::MONITOR, service)?;
         }
         if let Some(interval_ms) = common.health_interval_ms {
             let settings = telemetry::Settings {
@@ -215,10 +213,7 @@ impl Vigil {
                 interval_ms,
             };
             let service = telemetry::start(settings, transport);
-            services.push((0, priority::HEALTH, Rc::new(service)));
-        }
-        for (slot, priority, service) in services {
-            register(&mut vigil.entries, slot, priority, service)?;
+            register(&mut vigil.entries, 0, priority::HEALTH, service)?;
         }
         CURRENT.with(|c| *c.borrow_mut() = Some(vigil.clone()));
         static ONCE: crate::runtime::local::Once = crate::runtime::local::Once::new();
