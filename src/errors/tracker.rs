@@ -298,7 +298,7 @@ extern "C" {
     #[wasm_bindgen(js_name = vigilEvent)]
     fn js_event(
         id: &JsValue,
-        level: &str,
+        level: &JsValue,
         environment: &str,
         release: Option<&str>,
         version: &str,
@@ -422,22 +422,22 @@ pub fn capture_exception(
     set(&exception, "values", &values);
     let level = hint
         .map(|h| get(h, "level"))
-        .and_then(|l| l.as_string())
-        .unwrap_or_else(|| "error".into());
+        .filter(JsValue::is_string)
+        .unwrap_or_else(|| JsValue::from_str("error"));
     let (id, event) = base_event(shared, &level, hint);
     set(&event, "exception", &exception);
     finish(shared, id, event, signature)
 }
 
 /// Captures a message at `level`; returns the event id (a JS string).
-pub fn capture_message(shared: &Shared, message: &str, level: &str) -> JsValue {
+pub fn capture_message(shared: &Shared, message: &str, level: &JsValue) -> JsValue {
     let (id, event) = base_event(shared, level, None);
     set(&event, "message", &message.into());
     finish(shared, id, event, Signature::message(message))
 }
 
 /// A new event id (a JS string) and the event object under it.
-fn base_event(shared: &Shared, level: &str, hint: Option<&JsValue>) -> (JsValue, JsValue) {
+fn base_event(shared: &Shared, level: &JsValue, hint: Option<&JsValue>) -> (JsValue, JsValue) {
     let id = random_js_id();
     let i = shared.borrow();
     let event = js_event(

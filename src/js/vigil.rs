@@ -313,7 +313,7 @@ impl Vigil {
     ) -> Result<JsValue, JsValue> {
         let s = self.live()?;
         if let Some(level) = get_prop(&hint, "level") {
-            check_level(&level)?;
+            check_level(level)?;
         }
         let hint = hint.is_object().then_some(&hint);
         Ok(tracker::capture_exception(
@@ -333,9 +333,9 @@ impl Vigil {
     ) -> Result<JsValue, JsValue> {
         let s = self.live()?;
         let level = if level.is_undefined() {
-            "info".to_owned()
+            JsValue::from_str("info")
         } else {
-            check_level(&level)?
+            check_level(level)?
         };
         Ok(tracker::capture_message(&s, &message, &level))
     }
@@ -468,13 +468,14 @@ fn get_prop(target: &JsValue, key: &str) -> Option<JsValue> {
 }
 
 #[cfg(feature = "errors")]
-fn check_level(level: &JsValue) -> Result<String, JsValue> {
+/// `level` itself when it is one of [`tracker::LEVELS`].
+fn check_level(level: JsValue) -> Result<JsValue, JsValue> {
     match level.as_string() {
-        Some(l) if tracker::LEVELS.contains(&l.as_str()) => Ok(l),
+        Some(l) if tracker::LEVELS.contains(&l.as_str()) => Ok(level),
         _ => Err(VigilError::BadArgument {
             name: "level",
             expected: "fatal, error, warning, info or debug",
-            got: crate::options::type_name(level),
+            got: crate::options::type_name(&level),
         }
         .into()),
     }
