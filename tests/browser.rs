@@ -50,6 +50,16 @@ fn js_count(name: &str) -> f64 {
         .unwrap()
 }
 
+/// The message of the `Error` that `promise` rejects with (the test fails if it resolves).
+async fn rejection(promise: js_sys::Promise) -> String {
+    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect_err("the promise rejects")
+        .dyn_into()
+        .expect("with an Error");
+    err.message().into()
+}
+
 fn assert_all_zero() {
     assert!(counts().is_zero(), "resources left: {:?}", counts());
     let obj = js_resources();
@@ -67,7 +77,9 @@ fn listeners_are_passive_and_capture_ones_come_first() {
     let parent: web_sys::Element = document().create_element("div").unwrap();
     let child = document().create_element("span").unwrap();
     parent.append_child(&child).unwrap();
-    js_sys::eval("window.__order = []").unwrap();
+    // The page's own listener, added as a page adds it (no guard: this is the page's code, not
+    // the runtime's). It holds no Rust closure, is removed at the end, and the detached element
+    // goes with the test.
     let child_own: js_sys::Function = js_sys::Function::new_no_args("window.__order.push('child')");
     child
         .add_event_listener_with_callback("poke", &child_own)
@@ -85,33 +97,24 @@ fn listeners_are_passive_and_capture_ones_come_first() {
         vigil::runtime::guards::ListenerOptions::capture(),
         log("capture"),
     );
-    let poke = || {
+    // Dispatches a cancelable, bubbling `poke` on the child; the order the listeners heard it.
+    let poke = || -> String {
+        js_sys::eval("window.__order = []").unwrap();
         let init = web_sys::EventInit::new();
         init.set_bubbles(true);
         init.set_cancelable(true);
         let event = web_sys::Event::new_with_event_init_dict("poke", &init).unwrap();
         let not_cancelled = child.dispatch_event(&event).unwrap();
         assert!(not_cancelled && !event.default_prevented(), "passive");
-    };
-    poke();
-    assert_eq!(
         js_sys::eval("window.__order.join()")
             .unwrap()
             .as_string()
-            .unwrap(),
-        "capture,child,bubble"
-    );
+            .unwrap()
+    };
+    assert_eq!(poke(), "capture,child,bubble");
     drop(capturing);
     drop(bubbling);
-    js_sys::eval("window.__order = []").unwrap();
-    poke();
-    assert_eq!(
-        js_sys::eval("window.__order.join()")
-            .unwrap()
-            .as_string()
-            .unwrap(),
-        "child"
-    );
+    assert_eq!(poke(), "child");
     child
         .remove_event_listener_with_callback("poke", &child_own)
         .unwrap();
@@ -568,13 +571,8 @@ async fn websocket_service_gives_up_after_max_attempts_and_leaves_nothing() {
     let stats = ws.stats().unwrap();
     assert_eq!(js_sys::Reflect::get(&stats, &"queued".into()).unwrap(), 1);
 
-    let result = wasm_bindgen_futures::JsFuture::from(ws.connect().unwrap()).await;
-    let err: js_sys::Error = result.unwrap_err().dyn_into().unwrap();
-    assert!(
-        String::from(err.message()).contains("maxAttempts"),
-        "{:?}",
-        err.message()
-    );
+    let message = rejection(ws.connect().unwrap()).await;
+    assert!(message.contains("maxAttempts"), "{message}");
     assert_eq!(ws.state(), "failed");
     // A state is reported when it changes: each retry stays "reconnecting".
     assert_eq!(*states.borrow(), ["connecting", "reconnecting", "failed"]);
@@ -606,12 +604,7 @@ async fn dispose_all_closes_a_connecting_websocket_service() {
     assert_eq!(js_count("sockets"), 1.0);
     assert_eq!(js_count("timeouts"), 1.0, "the connect timeout");
     vigil::dispose_all();
-    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(pending)
-        .await
-        .unwrap_err()
-        .dyn_into()
-        .unwrap();
-    assert!(String::from(err.message()).contains("disposed"));
+    assert!(rejection(pending).await.contains("disposed"));
     assert_all_zero();
     TimeoutFuture::new(50).await;
     assert_all_zero();
@@ -625,24 +618,13 @@ async fn waiting_connect_calls_are_bounded() {
     let waiting: Vec<js_sys::Promise> = (0..vigil::runtime::waiters::MAX_WAITERS)
         .map(|_| ws.connect().unwrap())
         .collect();
-    let refused = ws.connect().unwrap();
-    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(refused)
-        .await
-        .unwrap_err()
-        .dyn_into()
-        .unwrap();
     assert_eq!(
-        String::from(err.message()),
+        rejection(ws.connect().unwrap()).await,
         "too many connect() calls are waiting"
     );
     ws.dispose();
     for p in waiting {
-        let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(p)
-            .await
-            .unwrap_err()
-            .dyn_into()
-            .unwrap();
-        assert!(String::from(err.message()).contains("disposed"));
+        assert!(rejection(p).await.contains("disposed"));
     }
     assert_all_zero();
 }
@@ -699,16 +681,27 @@ fn vigil_options(extra: &str) -> JsValue {
     js_sys::eval(&format!("({{ dsn: 'http://dev@127.0.0.1:9/1' {extra} }})")).unwrap()
 }
 
+/// A runtime whose `beforeSend` keeps every event in `window.__events` (emptied first) and drops
+/// it, so nothing is sent; `extra` adds options. Read the events with [`kept_events`].
+fn vigil_keeping_events(extra: &str) -> vigil::Vigil {
+    js_sys::eval("window.__events = []").unwrap();
+    vigil::Vigil::start(vigil_options(&format!(
+        "{extra}, beforeSend: (e) => {{ window.__events.push(e); return null; }}"
+    )))
+    .unwrap()
+}
+
+/// The events a [`vigil_keeping_events`] runtime kept, oldest first.
+fn kept_events() -> js_sys::Array {
+    js_sys::eval("window.__events").unwrap().unchecked_into()
+}
+
 /// The global handlers: a script error (with its error, or only a message as a cross-origin
 /// script gives) and an unhandled rejection are captured; an `error` event that is not an
 /// `ErrorEvent` (a resource that failed to load) is not.
 #[wasm_bindgen_test]
 fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
-    js_sys::eval("window.__global = []").unwrap();
-    let v = vigil::Vigil::start(vigil_options(
-        ", beforeSend: (e) => { window.__global.push(e); return null; }",
-    ))
-    .unwrap();
+    let v = vigil_keeping_events("");
     js_sys::eval(
         "window.dispatchEvent(new Event('error'));
          window.dispatchEvent(new ErrorEvent('error', { message: 'Script error.' }));
@@ -719,7 +712,7 @@ fn global_errors_and_rejections_are_captured_and_resource_errors_are_not() {
            { promise: p, reason: new RangeError('late') }));",
     )
     .unwrap();
-    let events: js_sys::Array = js_sys::eval("window.__global").unwrap().unchecked_into();
+    let events = kept_events();
     let seen: Vec<(String, String, String)> = events
         .iter()
         .map(|e| {
@@ -771,16 +764,19 @@ fn a_full_cleanup_manager_refuses_start_and_leaves_nothing() {
     let held: Vec<vigil::Subscription> = (0..vigil::runtime::manager::MAX_ENTRIES - 2)
         .map(|_| vigil::on_dispose(noop.clone(), 0).unwrap())
         .collect();
-    let before: Vec<f64> = [
-        "listeners",
-        "intervals",
-        "timeouts",
-        "observers",
-        "consolePatches",
-    ]
-    .iter()
-    .map(|k| js_count(k))
-    .collect();
+    let counts = || -> Vec<f64> {
+        [
+            "listeners",
+            "intervals",
+            "timeouts",
+            "observers",
+            "consolePatches",
+        ]
+        .iter()
+        .map(|k| js_count(k))
+        .collect()
+    };
+    let before = counts();
     let err: js_sys::Error = vigil::Vigil::start(vigil_options(""))
         .unwrap_err()
         .dyn_into()
@@ -790,17 +786,7 @@ fn a_full_cleanup_manager_refuses_start_and_leaves_nothing() {
         "{}",
         String::from(err.message())
     );
-    let after: Vec<f64> = [
-        "listeners",
-        "intervals",
-        "timeouts",
-        "observers",
-        "consolePatches",
-    ]
-    .iter()
-    .map(|k| js_count(k))
-    .collect();
-    assert_eq!(after, before, "the refused start left nothing behind");
+    assert_eq!(counts(), before, "the refused start left nothing behind");
     assert_eq!(
         js_count("services"),
         held.len() as f64,
@@ -916,18 +902,14 @@ fn vigil_reads_hostile_values_without_throwing() {
         console_crumbs, ["Symbol(s) 2"; 2],
         "both calls reached the hook"
     );
-    js_sys::eval("window.__events = []").unwrap();
     v.dispose();
-    let v = vigil::Vigil::start(vigil_options(
-        ", beforeSend: (e) => { window.__events.push(e); return null; }",
-    ))
-    .unwrap();
+    let v = vigil_keeping_events("");
     v.set_tag("k".into(), symbol).unwrap();
     let throwing = js_sys::eval("({ toString() { throw new Error('no'); } })").unwrap();
     v.set_tag("t".into(), throwing).unwrap();
     v.capture_message("tagged".into(), JsValue::UNDEFINED)
         .unwrap();
-    let event = js_sys::eval("window.__events[0]").unwrap();
+    let event = kept_events().get(0);
     assert_eq!(
         at(&event, "tags.k").as_string().as_deref(),
         Some("Symbol(s)")
@@ -946,7 +928,7 @@ fn vigil_reads_hostile_values_without_throwing() {
     v.set_tag("k".into(), JsValue::NULL).unwrap();
     v.capture_message("with context".into(), JsValue::UNDEFINED)
         .unwrap();
-    let event = js_sys::eval("window.__events[1]").unwrap();
+    let event = kept_events().get(1);
     assert_eq!(
         at(&event, "contexts.device.model").as_string().as_deref(),
         Some("k1")
@@ -960,7 +942,7 @@ fn vigil_reads_hostile_values_without_throwing() {
     v.set_context("device".into(), JsValue::NULL).unwrap();
     v.capture_message("without".into(), JsValue::UNDEFINED)
         .unwrap();
-    let event = js_sys::eval("window.__events[2]").unwrap();
+    let event = kept_events().get(2);
     assert!(
         at(&event, "contexts.device").is_undefined(),
         "null removes a context"
@@ -1054,11 +1036,7 @@ fn vigil_captures_any_value_and_checks_its_arguments() {
 /// throwing getter or a revoked proxy is read by JS that never throws into the wasm).
 #[wasm_bindgen_test]
 fn vigil_describes_any_thrown_value() {
-    js_sys::eval("window.__events = []").unwrap();
-    let v = vigil::Vigil::start(vigil_options(
-        ", beforeSend: (e) => { window.__events.push(e); return null; }",
-    ))
-    .unwrap();
+    let v = vigil_keeping_events("");
     // (Dedupe drops an event equal to the one before it: no two neighbours are alike.)
     let cases = [
         ("new RangeError('too far')", "RangeError", "too far"),
@@ -1087,7 +1065,7 @@ fn vigil_describes_any_thrown_value() {
         v.capture_exception(js_sys::eval(source).unwrap(), JsValue::UNDEFINED)
             .unwrap();
     }
-    let events: js_sys::Array = js_sys::eval("window.__events").unwrap().unchecked_into();
+    let events = kept_events();
     assert_eq!(events.length() as usize, cases.len());
     for (n, (source, kind, value)) in cases.into_iter().enumerate() {
         let e = events.get(n as u32);
@@ -1113,11 +1091,7 @@ fn vigil_describes_any_thrown_value() {
 /// `src/js/telemetry.js`, the decisions in Rust).
 #[wasm_bindgen_test]
 fn vigil_events_have_the_sentry_shape() {
-    js_sys::eval("window.__events = []").unwrap();
-    let v = vigil::Vigil::start(vigil_options(
-        ", release: 'kiosk@3', beforeSend: (e) => { window.__events.push(e); return null; }",
-    ))
-    .unwrap();
+    let v = vigil_keeping_events(", release: 'kiosk@3'");
     let crumb = js_sys::eval("({ category: 'ui.click', message: 'buy', data: { a: 1 } })").unwrap();
     v.add_breadcrumb(crumb).unwrap();
     v.set_tag("till".into(), "3".into()).unwrap();
@@ -1133,7 +1107,7 @@ fn vigil_events_have_the_sentry_shape() {
         .as_string()
         .unwrap();
     v.capture_message("hello".into(), "warning".into()).unwrap();
-    let events: js_sys::Array = js_sys::eval("window.__events").unwrap().unchecked_into();
+    let events = kept_events();
     assert_eq!(events.length(), 2);
     let e = events.get(0);
     let text = |v: JsValue| v.as_string().unwrap_or_default();
@@ -1716,16 +1690,8 @@ async fn voice_disconnect_while_connecting_rejects_and_leaves_nothing() {
     assert_eq!(v.state(), "connecting");
     assert_eq!(js_count("timeouts"), 1.0, "the connect timeout");
     v.disconnect().unwrap();
-    let err: js_sys::Error = wasm_bindgen_futures::JsFuture::from(pending)
-        .await
-        .unwrap_err()
-        .dyn_into()
-        .unwrap();
-    assert!(
-        String::from(err.message()).ends_with("disconnect() was called"),
-        "{:?}",
-        err.message()
-    );
+    let message = rejection(pending).await;
+    assert!(message.ends_with("disconnect() was called"), "{message}");
     assert_eq!(v.state(), "disconnected");
     v.dispose();
     remove_voice_stub();

@@ -94,7 +94,9 @@ export function vigilLoadQueue(key) {
 // --- transport/shell.rs: the send ------------------------------------------------------------
 
 // What it resolves to is documented at its import in transport/shell.rs.
-/** `[promise, resolve]` for `flush(timeoutMs)` (transport/shell.rs). */
+/** `[promise, resolve]` for `flush(timeoutMs)` (transport/shell.rs). `vigilWaiter` in options.js
+ * is the same with `reject`; this copy exists because calling that one from the telemetry build
+ * would wire it straight into the wasm, and the glue would then import options.js whole. */
 export function vigilDeferred() {
   let resolve;
   const promise = new Promise((r) => { resolve = r; });
