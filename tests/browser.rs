@@ -696,6 +696,35 @@ fn kept_events() -> js_sys::Array {
     js_sys::eval("window.__events").unwrap().unchecked_into()
 }
 
+/// What the last page left in `localStorage` is restored by category name: an entry under a
+/// name this version never writes, or one that is not a pair of strings, is skipped; the copy
+/// written back names the categories as the last page did.
+#[wasm_bindgen_test]
+fn a_restored_queue_keeps_only_the_categories_this_version_writes() {
+    let options = vigil_options(", health: false"); // clears localStorage first
+    let storage = window().local_storage().unwrap().unwrap();
+    let key = "vigil:envelopes:dev@http://127.0.0.1:9/1";
+    storage
+        .set_item(
+            key,
+            r#"[["transaction","t"],["error","e"],["metric","m"],["error",1],"x",["error"]]"#,
+        )
+        .unwrap();
+    let v = vigil::Vigil::start(options).unwrap();
+    let stats = v.stats().unwrap();
+    let count = |name: &str| js_sys::Reflect::get(&stats, &name.into()).unwrap();
+    assert_eq!(
+        (count("eventsQueued"), count("metricsQueued")),
+        (1.into(), 1.into())
+    );
+    // Nothing listens on port 9, so both stay queued and are written back, names and all.
+    assert_eq!(
+        storage.get_item(key).unwrap().as_deref(),
+        Some(r#"[["error","e"],["metric","m"]]"#)
+    );
+    v.dispose();
+}
+
 /// The global handlers: a script error (with its error, or only a message as a cross-origin
 /// script gives) and an unhandled rejection are captured; an `error` event that is not an
 /// `ErrorEvent` (a resource that failed to load) is not.

@@ -74,10 +74,13 @@ export function vigilSave(key, value) {
   } catch (_) { /* no storage, a quota or privacy mode: only the persistent copy is lost */ }
 }
 // The transport's undelivered envelopes, stored as [[category, body], …]; `flat` is
-// [category, body, …] to save and [category, body, UTF-8 bytes, …] when loaded.
+// [category code, body, …] to save and [category code (-1: a name never written), body,
+// UTF-8 bytes, …] when loaded.
+// A category is a code in the wasm (`Category::code`) and its rate-limit name in the copy.
+const CATEGORIES = ["error", "metric"];
 export function vigilSaveQueue(key, flat) {
   const pairs = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([CATEGORIES[flat[i]], flat[i + 1]]);
   vigilSave(key, pairs.length ? JSON.stringify(pairs) : undefined);
 }
 export function vigilLoadQueue(key) {
@@ -85,7 +88,7 @@ export function vigilLoadQueue(key) {
   try {
     const pairs = JSON.parse(vigilLoad(key) ?? "[]");
     if (Array.isArray(pairs)) for (const p of pairs) {
-      if (Array.isArray(p) && typeof p[0] === "string" && typeof p[1] === "string") flat.push(p[0], p[1], utf8Bytes(p[1]));
+      if (Array.isArray(p) && typeof p[0] === "string" && typeof p[1] === "string") flat.push(CATEGORIES.indexOf(p[0]), p[1], utf8Bytes(p[1]));
     }
   } catch (_) { /* unreadable: nothing to restore */ }
   return flat;

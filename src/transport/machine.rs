@@ -37,11 +37,18 @@ impl Category {
         }
     }
 
-    /// The category a persistent copy names; `None` for a name this version never writes.
-    pub fn parse(name: &str) -> Option<Self> {
+    /// Its code in the shell's persistence calls (`js/telemetry.js` maps it to [`Self::as_str`]
+    /// in the stored copy).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The category of a code; `None` for one this version never gives (`-1` from the loader:
+    /// a name it never writes).
+    pub fn from_code(code: f64) -> Option<Self> {
         [Self::Error, Self::Metric]
             .into_iter()
-            .find(|c| c.as_str() == name)
+            .find(|c| c.code() as f64 == code)
     }
 }
 
@@ -469,10 +476,12 @@ mod tests {
     #[test]
     fn categories_read_back_what_they_write_and_nothing_else() {
         for c in [Category::Error, Category::Metric] {
-            assert_eq!(Category::parse(c.as_str()), Some(c));
+            assert_eq!(Category::from_code(f64::from(c.code())), Some(c));
         }
-        for other in ["", "Error", "metrics", "transaction", "error "] {
-            assert_eq!(Category::parse(other), None, "{other:?}");
+        // The codes `js/telemetry.js` maps to and from the stored names, in its order.
+        assert_eq!((Category::Error.code(), Category::Metric.code()), (0, 1));
+        for other in [-1.0, 2.0, 0.5, f64::NAN] {
+            assert_eq!(Category::from_code(other), None, "{other:?}");
         }
     }
 

@@ -279,7 +279,7 @@ fn persist(shared: &Shared) {
     let i = shared.borrow();
     let flat = js_sys::Array::new();
     for e in i.machine.undelivered() {
-        flat.push(&JsValue::from_str(e.category.as_str()));
+        flat.push(&JsValue::from(e.category.code()));
         flat.push(&e.body.text);
     }
     js_save_queue(&i.storage_key, &flat);
@@ -291,7 +291,7 @@ fn restore(key: &str) -> Vec<(Category, Body)> {
     (0..flat.length() / 3)
         .filter_map(|n| {
             Some((
-                Category::parse(&flat.get(3 * n).as_string()?)?,
+                Category::from_code(num_at(&flat, 3 * n))?,
                 Body {
                     text: flat.get(3 * n + 1),
                     bytes: num_at(&flat, 3 * n + 2) as usize,
@@ -302,8 +302,9 @@ fn restore(key: &str) -> Vec<(Category, Body)> {
 }
 
 // The transport's copy in `localStorage`, never throwing (privacy modes, quotas): `flat` is
-// `[category, body, …]`; loading answers `[category, body, bytes, …]`, or `[]` for anything
-// unreadable.
+// `[category code, body, …]` (stored as `[[category name, body], …]`); loading answers
+// `[category code, body, bytes, …]` (code -1 for a name this version never writes), or `[]`
+// for anything unreadable.
 #[wasm_bindgen(module = "/src/js/telemetry.js")]
 extern "C" {
     #[wasm_bindgen(js_name = vigilSaveQueue)]
